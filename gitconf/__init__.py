@@ -1,0 +1,3 @@
+"""gitconf: a Git-backed configuration engine."""
+
+__version__ = "0.1.0"

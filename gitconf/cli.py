@@ -1,0 +1,185 @@
+"""The `gitconf` command: validate, render, explain, diff, serve and demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from gitconf import __version__
+from gitconf.core.compile import compile_fileset
+from gitconf.core.diff import diff_revisions, to_json_report, to_markdown, to_text
+from gitconf.core.explain import explain_config
+from gitconf.core.model import CompiledRevision, FileSet
+from gitconf.core.render import FORMATS, render
+from gitconf.errors import GitconfError, Problem
+from gitconf.git.read import fileset_from_commit, fileset_from_dir, is_url, open_repository, resolve
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"gitconf: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _errors_exit(func: F) -> F:
+    """Turn gitconf's errors into one line on stderr and exit code 2, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GitconfError as exc:
+            _fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def read_fileset(repo: str, ref: str | None) -> FileSet:
+    """The files of --repo: the folder on disk without --ref, else the named commit."""
+    if ref is None and not is_url(repo) and not repo.startswith("file://"):
+        files = fileset_from_dir(repo)
+    else:
+        git_repo = open_repository(repo)
+        files = fileset_from_commit(git_repo, resolve(git_repo, ref or "HEAD"))
+    if "gitconf.yaml" not in files.files:
+        where = f"{repo} at {ref}" if ref else repo
+        raise GitconfError(f"{where}: no gitconf.yaml; is this a gitconf config repository?")
+    return files
+
+
+def compile_or_report(files: FileSet, *, err: bool) -> CompiledRevision:
+    """Compile the files, or print every problem (sorted) and exit 1."""
+    result = compile_fileset(files)
+    if result.revision is None:
+        print_problems(result.problems, err=err)
+        sys.exit(EXIT_INVALID)
+    return result.revision
+
+
+def print_problems(problems: list[Problem], *, err: bool) -> None:
+    """One `path:line:col: message` line per problem."""
+    for problem in problems:
+        click.echo(problem.render(), err=err)
+    click.echo(f"gitconf: {len(problems)} problem(s); nothing of this revision is served", err=True)
+
+
+repo_option = click.option(
+    "--repo",
+    default=".",
+    show_default=True,
+    metavar="PATH|URL",
+    help="The config repository: a folder (read from disk without --ref) or a Git URL.",
+)
+ref_option = click.option(
+    "--ref", default=None, metavar="REF", help="Read this branch, tag or commit from Git."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gitconf")
+def main() -> None:
+    """gitconf: configuration from Git, validated, merged and served."""
+
+
+@main.command()
+@repo_option
+@ref_option
+@_errors_exit
+def validate(repo: str, ref: str | None) -> None:
+    """Check every file, schema and merged config; print each problem as path:line:col."""
+    files = read_fileset(repo, ref)
+    revision = compile_or_report(files, err=False)
+    click.echo(
+        f"ok: {len(revision.services)} service(s) x {len(revision.environments)} environment(s) "
+        f"valid ({files.label})"
+    )
+
+
+def _config(revision: CompiledRevision, env: str, service: str) -> Any:
+    if env not in revision.environments:
+        raise GitconfError(
+            f"unknown environment {env!r}; known: {', '.join(revision.environments)}"
+        )
+    if service not in revision.services:
+        raise GitconfError(f"unknown service {service!r}; known: {', '.join(revision.services)}")
+    return revision.configs[(env, service)]
+
+
+@main.command(name="render")
+@click.argument("env")
+@click.argument("service")
+@repo_option
+@ref_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True)
+@_errors_exit
+def render_cmd(env: str, service: str, repo: str, ref: str | None, fmt: str) -> None:
+    """Print the merged config of SERVICE in ENV."""
+    revision = compile_or_report(read_fileset(repo, ref), err=True)
+    config = _config(revision, env, service)
+    click.echo(render(config.value, fmt).decode(), nl=False)
+
+
+@main.command()
+@click.argument("env")
+@click.argument("service")
+@click.argument("key", required=False)
+@repo_option
+@ref_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_errors_exit
+def explain(env: str, service: str, key: str | None, repo: str, ref: str | None, fmt: str) -> None:
+    """Show where each value of SERVICE in ENV was set (KEY: dotted, e.g. db.pool.max)."""
+    revision = compile_or_report(read_fileset(repo, ref), err=True)
+    config = _config(revision, env, service)
+    entries = explain_config(config, key)
+    if key and not entries:
+        raise GitconfError(f"{env}/{service} has no key {key!r}")
+    if fmt == "json":
+        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"# {env}/{service}: layers {' -> '.join(config.layers)}")
+    for entry in entries:
+        click.echo(f"{entry['key']} = {json.dumps(entry['value'], ensure_ascii=False)}")
+        click.echo(f"    set at    {entry['source']}")
+        for overridden in reversed(entry["overrides"]):
+            click.echo(f"    overrides {overridden}")
+
+
+@main.command()
+@click.argument("base")
+@click.argument("head", required=False)
+@repo_option
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
+@_errors_exit
+def diff(base: str, head: str | None, repo: str, fmt: str) -> None:
+    """Effective config changes from BASE to HEAD (refs; HEAD omitted: the files on disk)."""
+    old = compile_or_report(read_fileset(repo, base), err=True)
+    new = compile_or_report(read_fileset(repo, head), err=True)
+    changes = diff_revisions(old, new)
+    if fmt == "markdown":
+        click.echo(to_markdown(changes, base, head or "working tree"), nl=False)
+    elif fmt == "json":
+        click.echo(to_json_report(changes), nl=False)
+    else:
+        click.echo(to_text(changes), nl=False)
+
+
+def _register_server_commands() -> None:
+    try:
+        from gitconf.server.commands import demo, serve
+    except ImportError:  # the server's dependencies are part of the package; keep the CLI usable
+        return
+    main.add_command(serve)
+    main.add_command(demo)
+
+
+_register_server_commands()

@@ -1,0 +1,148 @@
+"""Two compiled revisions to the effective changes per (environment, service), key by key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, NamedTuple
+
+from gitconf.core.model import CompiledRevision
+from gitconf.core.render import flatten
+
+__all__ = ["ConfigChange", "KeyChange", "diff_revisions", "diff_values", "to_markdown", "to_text"]
+
+Status = Literal["added", "removed", "changed"]
+
+
+class KeyChange(NamedTuple):
+    """One leaf that changed: its dotted key, and its old and new value (None when absent)."""
+
+    key: str
+    status: Status
+    old: Any = None
+    new: Any = None
+
+
+class ConfigChange(NamedTuple):
+    """The changes of one (environment, service)'s effective config."""
+
+    environment: str
+    service: str
+    status: Status
+    keys: tuple[KeyChange, ...]
+
+
+def diff_values(old: Any, new: Any) -> tuple[KeyChange, ...]:
+    """Leaf-by-leaf changes between two configs; lists compare whole."""
+    before = flatten(old, lists=False) if old is not None else {}
+    after = flatten(new, lists=False) if new is not None else {}
+    changes = []
+    for key in sorted(before.keys() | after.keys()):
+        if key not in after:
+            changes.append(KeyChange(key, "removed", before[key], None))
+        elif key not in before:
+            changes.append(KeyChange(key, "added", None, after[key]))
+        elif _canon(before[key]) != _canon(after[key]):
+            changes.append(KeyChange(key, "changed", before[key], after[key]))
+    return tuple(changes)
+
+
+def _canon(value: Any) -> str:
+    # 1 and 1.0 and True compare equal in Python, but not as served JSON.
+    return json.dumps(value, sort_keys=True)
+
+
+def diff_revisions(
+    old: CompiledRevision | None, new: CompiledRevision | None
+) -> list[ConfigChange]:
+    """Every (environment, service) whose effective config differs, in environment order."""
+    old_configs = old.configs if old else {}
+    new_configs = new.configs if new else {}
+    order = list(new.environments if new else ()) + [
+        e for e in (old.environments if old else ()) if not new or e not in new.environments
+    ]
+    changes = []
+    keys = sorted(old_configs.keys() | new_configs.keys(), key=lambda k: (order.index(k[0]), k[1]))
+    for key in keys:
+        before = old_configs[key].value if key in old_configs else None
+        after = new_configs[key].value if key in new_configs else None
+        status: Status = "changed"
+        if key not in old_configs:
+            status = "added"
+        elif key not in new_configs:
+            status = "removed"
+        keys_changed = diff_values(before, after)
+        if keys_changed or status != "changed":
+            changes.append(ConfigChange(key[0], key[1], status, keys_changed))
+    return changes
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def to_text(changes: list[ConfigChange]) -> str:
+    """A plain-text report, one line per changed key."""
+    if not changes:
+        return "no effective changes\n"
+    lines = []
+    for change in changes:
+        lines.append(f"{change.environment}/{change.service} ({change.status})")
+        for key in change.keys:
+            if key.status == "added":
+                lines.append(f"  + {key.key}: {_show(key.new)}")
+            elif key.status == "removed":
+                lines.append(f"  - {key.key}: {_show(key.old)}")
+            else:
+                lines.append(f"  ~ {key.key}: {_show(key.old)} -> {_show(key.new)}")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any, present: bool) -> str:
+    if not present:
+        return ""
+    text = _show(value).replace("|", "\\|")
+    return f"`{text}`"
+
+
+def to_markdown(changes: list[ConfigChange], base: str = "", head: str = "") -> str:
+    """A pull-request comment: a summary line and one table per changed config."""
+    title = "### gitconf: effective configuration changes"
+    if base or head:
+        title += f" ({base} → {head})"
+    if not changes:
+        return f"{title}\n\nNo effective configuration changes.\n"
+    configs = len(changes)
+    keys = sum(len(c.keys) for c in changes)
+    out = [title, "", f"{keys} key(s) in {configs} config(s).", ""]
+    for change in changes:
+        out.append(f"#### `{change.environment}/{change.service}` ({change.status})")
+        out.append("")
+        out.append("| key | before | after |")
+        out.append("|---|---|---|")
+        for key in change.keys:
+            out.append(
+                f"| `{key.key}` | {_cell(key.old, key.status != 'added')} "
+                f"| {_cell(key.new, key.status != 'removed')} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def to_json_report(changes: list[ConfigChange]) -> str:
+    """Machine-readable changes."""
+    return (
+        json.dumps(
+            [
+                {
+                    "environment": c.environment,
+                    "service": c.service,
+                    "status": c.status,
+                    "changes": [k._asdict() for k in c.keys],
+                }
+                for c in changes
+            ],
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )

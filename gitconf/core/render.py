@@ -1,0 +1,89 @@
+"""A merged config as the bytes gitconf serves: JSON, YAML, or flattened `KEY=value` lines."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+from gitconf.core.model import KeyPath, format_path
+
+__all__ = ["FORMATS", "flatten", "render", "to_env", "to_json", "to_yaml"]
+
+FORMATS = ("json", "yaml", "env")
+
+
+def to_json(value: Any) -> bytes:
+    """Pretty JSON with a final newline; key order as merged."""
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def to_yaml(value: Any) -> bytes:
+    """Block-style YAML; strings YAML 1.1 would misread (`yes`, `on`) are quoted."""
+    dumped: str = yaml.dump(
+        value,
+        Dumper=yaml.CSafeDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+    )
+    return dumped.encode()
+
+
+def flatten(value: Any, *, lists: bool = True) -> dict[str, Any]:
+    """Leaves by dotted key path; list items as `key[0]`, or whole lists when lists=False."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, path: KeyPath) -> None:
+        if isinstance(node, dict) and node:
+            for key, child in node.items():
+                walk(child, (*path, key))
+        elif isinstance(node, list) and node and lists:
+            for index, child in enumerate(node):
+                walk(child, (*path, index))
+        else:
+            out[format_path(path)] = node
+
+    walk(value, ())
+    return out
+
+
+_ENV_NAME = re.compile(r"[^A-Za-z0-9]+")
+_ENV_SAFE = re.compile(r"[A-Za-z0-9_./:@%+,-]*\Z")
+
+
+def _env_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    # Only empty dicts and lists reach here: the others were flattened.
+    text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    if _ENV_SAFE.match(text):
+        return text
+    escaped = (
+        text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
+    )
+    return f'"{escaped}"'
+
+
+def to_env(value: Any) -> bytes:
+    """`DB_POOL_MAX=50` lines, one per leaf; values quoted where a shell would need it."""
+    lines = []
+    for path, leaf in flatten(value).items():
+        name = _ENV_NAME.sub("_", path).strip("_").upper()
+        lines.append(f"{name}={_env_value(leaf)}\n")
+    return "".join(lines).encode()
+
+
+def render(value: Any, fmt: str) -> bytes:
+    """The config in one of FORMATS."""
+    if fmt == "json":
+        return to_json(value)
+    if fmt == "yaml":
+        return to_yaml(value)
+    if fmt == "env":
+        return to_env(value)
+    raise ValueError(f"unknown format {fmt!r}")

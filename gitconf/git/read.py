@@ -1,0 +1,124 @@
+"""Read a commit's tree or a plain folder into the FileSet the compile core takes."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+import pygit2
+
+from gitconf.core.layers import is_config_path
+from gitconf.core.model import FileSet
+from gitconf.errors import UsageError
+
+__all__ = ["fileset_from_commit", "fileset_from_dir", "is_url", "open_repository", "resolve"]
+
+_ROOTS = ("gitconf.yaml", "base", "environments", "schemas")
+
+
+def is_url(location: str) -> bool:
+    """Whether --repo names a remote (URL or scp-style) rather than a local path."""
+    if "://" in location:
+        return not location.startswith("file://")
+    head = location.split("/", 1)[0]
+    return ":" in head and "@" in head
+
+
+def open_repository(location: str) -> pygit2.Repository:
+    """Open the repository at a local path, or clone a remote one into a temporary folder."""
+    if is_url(location) or location.startswith("file://"):
+        target = tempfile.mkdtemp(prefix="gitconf-clone-")
+        try:
+            return pygit2.clone_repository(location, target, bare=True)
+        except (pygit2.GitError, ValueError) as exc:
+            raise UsageError(f"cannot clone {location}: {exc}") from exc
+    found = pygit2.discover_repository(location)
+    if found is None:
+        raise UsageError(f"{location} is not inside a Git repository (needed for --ref)")
+    return pygit2.Repository(found)
+
+
+def resolve(repo: pygit2.Repository, ref: str) -> pygit2.Commit:
+    """The commit a branch, remote branch, tag, sha or expression like HEAD~1 names."""
+    candidates = [ref, f"refs/remotes/origin/{ref}"] if "/" not in ref else [ref]
+    for name in candidates:
+        try:
+            obj = repo.revparse_single(name)
+            commit = obj.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            continue
+        return commit
+    raise UsageError(f"unknown ref {ref!r}: no branch, tag or commit of that name")
+
+
+def fileset_from_commit(repo: pygit2.Repository, commit: pygit2.Commit) -> FileSet:
+    """The config files of a commit, with their blob ids; symlinks and submodules noted."""
+    files: dict[str, bytes] = {}
+    oids: dict[str, str] = {}
+    irregular: dict[str, str] = {}
+    stack: list[tuple[str, pygit2.Tree]] = [("", commit.tree)]
+    while stack:
+        prefix, tree = stack.pop()
+        for entry in tree:
+            name = entry.name or ""
+            path = prefix + name
+            if not prefix and name not in _ROOTS:
+                continue
+            if entry.filemode == pygit2.enums.FileMode.TREE:
+                stack.append((path + "/", repo[entry.id].peel(pygit2.Tree)))
+            elif entry.filemode == pygit2.enums.FileMode.LINK:
+                irregular[path] = "symlink"
+            elif entry.filemode == pygit2.enums.FileMode.COMMIT:
+                irregular[path] = "submodule"
+            else:
+                files[path] = repo[entry.id].peel(pygit2.Blob).data
+                oids[path] = str(entry.id)
+    return FileSet(files, oids, irregular, label=f"commit {commit.id}")
+
+
+def fileset_from_dir(root: str | Path) -> FileSet:
+    """The config files of a folder on disk, committed or not."""
+    base = Path(root)
+    if not base.is_dir():
+        raise UsageError(f"{root}: no such folder")
+    files: dict[str, bytes] = {}
+    irregular: dict[str, str] = {}
+    for top in _ROOTS:
+        start = base / top
+        if not os.path.lexists(start):
+            continue
+        if start.is_symlink():
+            irregular[top] = "symlink"
+            continue
+        if start.is_file():
+            files[top] = _read(start)
+            continue
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = Path(dirpath).relative_to(base).as_posix()
+            for name in list(dirnames):
+                full = Path(dirpath, name)
+                if full.is_symlink():
+                    irregular[f"{rel_dir}/{name}"] = "symlink"
+                    dirnames.remove(name)
+                elif (full / ".git").exists():
+                    irregular[f"{rel_dir}/{name}"] = "submodule"
+                    dirnames.remove(name)
+            dirnames.sort()
+            for name in sorted(filenames):
+                rel = f"{rel_dir}/{name}"
+                full = Path(dirpath, name)
+                mode = os.lstat(full).st_mode
+                if stat.S_ISLNK(mode):
+                    irregular[rel] = "symlink"
+                elif stat.S_ISREG(mode) and is_config_path(rel):
+                    files[rel] = _read(full)
+    return FileSet(files, {}, irregular, label=f"folder {base}")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
