@@ -120,7 +120,7 @@ def _check_layout(manifest: Manifest, layout: Layout, schemas: SchemaSet) -> lis
             )
     if manifest.require_schema:
         for service in layout.services:
-            if service not in schemas.paths:
+            if service not in schemas.paths and service not in schemas.broken:
                 first = min(
                     p for (_, name), group in layout.files.items() if name == service for p in group
                 )

@@ -120,7 +120,8 @@ class _Walker:
         if yaml_tag in _GITCONF_TAGS:
             tag = _GITCONF_TAGS[yaml_tag]
             if isinstance(node, ScalarNode):
-                yaml_tag = _PLAIN if node.style is None else _STR
+                # libyaml reports a tagged plain scalar's style as "" (PyYAML's parser: None).
+                yaml_tag = _PLAIN if not node.style else _STR
             else:
                 yaml_tag = _SEQ if isinstance(node, SequenceNode) else _MAP
         if tag == TAG_APPEND and not isinstance(node, SequenceNode):

@@ -31,6 +31,7 @@ class SchemaSet:
     validators: dict[str, Draft202012Validator] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
     trees: dict[str, Node] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)  # services whose schema has problems
 
 
 def _load_document(path: str, data: bytes) -> tuple[Any, Node | None, list[Problem]]:
@@ -81,15 +82,17 @@ def load_schemas(files: Mapping[str, bytes]) -> tuple[SchemaSet, list[Problem]]:
     """Check every file under schemas/ and build one validator per service schema."""
     problems: list[Problem] = []
     loaded: dict[str, tuple[Any, Node | None]] = {}
+    broken: set[str] = set()
     for path in sorted(files):
         if not path.startswith("schemas/") or not path.endswith((".json", ".yaml", ".yml")):
             continue
         contents, tree, found = _load_document(path, files[path])
         problems += found
-        if found:
-            continue
-        if not isinstance(contents, (dict, bool)):
-            problems.append(Problem(Source(path), "a JSON Schema is an object or a boolean"))
+        if found or not isinstance(contents, (dict, bool)):
+            if (service := _service_of(path)) is not None:
+                broken.add(service)
+            if not found:
+                problems.append(Problem(Source(path), "a JSON Schema is an object or a boolean"))
             continue
         loaded[path] = (contents, tree)
 
@@ -101,7 +104,7 @@ def load_schemas(files: Mapping[str, bytes]) -> tuple[SchemaSet, list[Problem]]:
             resources.append((contents["$id"], resource))
     registry: Registry[Any] = Registry().with_resources(resources)
 
-    schemas = SchemaSet()
+    schemas = SchemaSet(broken=broken)
     for path, (contents, tree) in loaded.items():
         bad = False
         for error in Draft202012Validator(Draft202012Validator.META_SCHEMA).iter_errors(contents):
@@ -133,7 +136,10 @@ def load_schemas(files: Mapping[str, bytes]) -> tuple[SchemaSet, list[Problem]]:
                         )
                     )
         service = _service_of(path)
-        if service is None or bad:
+        if service is None:
+            continue
+        if bad:
+            schemas.broken.add(service)
             continue
         if service in schemas.paths:
             problems.append(

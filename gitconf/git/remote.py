@@ -1,0 +1,179 @@
+"""A bare mirror of the tracked branch in the state dir: clone once, fetch on every poll."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from gitconf.core.model import FileSet
+from gitconf.errors import GitconfError, UsageError
+from gitconf.git.read import fileset_from_commit, resolve
+
+__all__ = ["FetchError", "Mirror", "normalize_url"]
+
+log = logging.getLogger(__name__)
+_REMOTE = "origin"
+
+
+class FetchError(GitconfError):
+    """The remote could not be reached, refused us, or lacks the branch."""
+
+
+def normalize_url(location: str) -> str:
+    """A local path as an absolute path; URLs unchanged."""
+    if "://" in location or (":" in location.split("/", 1)[0] and "@" in location.split(":", 1)[0]):
+        return location
+    return str(Path(location).resolve())
+
+
+class _Callbacks(pygit2.RemoteCallbacks):
+    """Credentials from the settings, read when the remote asks for them."""
+
+    def __init__(self, credentials: Mapping[str, str], environ: Mapping[str, str]) -> None:
+        super().__init__()
+        self._settings = credentials
+        self._environ = environ
+        self._tries = 0
+
+    def credentials(self, url: str, username_from_url: str | None, allowed_types: Any) -> Any:
+        self._tries += 1
+        if self._tries > 3:  # libgit2 asks again after a refusal; stop instead of looping
+            raise FetchError(f"authentication to {_redact(url)} was refused")
+        creds = self._settings
+        if allowed_types & pygit2.enums.CredentialType.SSH_KEY and creds.get("ssh_key_file"):
+            key = creds["ssh_key_file"]
+            passphrase = self._environ.get(creds.get("ssh_passphrase_env", ""), "")
+            user = username_from_url or creds.get("username") or "git"
+            return pygit2.Keypair(user, creds.get("ssh_public_key_file") or "", key, passphrase)
+        if allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT:
+            token = self._token()
+            if token is not None:
+                user = creds.get("username") or username_from_url or "x-access-token"
+                return pygit2.UserPass(user, token)
+        raise FetchError(f"{_redact(url)} asks for credentials and none are configured")
+
+    def _token(self) -> str | None:
+        if name := self._settings.get("token_env"):
+            return self._environ.get(name)
+        if path := self._settings.get("token_file"):
+            try:
+                return Path(path).read_text().strip()
+            except OSError as exc:
+                raise FetchError(f"cannot read token_file {path}: {exc.strerror}") from None
+        return None
+
+
+def _redact(url: str) -> str:
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+class Mirror:
+    """The tracked branch (and tags) of the remote, mirrored bare under the state dir."""
+
+    def __init__(
+        self,
+        url: str,
+        path: Path,
+        branch: str,
+        credentials: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.url = normalize_url(url)
+        self.path = path
+        self.branch = branch
+        self.credentials = dict(credentials or {})
+        self.environ = os.environ if environ is None else environ
+        self._repo: pygit2.Repository | None = None
+        self._lock = threading.Lock()
+        millis = int(timeout * 1000)
+        pygit2.option(pygit2.enums.Option.SET_SERVER_CONNECT_TIMEOUT, millis)
+        pygit2.option(pygit2.enums.Option.SET_SERVER_TIMEOUT, millis)
+
+    @property
+    def tracking_ref(self) -> str:
+        """Where the fetched branch head is kept in the mirror."""
+        return f"refs/remotes/{_REMOTE}/{self.branch}"
+
+    def _open(self) -> pygit2.Repository | None:
+        """The existing mirror if it is sound, else None (it is then made anew)."""
+        if not self.path.exists():
+            return None
+        try:
+            repo = pygit2.Repository(str(self.path))
+            if not repo.is_bare or repo.remotes[_REMOTE].url != self.url:
+                raise ValueError("not our mirror")
+            ref = repo.references.get(self.tracking_ref)
+            if ref is not None:
+                repo[ref.target].peel(pygit2.Commit).tree  # noqa: B018 - reads objects: corruption shows here
+            return repo
+        except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
+            log.warning("the clone in %s is unusable (%s); cloning again", self.path, exc)
+            shutil.rmtree(self.path, ignore_errors=True)
+            return None
+
+    def repository(self) -> pygit2.Repository:
+        """The mirror, opened or initialised (without fetching)."""
+        if self._repo is None:
+            repo = self._open()
+            if repo is None:
+                repo = self._init()
+            self._repo = repo
+        return self._repo
+
+    def _init(self) -> pygit2.Repository:
+        # Initialise beside the final path and rename, so a crash never leaves half a mirror.
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        repo = pygit2.init_repository(str(tmp), bare=True)
+        repo.remotes.create(
+            _REMOTE, self.url, f"+refs/heads/{self.branch}:refs/remotes/{_REMOTE}/{self.branch}"
+        )
+        repo.remotes.add_fetch(_REMOTE, "+refs/tags/*:refs/tags/*")
+        os.replace(tmp, self.path)
+        return pygit2.Repository(str(self.path))
+
+    def fetch(self) -> str:
+        """Fetch the branch and return its head commit id; FetchError if that fails."""
+        with self._lock:
+            repo = self.repository()
+            try:
+                repo.remotes[_REMOTE].fetch(
+                    callbacks=_Callbacks(self.credentials, self.environ), prune=True
+                )
+            except FetchError:
+                raise
+            except (pygit2.GitError, OSError, KeyError) as exc:
+                raise FetchError(f"fetching {_redact(self.url)}: {exc}") from None
+            ref = repo.references.get(self.tracking_ref)
+            if ref is None:
+                raise FetchError(f"the remote {_redact(self.url)} has no branch {self.branch!r}")
+            return str(ref.target)
+
+    def head(self) -> str | None:
+        """The branch head already fetched, without touching the network."""
+        ref = self.repository().references.get(self.tracking_ref)
+        return str(ref.target) if ref is not None else None
+
+    def fileset(self, ref: str) -> tuple[str, FileSet]:
+        """The commit id and config files of a ref (branch, tag or sha) in the mirror."""
+        repo = self.repository()
+        try:
+            commit = resolve(repo, ref)
+        except UsageError:
+            if ref == self.branch and self.head():
+                commit = resolve(repo, self.tracking_ref)
+            else:
+                raise
+        return str(commit.id), fileset_from_commit(repo, commit)

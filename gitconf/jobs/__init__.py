@@ -1,0 +1,1 @@
+"""Plain functions that do the server's background work; APScheduler only calls them."""

@@ -1,0 +1,60 @@
+"""Prometheus metrics of one server, in a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """Every metric gitconf exports; one instance per server (tests make many)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.polls = Counter(
+            "gitconf_polls", "Polls of the remote, by result.", ["result"], registry=r
+        )
+        self.fetch_seconds = Histogram(
+            "gitconf_fetch_seconds", "Time to fetch the tracked branch.", registry=r
+        )
+        self.compile_seconds = Histogram(
+            "gitconf_compile_seconds",
+            "Time to compile a new head.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.rejected = Counter(
+            "gitconf_rejected_commits", "Commits rejected as invalid.", registry=r
+        )
+        self.published = Counter("gitconf_published_revisions", "Revisions published.", registry=r)
+        self.served_revision = Gauge(
+            "gitconf_served_revision_info", "The served commit (value 1).", ["revision"], registry=r
+        )
+        self.last_poll = Gauge(
+            "gitconf_last_poll_timestamp_seconds", "When the last poll ended.", registry=r
+        )
+        self.last_poll_ok = Gauge(
+            "gitconf_last_poll_success", "1 if the last poll reached the remote.", registry=r
+        )
+        self.requests = Counter(
+            "gitconf_http_requests",
+            "HTTP requests, by route and status.",
+            ["route", "status"],
+            registry=r,
+        )
+        self.hooks = Counter(
+            "gitconf_hooks_received",
+            "Git host webhooks, by provider and outcome.",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self._served: str | None = None
+
+    def set_served(self, revision: str) -> None:
+        """Point the served-revision gauge at revision."""
+        if self._served is not None:
+            self.served_revision.remove(self._served)
+        self.served_revision.labels(revision).set(1)
+        self._served = revision

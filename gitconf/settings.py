@@ -1,0 +1,171 @@
+"""Server settings: server.yaml, GITCONF_<OPTION> variables and flags, checked against a schema.
+
+Precedence: flag > environment > file > default. Secrets are named by variable or file and
+read when needed; they never appear in the settings' repr or in logs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from gitconf.core.model import to_plain
+from gitconf.core.parse import parse_yaml
+from gitconf.core.validate import schema_errors
+from gitconf.errors import GitconfError
+from gitconf.resources import own_schema
+
+__all__ = ["SCALAR_OPTIONS", "Settings", "SettingsError", "load_settings"]
+
+# Top-level options that also come from flags and GITCONF_<OPTION> variables, by type.
+SCALAR_OPTIONS: dict[str, type] = {
+    "repo": str,
+    "branch": str,
+    "listen": str,
+    "poll_interval": float,
+    "fetch_timeout": float,
+    "state_dir": str,
+    "database_url": str,
+    "public_url": str,
+    "log_level": str,
+    "max_waiters": int,
+    "max_wait": float,
+    "ref_cache_size": int,
+    "threads": int,
+}
+
+
+class SettingsError(GitconfError):
+    """A setting is missing or wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The server's settings after precedence and validation."""
+
+    repo: str
+    branch: str = "main"
+    listen: str = "127.0.0.1:8080"
+    poll_interval: float = 30.0
+    fetch_timeout: float = 30.0
+    state_dir: str = ".gitconf-state"
+    database_url: str | None = None
+    public_url: str | None = None
+    log_level: str = "info"
+    max_waiters: int = 64
+    max_wait: float = 300.0
+    ref_cache_size: int = 8
+    threads: int = 16
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    tokens: tuple[Mapping[str, Any], ...] = ()
+    hooks: Mapping[str, Any] = field(default_factory=dict)
+    subscribers: Mapping[str, Any] = field(default_factory=dict)
+    delivery: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        """The host part of listen, without IPv6 brackets."""
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """The port part of listen."""
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @property
+    def store_url(self) -> str:
+        """The SQLAlchemy URL of the store."""
+        return self.database_url or f"sqlite:///{Path(self.state_dir).resolve() / 'gitconf.db'}"
+
+    def base_url(self) -> str:
+        """How clients reach this server."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, kind in SCALAR_OPTIONS.items():
+        raw = environ.get(f"GITCONF_{name.upper()}")
+        if raw is None or raw == "":
+            continue
+        try:
+            out[name] = kind(raw)
+        except ValueError:
+            raise SettingsError(
+                f"GITCONF_{name.upper()}={raw!r}: {name} must be a {kind.__name__}"
+            ) from None
+    return out
+
+
+def _from_file(path: str) -> dict[str, Any]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from None
+    tree, problems = parse_yaml(path, data)
+    if tree is None:
+        raise SettingsError("; ".join(p.render() for p in problems))
+    validator = Draft202012Validator(own_schema("server"))
+    partial = {**{"repo": "-"}, **to_plain(tree)}  # repo may come from a flag instead
+    errors = [
+        f"{s}: {k}: {m}" if k else f"{s}: {m}"
+        for s, k, m in schema_errors(validator, tree, partial)
+    ]
+    if errors:
+        raise SettingsError("invalid settings: " + "; ".join(errors))
+    loaded: dict[str, Any] = to_plain(tree)
+    return loaded
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> Settings:
+    """Settings from flags, GITCONF_* variables and an optional server.yaml, validated."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("GITCONF_CONFIG") or None
+    merged: dict[str, Any] = _from_file(config_file) if config_file else {}
+    merged.update(_from_env(environ))
+    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    if not merged.get("repo"):
+        raise SettingsError(
+            "repo: no repository given; use --repo, GITCONF_REPO or repo: in server.yaml"
+        )
+    validator = Draft202012Validator(own_schema("server"))
+    for error in validator.iter_errors(merged):
+        where = ".".join(str(p) for p in error.absolute_path) or "settings"
+        raise SettingsError(f"{where}: {error.message}")
+    values = dict(merged)
+    values["tokens"] = tuple(values.get("tokens", ()))
+    for number in ("poll_interval", "fetch_timeout", "max_wait"):
+        if number in values:
+            values[number] = float(values[number])
+    settings = Settings(**values)
+    _check_listen(settings)
+    return settings
+
+
+def _check_listen(settings: Settings) -> None:
+    if not 0 < settings.port < 65536:
+        raise SettingsError(f"listen: port {settings.port} is out of range")
+    loopback = settings.host in ("127.0.0.1", "localhost", "::1") or settings.host.startswith(
+        "127."
+    )
+    if not settings.tokens and not loopback:
+        raise SettingsError(
+            f"listen: refusing to listen on {settings.listen} without tokens: anyone who reaches it "
+            "could read every config. Configure tokens: in server.yaml, or listen on 127.0.0.1"
+        )

@@ -1,0 +1,1 @@
+"""Durable state in SQLAlchemy Core: the revision log (and, with notifications, the outbox)."""
