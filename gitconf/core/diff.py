@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
 from gitconf.core.model import CompiledRevision
 from gitconf.core.render import flatten
 
-__all__ = ["ConfigChange", "KeyChange", "diff_revisions", "diff_values", "to_markdown", "to_text"]
+__all__ = [
+    "ConfigChange",
+    "KeyChange",
+    "diff_configs",
+    "diff_revisions",
+    "diff_values",
+    "to_markdown",
+    "to_text",
+]
 
 Status = Literal["added", "removed", "changed"]
 
@@ -55,22 +64,26 @@ def diff_revisions(
     old: CompiledRevision | None, new: CompiledRevision | None
 ) -> list[ConfigChange]:
     """Every (environment, service) whose effective config differs, in environment order."""
-    old_configs = old.configs if old else {}
-    new_configs = new.configs if new else {}
-    order = list(new.environments if new else ()) + [
-        e for e in (old.environments if old else ()) if not new or e not in new.environments
-    ]
+    return diff_configs(
+        {k: c.value for k, c in old.configs.items()} if old else {},
+        {k: c.value for k, c in new.configs.items()} if new else {},
+        [*(new.environments if new else ()), *(old.environments if old else ())],
+    )
+
+
+def diff_configs(
+    old: Mapping[tuple[str, str], Any], new: Mapping[tuple[str, str], Any], order: list[str]
+) -> list[ConfigChange]:
+    """Changes between two sets of configs by (environment, service); order ranks environments."""
+    rank = {env: i for i, env in reversed(list(enumerate(order)))}
     changes = []
-    keys = sorted(old_configs.keys() | new_configs.keys(), key=lambda k: (order.index(k[0]), k[1]))
-    for key in keys:
-        before = old_configs[key].value if key in old_configs else None
-        after = new_configs[key].value if key in new_configs else None
+    for key in sorted(old.keys() | new.keys(), key=lambda k: (rank.get(k[0], len(rank)), k)):
         status: Status = "changed"
-        if key not in old_configs:
+        if key not in old:
             status = "added"
-        elif key not in new_configs:
+        elif key not in new:
             status = "removed"
-        keys_changed = diff_values(before, after)
+        keys_changed = diff_values(old.get(key), new.get(key))
         if keys_changed or status != "changed":
             changes.append(ConfigChange(key[0], key[1], status, keys_changed))
     return changes
@@ -128,21 +141,19 @@ def to_markdown(changes: list[ConfigChange], base: str = "", head: str = "") -> 
     return "\n".join(out)
 
 
+def to_doc(changes: list[ConfigChange]) -> list[dict[str, Any]]:
+    """Changes as plain JSON-ready values."""
+    return [
+        {
+            "environment": c.environment,
+            "service": c.service,
+            "status": c.status,
+            "changes": [k._asdict() for k in c.keys],
+        }
+        for c in changes
+    ]
+
+
 def to_json_report(changes: list[ConfigChange]) -> str:
     """Machine-readable changes."""
-    return (
-        json.dumps(
-            [
-                {
-                    "environment": c.environment,
-                    "service": c.service,
-                    "status": c.status,
-                    "changes": [k._asdict() for k in c.keys],
-                }
-                for c in changes
-            ],
-            indent=2,
-            ensure_ascii=False,
-        )
-        + "\n"
-    )
+    return json.dumps(to_doc(changes), indent=2, ensure_ascii=False) + "\n"

@@ -45,7 +45,7 @@ class _Callbacks(pygit2.RemoteCallbacks):
     def credentials(self, url: str, username_from_url: str | None, allowed_types: Any) -> Any:
         self._tries += 1
         if self._tries > 3:  # libgit2 asks again after a refusal; stop instead of looping
-            raise FetchError(f"authentication to {_redact(url)} was refused")
+            raise FetchError(f"authentication to {redact(url)} was refused")
         creds = self._settings
         if allowed_types & pygit2.enums.CredentialType.SSH_KEY and creds.get("ssh_key_file"):
             key = creds["ssh_key_file"]
@@ -57,7 +57,7 @@ class _Callbacks(pygit2.RemoteCallbacks):
             if token is not None:
                 user = creds.get("username") or username_from_url or "x-access-token"
                 return pygit2.UserPass(user, token)
-        raise FetchError(f"{_redact(url)} asks for credentials and none are configured")
+        raise FetchError(f"{redact(url)} asks for credentials and none are configured")
 
     def _token(self) -> str | None:
         if name := self._settings.get("token_env"):
@@ -70,7 +70,8 @@ class _Callbacks(pygit2.RemoteCallbacks):
         return None
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
+    """The URL without a user or token in it."""
     if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
@@ -150,15 +151,16 @@ class Mirror:
             repo = self.repository()
             try:
                 repo.remotes[_REMOTE].fetch(
-                    callbacks=_Callbacks(self.credentials, self.environ), prune=True
+                    callbacks=_Callbacks(self.credentials, self.environ),
+                    prune=pygit2.enums.FetchPrune.PRUNE,
                 )
             except FetchError:
                 raise
             except (pygit2.GitError, OSError, KeyError) as exc:
-                raise FetchError(f"fetching {_redact(self.url)}: {exc}") from None
+                raise FetchError(f"fetching {redact(self.url)}: {exc}") from None
             ref = repo.references.get(self.tracking_ref)
             if ref is None:
-                raise FetchError(f"the remote {_redact(self.url)} has no branch {self.branch!r}")
+                raise FetchError(f"the remote {redact(self.url)} has no branch {self.branch!r}")
             return str(ref.target)
 
     def head(self) -> str | None:

@@ -1,0 +1,5 @@
+"""`python -m gitconf` runs the CLI."""
+
+from gitconf.cli import main
+
+main()

@@ -1,0 +1,110 @@
+"""The one place that wires settings, Git, the store, the jobs and the HTTP app together."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from gitconf.git.remote import Mirror, normalize_url
+from gitconf.jobs.poll import PollContext, Poller
+from gitconf.metrics import Metrics
+from gitconf.served import Publisher
+from gitconf.server.app import create_app
+from gitconf.server.auth import Auth
+from gitconf.server.deps import Deps
+from gitconf.server.reads import ConfigReader, RefCache
+from gitconf.settings import Settings
+from gitconf.store.db import create_schema, make_engine
+from gitconf.store.revisions import RevisionLog
+
+__all__ = ["Server", "build"]
+
+log = logging.getLogger(__name__)
+
+# Parts that own a capability add themselves here: each is called with the Server being
+# built, and may register blueprints, publish listeners and start/stop callbacks.
+Plugin = Callable[["Server"], None]
+PLUGINS: list[Plugin] = []
+
+
+class Server:
+    """A running gitconf: the poller, the store and the app over one served revision."""
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.environ = os.environ if environ is None else environ
+        state = Path(settings.state_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        # One state dir may track several repositories or branches over its life.
+        key = hashlib.sha256(
+            f"{normalize_url(settings.repo)}#{settings.branch}".encode()
+        ).hexdigest()
+        self.state_dir = state / key[:16]
+        self.state_dir.mkdir(exist_ok=True)
+        self.engine = make_engine(settings.store_url)
+        create_schema(self.engine)
+        self.metrics = Metrics()
+        self.publisher = Publisher(self.state_dir)
+        try:
+            served = self.publisher.load_persisted()
+        except ValueError as exc:
+            log.error("ignoring the persisted revision: %s", exc)
+            served = None
+        if served is not None:
+            self.metrics.set_served(served.revision)
+            log.info("serving the persisted revision %s", served.revision[:12])
+        self.mirror = Mirror(
+            settings.repo,
+            self.state_dir / "repo.git",
+            settings.branch,
+            settings.credentials,
+            settings.fetch_timeout,
+            self.environ,
+        )
+        self.poll = PollContext(
+            self.mirror, self.publisher, RevisionLog(self.engine, settings.branch), self.metrics
+        )
+        self.poller = Poller(self.poll, settings.poll_interval)
+        self.auth = Auth(settings.tokens, self.environ)
+        self.reader = ConfigReader(
+            self.publisher,
+            self.auth,
+            RefCache(self.mirror, settings.ref_cache_size),
+            settings.max_waiters,
+            settings.max_wait,
+        )
+        self.deps = Deps(settings, self.poll, self.reader, self.auth, self.metrics, self.poller)
+        self.blueprints: list[Any] = []
+        self.on_start: list[Callable[[], None]] = []
+        self.on_stop: list[Callable[[], None]] = []
+        for plugin in PLUGINS:
+            plugin(self)
+        self.app: Flask = create_app(self.deps, self.blueprints)
+        self.wsgi: Callable[..., Any] = self.app.wsgi_app
+
+    def start(self) -> None:
+        """Start polling (the first poll runs at once) and the plugins' workers."""
+        self.poller.start()
+        for start in self.on_start:
+            start()
+
+    def stop(self) -> None:
+        """Stop the workers; a poll or delivery in progress finishes first."""
+        self.poller.stop()
+        for stop in reversed(self.on_stop):
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping a part failed")
+        self.engine.dispose()
+
+
+def build(settings: Settings, environ: Mapping[str, str] | None = None) -> Server:
+    """A Server for the settings, not yet started."""
+    return Server(settings, environ)

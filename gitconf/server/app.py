@@ -1,0 +1,87 @@
+"""The Flask app factory: one blueprint per API area, dependencies passed in, no import-time work."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from gitconf.server.deps import Deps
+from gitconf.server.errors import ApiError, error_body
+
+__all__ = ["create_app", "deps", "json_response"]
+
+log = logging.getLogger(__name__)
+
+
+def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response."""
+    body = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return Response(body, status=status, headers=headers, content_type="application/json")
+
+
+def deps() -> Deps:
+    """The Deps of the current app."""
+    from flask import current_app
+
+    found: Deps = current_app.extensions["gitconf"]
+    return found
+
+
+def create_app(dependencies: Deps, blueprints: Iterable[Blueprint] | None = None) -> Flask:
+    """A Flask app serving the HTTP API over the given dependencies."""
+    from gitconf.server import config_api, ops
+
+    app = Flask("gitconf")
+    app.extensions["gitconf"] = dependencies
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    for blueprint in [config_api.bp, ops.bp, *(blueprints or ())]:
+        app.register_blueprint(blueprint)
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return Response(
+            error_body(exc.code, exc.message, **exc.extra),
+            status=exc.status,
+            headers=exc.headers,
+            content_type="application/json",
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        response = Response(
+            error_body(code, exc.description or exc.name or "error"),
+            status=exc.code or 500,
+            content_type="application/json",
+        )
+        if exc.code == 405 and exc.response is None:
+            valid = getattr(exc, "valid_methods", None)
+            if valid:
+                response.headers["Allow"] = ", ".join(valid)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return Response(
+            error_body("internal", "an unexpected error occurred; see the server log"),
+            status=500,
+            content_type="application/json",
+        )
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        dependencies.metrics.requests.labels(rule, str(response.status_code)).inc()
+        return response
+
+    @app.before_request
+    def _principal() -> None:
+        g.principal = None
+
+    return app

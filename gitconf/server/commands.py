@@ -1,0 +1,165 @@
+"""`gitconf serve` and `gitconf demo`."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing.util
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gitconf.errors import GitconfError
+from gitconf.resources import data_dir
+from gitconf.settings import SCALAR_OPTIONS, Settings, load_settings
+
+__all__ = ["demo", "run", "serve"]
+
+log = logging.getLogger("gitconf")
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to stop this worker if the supervising process dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # APScheduler logs every run of the poll job at INFO: noise at a 2 s interval.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def run(settings: Settings, banner: str | None = None) -> None:
+    """Serve with granian: one worker process that holds the poller, the store and the app.
+
+    Granian's HTTP handling is Rust, which is what lets reads approach nginx's speed. One
+    worker process, because the poller and the served revision live in it.
+    """
+    from granian.constants import Interfaces
+    from granian.server import Server as Granian
+
+    def load_app() -> Any:
+        _die_with_parent()
+        _configure_logging(settings.log_level)
+        from gitconf.bootstrap import build
+
+        server = build(settings)
+        server.start()
+        # Runs when the worker exits after granian's graceful shutdown (SIGTERM/SIGINT):
+        # requests in flight have finished; the poller and workers stop here.
+        multiprocessing.util.Finalize(None, server.stop, exitpriority=100)
+        return server.wsgi
+
+    _configure_logging(settings.log_level)
+    if banner:
+        click.echo(banner)
+    granian = Granian(
+        "gitconf",
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.WSGI,
+        workers=1,
+        blocking_threads=settings.threads + settings.max_waiters,
+        log_level=settings.log_level,  # type: ignore[arg-type]
+        workers_kill_timeout=30,
+    )
+    granian.serve(target_loader=load_app, wrap_loader=False)
+
+
+def _flag_options(func: Any) -> Any:
+    for name in reversed(list(SCALAR_OPTIONS)):
+        kind = SCALAR_OPTIONS[name]
+        flag = "--" + name.replace("_", "-")
+        func = click.option(flag, name, type=kind, default=None, help=f"Setting {name}.")(func)
+    return func
+
+
+@click.command()
+@_flag_options
+@click.option("--config", "config", default=None, help="A server.yaml settings file.")
+def serve(config: str | None, **flags: Any) -> None:
+    """Track a Git repository and serve its validated configs over HTTP."""
+    try:
+        settings = load_settings(flags, config_file=config)
+    except GitconfError as exc:
+        click.echo(f"gitconf: {exc}", err=True)
+        sys.exit(2)
+    run(settings)
+
+
+def _free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            found: int = sock.getsockname()[1]
+            return found
+    raise GitconfError("no free port on 127.0.0.1")
+
+
+@click.command()
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--dir", "folder", default=None, help="Where to create the demo repository.")
+@click.option("--poll-interval", type=float, default=2.0, show_default=True)
+def demo(port: int, folder: str | None, poll_interval: float) -> None:
+    """Copy the sample repository into a new Git repository and serve it."""
+    from gitconf.testing import commit_all, git
+
+    root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="gitconf-demo-"))
+    repo = root / "config-repo"
+    if repo.exists():
+        click.echo(f"gitconf: {repo} exists; pass --dir to choose another folder", err=True)
+        sys.exit(2)
+    shutil.copytree(data_dir("sample-repo"), repo)
+    git(repo, "init", "-q", "-b", "main")
+    commit_all(repo, "gitconf demo: the sample repository")
+    chosen = _free_port(port)
+    settings = load_settings(
+        {
+            "repo": str(repo),
+            "listen": f"127.0.0.1:{chosen}",
+            "poll_interval": poll_interval,
+            "state_dir": str(root / "state"),
+        },
+        environ={},
+    )
+    url = f"http://127.0.0.1:{chosen}"
+    banner = f"""
+gitconf demo: serving {repo} (branch main) on {url}
+
+Try:
+  curl {url}/v1/config/production/payments
+  curl '{url}/v1/config/production-eu/payments?format=yaml'
+  curl {url}/v1/config/production-eu/payments/explain
+  curl {url}/v1/status
+
+Change a value and see it served within {poll_interval:g}s:
+  cd {repo}
+  sed -i 's/max: 30/max: 40/' environments/production-eu/payments.yaml
+  git commit -am 'raise the EU pool'
+  curl {url}/v1/config/production-eu/payments
+
+Break it and see the last good revision keep serving, with the error in /v1/status:
+  echo 'db: {{port: not-a-port}}' >> environments/production/payments.yaml
+  git commit -am 'break payments'
+  curl {url}/v1/status
+
+Ctrl-C stops the server.
+"""
+    run(settings, banner)

@@ -1,0 +1,68 @@
+"""Config reads: one service, a whole environment, and the provenance of each value."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from gitconf.server.app import deps
+from gitconf.server.reads import Reply, negotiate
+
+bp = Blueprint("config", __name__)
+
+
+def to_response(reply: Reply) -> Response:
+    """A Flask response from a prepared Reply."""
+    response = Response(reply.body, status=reply.status)
+    for name, value in reply.headers:
+        response.headers[name] = value
+    return response
+
+
+@bp.get("/v1/config/<env>/<service>")
+def config(env: str, service: str) -> Response:
+    """One merged config."""
+    args = request.args
+    fmt = negotiate(args.get("format"), request.headers.get("Accept"))
+    reply = deps().reader.config(
+        env,
+        service,
+        fmt=fmt,
+        ref=args.get("ref"),
+        wait=args.get("wait"),
+        if_none_match=request.headers.get("If-None-Match"),
+        authorization=request.headers.get("Authorization"),
+    )
+    return to_response(reply)
+
+
+@bp.get("/v1/config/<env>")
+def environment(env: str) -> Response:
+    """Every service of an environment in one document."""
+    reader = deps().reader
+    reader.require_read(request.headers.get("Authorization"), env)
+    fmt = negotiate(request.args.get("format"), request.headers.get("Accept"))
+    served = reader.revision(request.args.get("ref"))
+    reply = reader.get_body(
+        lambda s: s.environment_body(env, fmt),
+        served,
+        request.headers.get("If-None-Match"),
+        env,
+        None,
+    )
+    return to_response(reply)
+
+
+@bp.get("/v1/config/<env>/<service>/explain")
+def explain(env: str, service: str) -> Response:
+    """Where every leaf of one config was set, and what it overrode."""
+    reader = deps().reader
+    reader.require_read(request.headers.get("Authorization"), env)
+    served = reader.revision(request.args.get("ref"))
+    reply = reader.get_body(
+        lambda s: s.explain_body(env, service),
+        served,
+        request.headers.get("If-None-Match"),
+        env,
+        service,
+    )
+    return to_response(reply)

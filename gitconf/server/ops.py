@@ -1,0 +1,148 @@
+"""Operations: environments, status, revisions, diff, health, readiness, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gitconf.core.diff import diff_configs, to_doc
+from gitconf.git.remote import redact
+from gitconf.server.app import deps, json_response
+from gitconf.server.errors import ApiError
+
+bp = Blueprint("ops", __name__)
+
+
+def _caller() -> None:
+    deps().reader.principal(request.headers.get("Authorization"))
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is alive."""
+    return json_response({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """A revision is loaded and served (it stays so while the remote is down)."""
+    served = deps().publisher.served
+    if served is None:
+        return json_response(
+            {"status": "not_ready", "message": "no valid revision loaded yet"}, 503
+        )
+    return json_response({"status": "ready", "revision": served.revision})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics."""
+    return Response(generate_latest(deps().metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 document of this API."""
+    from gitconf.server.openapi import document
+
+    return json_response(document(deps().settings.base_url()))
+
+
+@bp.get("/v1/environments")
+def environments() -> Response:
+    """The environments the caller may read, with their services."""
+    d = deps()
+    principal = d.reader.principal(request.headers.get("Authorization"))
+    served = d.reader.revision(request.args.get("ref"))
+    snap = served.snapshot
+    return json_response(
+        {
+            "revision": served.revision,
+            "environments": [
+                {
+                    "name": env,
+                    "services": [s for s in snap.services if (env, s) in snap.values],
+                }
+                for env in snap.environments
+                if principal.can_read(env)
+            ],
+        }
+    )
+
+
+@bp.get("/v1/status")
+def status() -> Response:
+    """What is served, what the poller did last, and what was rejected."""
+    _caller()
+    d = deps()
+    served = d.publisher.served
+    poll = d.poll.status
+    store_error = poll.store_error
+    try:
+        rejected = d.poll.revisions.recent(limit=10, state="rejected")
+    except Exception as exc:  # the store being down is itself status to show
+        rejected, store_error = [], f"reading the revision log: {exc}"
+    doc = {
+        "ready": served is not None,
+        "revision": served.revision if served else None,
+        "published_at": served.snapshot.published_at if served else None,
+        "repo": redact(d.settings.repo),
+        "branch": d.settings.branch,
+        "poll": {
+            "interval": d.settings.poll_interval,
+            "last_poll_at": poll.last_poll_at,
+            "last_result": poll.last_result,
+            "last_success_at": poll.last_success_at,
+            "last_error": poll.last_error,
+            "consecutive_failures": poll.consecutive_failures,
+            "branch_head": poll.head,
+        },
+        "store": {"ok": store_error is None, "error": store_error},
+        "rejected": rejected,
+        "problems": [p for source in d.extras.get("status_problems", []) for p in source()],
+    }
+    for name, section in d.extras.get("status_sections", {}).items():
+        doc[name] = section()
+    return json_response(doc)
+
+
+@bp.get("/v1/revisions")
+def revisions() -> Response:
+    """The newest revisions seen on the branch, published or rejected."""
+    _caller()
+    try:
+        limit = int(request.args.get("limit", "50"))
+    except ValueError:
+        raise ApiError(400, "bad_limit", "limit must be an integer") from None
+    if not 1 <= limit <= 1000:
+        raise ApiError(400, "bad_limit", "limit must be from 1 to 1000")
+    d = deps()
+    served = d.publisher.served
+    return json_response(
+        {
+            "served": served.revision if served else None,
+            "revisions": d.poll.revisions.recent(limit=limit),
+        }
+    )
+
+
+@bp.get("/v1/diff")
+def diff() -> Response:
+    """Effective changes between two revisions (?from=REF, ?to=REF, default the served one)."""
+    d = deps()
+    principal = d.reader.principal(request.headers.get("Authorization"))
+    start = request.args.get("from")
+    if not start:
+        raise ApiError(400, "missing_from", "give the older revision as ?from=<commit|branch|tag>")
+    old = d.reader.revision(start)
+    new = d.reader.revision(request.args.get("to"))
+    readable = {k: v for k, v in old.snapshot.values.items() if principal.can_read(k[0])}
+    newer = {k: v for k, v in new.snapshot.values.items() if principal.can_read(k[0])}
+    order = [*new.snapshot.environments, *old.snapshot.environments]
+    return json_response(
+        {
+            "from": old.revision,
+            "to": new.revision,
+            "changes": to_doc(diff_configs(readable, newer, order)),
+        }
+    )
