@@ -48,8 +48,8 @@ def read_fileset(repo: str, ref: str | None) -> FileSet:
     if ref is None and not is_url(repo) and not repo.startswith("file://"):
         files = fileset_from_dir(repo)
     else:
-        git_repo = open_repository(repo)
-        files = fileset_from_commit(git_repo, resolve(git_repo, ref or "HEAD"))
+        with open_repository(repo) as git_repo:
+            files = fileset_from_commit(git_repo, resolve(git_repo, ref or "HEAD"))
     if "gitconf.yaml" not in files.files:
         where = f"{repo} at {ref}" if ref else repo
         raise GitconfError(f"{where}: no gitconf.yaml; is this a gitconf config repository?")

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from gitconf.core.model import KeyPath, format_path
+from gitconf.core.parse import resolve_plain
 
 __all__ = ["FORMATS", "flatten", "render", "to_env", "to_json", "to_yaml"]
 
@@ -20,14 +21,23 @@ def to_json(value: Any) -> bytes:
     return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
 
 
+class _Dumper(yaml.CSafeDumper):
+    """Quotes strings that a YAML 1.2 reader would take for numbers, on top of YAML 1.1's set."""
+
+
+def _represent_str(dumper: Any, data: str) -> yaml.Node:
+    if not isinstance(resolve_plain(data), str):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+    return dumper.represent_str(data)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def to_yaml(value: Any) -> bytes:
-    """Block-style YAML; strings YAML 1.1 would misread (`yes`, `on`) are quoted."""
+    """Block-style YAML that YAML 1.1 and 1.2 readers both read back as it was."""
     dumped: str = yaml.dump(
-        value,
-        Dumper=yaml.CSafeDumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
+        value, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
     )
     return dumped.encode()
 
@@ -63,9 +73,9 @@ def _env_value(value: Any) -> str:
     text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
     if _ENV_SAFE.match(text):
         return text
-    escaped = (
-        text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
-    )
+    for char in '\\"$`':  # the characters special inside double quotes, backslash first
+        text = text.replace(char, "\\" + char)
+    escaped = text.replace("\n", "\\n")
     return f'"{escaped}"'
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pygit2
@@ -26,14 +28,24 @@ def is_url(location: str) -> bool:
     return ":" in head and "@" in head
 
 
-def open_repository(location: str) -> pygit2.Repository:
-    """Open the repository at a local path, or clone a remote one into a temporary folder."""
+@contextlib.contextmanager
+def open_repository(location: str) -> Iterator[pygit2.Repository]:
+    """The repository at a local path, or a remote one cloned into a temporary folder."""
     if is_url(location) or location.startswith("file://"):
-        target = tempfile.mkdtemp(prefix="gitconf-clone-")
-        try:
-            return pygit2.clone_repository(location, target, bare=True)
-        except (pygit2.GitError, ValueError) as exc:
-            raise UsageError(f"cannot clone {location}: {exc}") from exc
+        with tempfile.TemporaryDirectory(prefix="gitconf-clone-") as target:
+            try:
+                repo = pygit2.clone_repository(location, target, bare=True)
+            except (pygit2.GitError, ValueError) as exc:
+                raise UsageError(f"cannot clone {location}: {exc}") from exc
+            try:
+                yield repo
+            finally:
+                repo.free()
+        return
+    yield _open_local(location)
+
+
+def _open_local(location: str) -> pygit2.Repository:
     found = pygit2.discover_repository(location)
     if found is None:
         raise UsageError(f"{location} is not inside a Git repository (needed for --ref)")
@@ -42,7 +54,7 @@ def open_repository(location: str) -> pygit2.Repository:
 
 def resolve(repo: pygit2.Repository, ref: str) -> pygit2.Commit:
     """The commit a branch, remote branch, tag, sha or expression like HEAD~1 names."""
-    candidates = [ref, f"refs/remotes/origin/{ref}"] if "/" not in ref else [ref]
+    candidates = [ref] if ref.startswith("refs/") else [ref, f"refs/remotes/origin/{ref}"]
     for name in candidates:
         try:
             obj = repo.revparse_single(name)
