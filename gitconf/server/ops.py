@@ -45,7 +45,8 @@ def openapi() -> Response:
     """The OpenAPI 3.1 document of this API."""
     from gitconf.server.openapi import document
 
-    return json_response(document(deps().settings.base_url()))
+    d = deps()
+    return json_response(document(d.settings.base_url(), d.extras.get("openapi_paths", [])))
 
 
 @bp.get("/v1/environments")

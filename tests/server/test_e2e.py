@@ -1,0 +1,136 @@
+"""A real `gitconf serve` process on 127.0.0.1 against a real repository."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import requests
+import yaml
+
+from gitconf.testing import commit_all, git, make_repo
+from gitconf.testing.server import ServeProcess, wait_until
+from tests.server.conftest import BASE_FILES
+
+
+def served_revision(server: ServeProcess, path: str = "/v1/config/staging/payments") -> str:
+    return server.get(path).headers.get("X-Gitconf-Revision", "")
+
+
+def test_commits_go_live_and_bad_ones_are_rejected(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "config", dict(BASE_FILES))
+    with ServeProcess(repo, tmp_path / "state") as server:
+        assert served_revision(server) == git(repo, "rev-parse", "HEAD")
+        before = server.get("/v1/config/staging/payments").headers["ETag"]
+
+        good = commit_all(
+            repo, "eu pool", {"environments/production-eu/payments.yaml": "db: {pool: {max: 70}}\n"}
+        )
+        wait_until(lambda: served_revision(server) == good, what="the good commit to go live")
+        assert server.get("/v1/config/production-eu/payments").json()["db"]["pool"]["max"] == 70
+        assert server.get("/v1/config/staging/payments").headers["ETag"] == before
+
+        bad = commit_all(repo, "break", {"base/payments.yaml": "db: {port: not-a-port}\n"})
+        status = wait_until(
+            lambda: (s := server.get("/v1/status").json())["rejected"] and s, what="the rejection"
+        )
+        assert status["rejected"][0]["revision"] == bad
+        assert status["revision"] == good
+        assert (
+            "base/payments.yaml:1:12: db.port: 'not-a-port' is not of type 'integer'"
+            in (status["rejected"][0]["problems"][0]["text"])
+        )
+        assert served_revision(server) == good
+        assert server.get("/readyz").status_code == 200
+        metrics = server.get("/metrics").text
+        assert "gitconf_rejected_commits_total 1.0" in metrics
+        assert server.stop() == 0
+
+
+def test_restart_serves_the_last_good_revision_with_the_remote_gone(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "config", dict(BASE_FILES))
+    state = tmp_path / "state"
+    with ServeProcess(repo, state) as server:
+        good = served_revision(server)
+        body = server.get("/v1/config/production/payments").content
+    shutil.move(repo, tmp_path / "elsewhere")
+    with ServeProcess(repo, state) as server:
+        assert served_revision(server) == good
+        assert server.get("/v1/config/production/payments").content == body
+        status = wait_until(
+            lambda: (s := server.get("/v1/status").json())["poll"]["last_error"] and s
+        )
+        assert status["ready"] is True
+        assert "fetching" in status["poll"]["last_error"]
+        assert "gitconf_last_poll_success 0.0" in server.get("/metrics").text
+
+
+def test_long_poll_over_http(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "config", dict(BASE_FILES))
+    with ServeProcess(repo, tmp_path / "state") as server:
+        etag = server.get("/v1/config/staging/search").headers["ETag"]
+        timed_out = server.get(
+            "/v1/config/staging/search?wait=0.3", headers={"If-None-Match": etag}
+        )
+        assert timed_out.status_code == 304
+        answers: list[requests.Response] = []
+        waiter = threading.Thread(
+            target=lambda: answers.append(
+                server.get(
+                    "/v1/config/staging/search?wait=30", headers={"If-None-Match": etag}, timeout=40
+                )
+            )
+        )
+        waiter.start()
+        sha = commit_all(repo, "new shards", {"base/search.yaml": "shards: [s7]\n"})
+        waiter.join(40)
+        [answer] = answers
+        assert answer.status_code == 200
+        assert answer.json() == {"region": "us-east-1", "shards": ["s7"]}
+        assert answer.headers["X-Gitconf-Revision"] == sha
+
+
+def test_tokens_and_scopes_over_http(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "config", dict(BASE_FILES))
+    config = tmp_path / "server.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"tokens": [{"name": "eu", "token_env": "EU_TOKEN", "scopes": ["read:production-eu"]}]}
+        )
+    )
+    token = "t0ken-for-the-eu-readers-only"
+    with ServeProcess(repo, tmp_path / "state", config=config, env={"EU_TOKEN": token}) as server:
+        auth = {"Authorization": f"Bearer {token}"}
+        assert server.get("/v1/config/production-eu/payments", headers=auth).status_code == 200
+        assert server.get("/v1/config/production/payments", headers=auth).status_code == 403
+        assert server.get("/v1/config/production-eu/payments").status_code == 401
+
+
+def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gitconf", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_refuses_a_public_listen_without_tokens(tmp_path: Path) -> None:
+    result = run_serve("--repo", str(tmp_path), "--listen", "0.0.0.0:8080")
+    assert result.returncode == 2
+    assert "refusing to listen on 0.0.0.0:8080 without tokens" in result.stderr
+
+
+def test_bad_settings_exit_2_naming_the_setting(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("repo: x\npoll_interval: often\n")
+    result = run_serve("--config", str(config))
+    assert result.returncode == 2
+    assert "poll_interval" in result.stderr and "'often'" in result.stderr
+    result = run_serve("--listen", "127.0.0.1:8080")
+    assert result.returncode == 2
+    assert "repo" in result.stderr
