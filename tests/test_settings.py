@@ -1,0 +1,72 @@
+"""Server settings: precedence flag > environment > file > default, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitconf.settings import SettingsError, load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings({"repo": "r"}, environ={})
+    assert (settings.branch, settings.listen, settings.poll_interval) == ("main", "127.0.0.1:8080", 30.0)
+
+
+def test_precedence_flag_over_environment_over_file(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("repo: from-file\nbranch: file-branch\npoll_interval: 5\nlisten: 127.0.0.1:9000\n")
+    environ = {"GITCONF_BRANCH": "env-branch", "GITCONF_POLL_INTERVAL": "7"}
+    settings = load_settings({"poll_interval": 9.0}, environ=environ, config_file=str(config))
+    assert settings.repo == "from-file"
+    assert settings.branch == "env-branch"
+    assert settings.poll_interval == 9.0
+    assert settings.port == 9000
+
+
+def test_config_file_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("repo: r\nbranch: release\n")
+    settings = load_settings({}, environ={"GITCONF_CONFIG": str(config)})
+    assert settings.branch == "release"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("repo: r\npoll_interval: often\n", "poll_interval: 'often' is not of type 'number'"),
+        ("repo: r\nlisten: nowhere\n", "listen"),
+        ("repo: r\nunknown_option: 1\n", "'unknown_option' is not allowed"),
+        ("repo: r\ntokens: [{name: a, scopes: [admin]}]\n", "tokens[0]"),
+        ("repo: r\nhooks: {github: {}}\n", "hooks.github"),
+        ("repo: [r\n", "YAML syntax error"),
+    ],
+)
+def test_bad_settings_file_names_the_setting(tmp_path: Path, content: str, expected: str) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text(content)
+    with pytest.raises(SettingsError) as info:
+        load_settings({}, environ={}, config_file=str(config))
+    assert expected in str(info.value)
+    assert str(config) in str(info.value)
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="GITCONF_MAX_WAITERS='lots'"):
+        load_settings({"repo": "r"}, environ={"GITCONF_MAX_WAITERS": "lots"})
+
+
+def test_missing_repo_and_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="repo: no repository given"):
+        load_settings({}, environ={})
+    with pytest.raises(SettingsError, match="cannot read settings file"):
+        load_settings({}, environ={}, config_file=str(tmp_path / "missing.yaml"))
+
+
+def test_public_listen_needs_tokens() -> None:
+    with pytest.raises(SettingsError, match="refusing to listen"):
+        load_settings({"repo": "r", "listen": "0.0.0.0:8080"}, environ={})
+    tokens = ({"name": "a", "token": "x" * 20, "scopes": ["admin"]},)
+    settings = load_settings({"repo": "r", "listen": "0.0.0.0:8080", "tokens": list(tokens)}, environ={})
+    assert settings.host == "0.0.0.0"
