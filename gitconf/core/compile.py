@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import MutableMapping
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from gitconf.core.layers import Layout, discover, is_config_path
@@ -15,9 +16,34 @@ from gitconf.core.parse import parse_yaml
 from gitconf.core.validate import SchemaSet, load_schemas, schema_errors
 from gitconf.errors import Problem, Source, sorted_problems
 
-__all__ = ["CompileResult", "ParseCache", "compile_fileset"]
+__all__ = ["CompileCache", "CompileResult", "compile_fileset"]
 
 ParseCache = MutableMapping[tuple[str, str], tuple[Node | None, list[Problem]]]
+# What a config depends on: its layer files (path, blob) and every schema file.
+PairKey = tuple[tuple[tuple[str, str], ...], str]
+SchemaProblem = tuple[Source, str, str]
+
+
+@dataclass
+class CompileCache:
+    """Results of earlier compiles that a later one reuses when their inputs are unchanged.
+
+    Parses are kept by (path, blob id); the schema set by a digest of every schema file; each
+    (environment, service)'s merge and validation by its layers' blobs and the schema digest.
+    So a commit that changes one file re-parses one blob and re-merges only the configs that
+    file is a layer of. The cache only speeds compiles up: results equal a cold compile's.
+    """
+
+    parsed: dict[tuple[str, str], tuple[Node | None, list[Problem]]] = field(default_factory=dict)
+    schemas: tuple[str, SchemaSet, list[Problem]] | None = None
+    pairs: dict[
+        tuple[str, str], tuple[PairKey, Config | None, list[Problem], list[SchemaProblem]]
+    ] = field(default_factory=dict)
+
+    def keep_only(self, blobs: set[tuple[str, str]]) -> None:
+        """Forget parses of blobs no longer in the repository."""
+        for key in [k for k in self.parsed if k not in blobs]:
+            del self.parsed[key]
 
 
 class CompileResult(NamedTuple):
@@ -27,17 +53,23 @@ class CompileResult(NamedTuple):
     problems: list[Problem]
 
 
+def _blob(path: str, files: FileSet) -> str:
+    oid = files.oids.get(path)
+    if oid:
+        return oid
+    return hashlib.blake2b(files.files[path], digest_size=16).hexdigest()
+
+
 def _parse(
-    path: str, files: FileSet, cache: ParseCache | None
+    path: str, blob: str, data: bytes, cache: CompileCache | None
 ) -> tuple[Node | None, list[Problem]]:
-    data = files.files[path]
     if cache is None:
         return parse_yaml(path, data)
     # Sources name the path, so the same blob at another path is parsed anew.
-    key = (path, files.oids.get(path) or hashlib.blake2b(data, digest_size=16).hexdigest())
-    hit = cache.get(key)
+    key = (path, blob)
+    hit = cache.parsed.get(key)
     if hit is None:
-        hit = cache[key] = parse_yaml(path, data)
+        hit = cache.parsed[key] = parse_yaml(path, data)
     return hit
 
 
@@ -69,7 +101,7 @@ def _check_files(files: FileSet, limit: int) -> tuple[set[str], list[Problem]]:
     return skip, problems
 
 
-def compile_fileset(files: FileSet, cache: ParseCache | None = None) -> CompileResult:
+def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> CompileResult:
     """Compile every (environment, service) of the file set, or report every problem."""
     if MANIFEST_PATH not in files.files:
         return CompileResult(
@@ -80,20 +112,23 @@ def compile_fileset(files: FileSet, cache: ParseCache | None = None) -> CompileR
     skip, found = _check_files(files, limit)
     problems += found
     paths = [p for p in files.files if p not in skip]
+    blobs = {p: _blob(p, files) for p in paths if p != MANIFEST_PATH}
     layout, found = discover(paths)
     problems += found
-    schemas, found = load_schemas({p: files.files[p] for p in paths if p.startswith("schemas/")})
+    schemas, found = _schemas(files, blobs, cache)
     problems += found
     trees: dict[str, Node] = {}
     for path in sorted({p for group in layout.files.values() for p in group}):
-        tree, found = _parse(path, files, cache)
+        tree, found = _parse(path, blobs[path], files.files[path], cache)
         problems += found
         if tree is not None:
             trees[path] = tree
+    if cache is not None:
+        cache.keep_only(set(blobs.items()))
     if manifest is None:
         return CompileResult(None, sorted_problems(problems))
     problems += _check_layout(manifest, layout, schemas)
-    configs, found = _merge_all(manifest, layout, trees, schemas)
+    configs, found = _merge_all(manifest, layout, trees, schemas, blobs, cache)
     problems += found
     if problems:
         return CompileResult(None, sorted_problems(problems))
@@ -105,6 +140,22 @@ def compile_fileset(files: FileSet, cache: ParseCache | None = None) -> CompileR
         schemas=dict(schemas.paths),
     )
     return CompileResult(revision, [])
+
+
+def _schemas(
+    files: FileSet, blobs: dict[str, str], cache: CompileCache | None
+) -> tuple[SchemaSet, list[Problem]]:
+    schema_paths = sorted(p for p in blobs if p.startswith("schemas/"))
+    digest = hashlib.blake2b(
+        "\n".join(f"{p}\0{blobs[p]}" for p in schema_paths).encode(), digest_size=16
+    ).hexdigest()
+    if cache is not None and cache.schemas is not None and cache.schemas[0] == digest:
+        return cache.schemas[1], list(cache.schemas[2])
+    schemas, problems = load_schemas({p: files.files[p] for p in schema_paths})
+    if cache is not None:
+        cache.schemas = (digest, schemas, list(problems))
+        cache.pairs.clear()  # every config's validation depended on the old schemas
+    return schemas, problems
 
 
 def _check_layout(manifest: Manifest, layout: Layout, schemas: SchemaSet) -> list[Problem]:
@@ -136,32 +187,59 @@ def _check_layout(manifest: Manifest, layout: Layout, schemas: SchemaSet) -> lis
 
 
 def _merge_all(
-    manifest: Manifest, layout: Layout, trees: dict[str, Node], schemas: SchemaSet
+    manifest: Manifest,
+    layout: Layout,
+    trees: dict[str, Node],
+    schemas: SchemaSet,
+    blobs: dict[str, str],
+    cache: CompileCache | None,
 ) -> tuple[dict[tuple[str, str], Config], list[Problem]]:
     configs: dict[tuple[str, str], Config] = {}
     problems: list[Problem] = []
     # The same problem seen in several environments is reported once, naming them all.
-    schema_problems: dict[tuple[Source, str, str], list[str]] = defaultdict(list)
+    schema_problems: dict[SchemaProblem, list[str]] = defaultdict(list)
+    digest = cache.schemas[0] if cache is not None and cache.schemas is not None else ""
+    seen: set[tuple[str, str]] = set()
     for env in manifest.environments:
         for service in layout.services:
             paths = layout.layers(manifest, env, service)
-            tree: Node | None = None
-            for path in paths:
-                if path not in trees:
-                    tree = None
-                    break
-                tree, found = merge(tree, trees[path])
-                problems += found
-            if tree is None:
-                continue
-            configs[(env, service)] = Config(env, service, tree, tuple(paths))
-            validator = schemas.validators.get(service)
-            if validator is None:
-                continue
-            for source, key_path, message in schema_errors(validator, tree):
-                schema_problems[(source, key_path, message)].append(f"{env}/{service}")
+            key: PairKey = (tuple((p, blobs[p]) for p in paths), digest)
+            seen.add((env, service))
+            hit = cache.pairs.get((env, service)) if cache is not None else None
+            if hit is not None and hit[0] == key:
+                _, config, found, errors = hit
+            else:
+                config, found, errors = _merge_one(env, service, paths, trees, schemas)
+                if cache is not None:
+                    cache.pairs[(env, service)] = (key, config, found, errors)
+            problems += found
+            if config is not None:
+                configs[(env, service)] = config
+            for error in errors:
+                schema_problems[error].append(f"{env}/{service}")
+    if cache is not None:
+        for gone in [k for k in cache.pairs if k not in seen]:
+            del cache.pairs[gone]
     for (source, key_path, message), where in schema_problems.items():
         service = where[0].split("/", 1)[1]
         hint = f"schema {schemas.paths[service]}, in {', '.join(where)}"
         problems.append(Problem(source, message, key_path, hint))
     return configs, problems
+
+
+def _merge_one(
+    env: str, service: str, paths: list[str], trees: dict[str, Node], schemas: SchemaSet
+) -> tuple[Config | None, list[Problem], list[SchemaProblem]]:
+    """Merge one config's layers and validate it: the config, merge problems, schema errors."""
+    tree: Node | None = None
+    problems: list[Problem] = []
+    for path in paths:
+        if path not in trees:
+            return None, problems, []
+        tree, found = merge(tree, trees[path])
+        problems += found
+    if tree is None:
+        return None, problems, []
+    validator = schemas.validators.get(service)
+    errors = list(schema_errors(validator, tree)) if validator is not None else []
+    return Config(env, service, tree, tuple(paths)), problems, errors

@@ -18,7 +18,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from gitconf.core.compile import compile_fileset
+from gitconf.core.compile import CompileCache, compile_fileset
 from gitconf.errors import GitconfError, Problem
 from gitconf.git.remote import FetchError, Mirror
 from gitconf.metrics import Metrics
@@ -60,7 +60,7 @@ class PollContext:
     revisions: RevisionLog
     metrics: Metrics
     status: PollStatus = field(default_factory=PollStatus)
-    parse_cache: dict[Any, Any] = field(default_factory=dict)
+    cache: CompileCache = field(default_factory=CompileCache)
     on_published: list[PublishedHook] = field(default_factory=list)
     on_rejected: list[RejectedHook] = field(default_factory=list)
 
@@ -84,8 +84,7 @@ def tick(ctx: PollContext) -> str:
         return _finish(ctx, "unchanged")
     started = time.perf_counter()
     sha, files = ctx.mirror.fileset(head)
-    result = compile_fileset(files, ctx.parse_cache)
-    _prune_cache(ctx, files.oids)
+    result = compile_fileset(files, ctx.cache)
     ctx.metrics.compile_seconds.observe(time.perf_counter() - started)
     if result.revision is None:
         _record(ctx, sha, "rejected", result.problems)
@@ -123,12 +122,6 @@ def _record(ctx: PollContext, sha: str, state: str, problems: list[Problem] | No
     except Exception as exc:  # a locked or full database must not stop publishing
         log.error("cannot record %s as %s in the store: %s", sha[:12], state, exc)
         ctx.status.store_error = f"recording {sha[:12]} as {state}: {exc}"
-
-
-def _prune_cache(ctx: PollContext, oids: Any) -> None:
-    keep = set(oids.items())
-    for key in [k for k in ctx.parse_cache if k not in keep]:
-        del ctx.parse_cache[key]
 
 
 def _safely(func: Callable[..., None], *args: Any) -> None:

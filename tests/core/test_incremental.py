@@ -1,0 +1,123 @@
+"""An incremental compile (with a CompileCache) gives exactly what a cold compile gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gitconf.core.compile import CompileCache, CompileResult, compile_fileset
+from gitconf.core.explain import explain_config
+from gitconf.core.model import FileSet
+
+MANIFEST = (
+    "version: 1\nenvironments:\n  staging: {}\n  production: {}\n  eu: {extends: production}\n"
+)
+COMMON = '{"$defs": {"port": {"type": "integer", "maximum": 65535}}}'
+SCHEMA = (
+    '{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",'
+    ' "properties": {"port": {"$ref": "_common/defs.json#/$defs/port"}}}'
+)
+START = {
+    "gitconf.yaml": MANIFEST,
+    "schemas/_common/defs.json": COMMON,
+    "schemas/api.schema.json": SCHEMA,
+    "schemas/web.schema.json": SCHEMA,
+    "base/_all.yaml": "region: us\n",
+    "base/api.yaml": "port: 80\nnested: {a: 1, b: [1, 2]}\n",
+    "base/web.yaml": "port: 8080\n",
+    "environments/production/api.yaml": "port: 443\n",
+    "environments/eu/_all.yaml": "region: eu\n",
+}
+
+# Each step: files to write (None deletes).
+STEPS: list[tuple[str, dict[str, str | None]]] = [
+    ("change one value", {"environments/production/api.yaml": "port: 8443\n"}),
+    ("add a service", {"base/jobs.yaml": "port: 9000\n", "schemas/jobs.schema.json": SCHEMA}),
+    ("add an overlay", {"environments/staging/jobs.yaml": "port: 9001\nextra: !delete\n"}),
+    ("delete a file", {"environments/production/api.yaml": None}),
+    (
+        "rename into folder form",
+        {"base/api.yaml": None, "base/api/10-main.yaml": "port: 80\nnested: {a: 1}\n"},
+    ),
+    (
+        "schema change breaks a config",
+        {"schemas/_common/defs.json": '{"$defs": {"port": {"type": "integer", "maximum": 100}}}'},
+    ),
+    ("schema fixed", {"schemas/_common/defs.json": COMMON}),
+    ("manifest adds an environment", {"gitconf.yaml": MANIFEST + "  dev: {}\n"}),
+    (
+        "extends changes",
+        {"gitconf.yaml": MANIFEST.replace("extends: production", "extends: staging")},
+    ),
+    ("invalid YAML", {"base/web.yaml": "port: [\n"}),
+    ("fixed again", {"base/web.yaml": "port: 8081\n"}),
+    ("same content moved", {"base/web.yaml": None, "base/web.yml": "port: 8081\n"}),
+    ("a conflict", {"environments/eu/_all.yaml": "region: {name: eu}\n"}),
+    ("service removed", {"base/jobs.yaml": None, "environments/staging/jobs.yaml": None}),
+]
+
+
+def snapshot(result: CompileResult) -> dict[str, Any]:
+    if result.revision is None:
+        return {"problems": [p.render() for p in result.problems]}
+    revision = result.revision
+    return {
+        "environments": revision.environments,
+        "services": revision.services,
+        "configs": {
+            key: (config.value, explain_config(config), config.layers)
+            for key, config in revision.configs.items()
+        },
+    }
+
+
+@pytest.mark.parametrize("with_oids", [False, True], ids=["content-hash", "blob-ids"])
+def test_incremental_equals_cold_at_every_step(with_oids: bool) -> None:
+    files: dict[str, str] = dict(START)
+    cache = CompileCache()
+
+    def fileset() -> FileSet:
+        data = {p: c.encode() for p, c in files.items()}
+        oids = {p: f"oid-{hash(c)}" for p, c in files.items()} if with_oids else {}
+        return FileSet(data, oids)
+
+    assert snapshot(compile_fileset(fileset(), cache)) == snapshot(compile_fileset(fileset()))
+    for name, change in STEPS:
+        for path, content in change.items():
+            if content is None:
+                files.pop(path, None)
+            else:
+                files[path] = content
+        incremental = snapshot(compile_fileset(fileset(), cache))
+        cold = snapshot(compile_fileset(fileset()))
+        assert incremental == cold, name
+
+
+def test_one_changed_file_remerges_only_its_configs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gitconf.core.compile as compile_module
+
+    files = {p: c.encode() for p, c in START.items()}
+    cache = CompileCache()
+    compile_fileset(FileSet(files), cache)
+    merged: list[tuple[str, str]] = []
+    real = compile_module._merge_one
+
+    def spy(env: str, service: str, *args: Any) -> Any:
+        merged.append((env, service))
+        return real(env, service, *args)
+
+    parsed: list[str] = []
+    real_parse = compile_module.parse_yaml
+
+    def parse_spy(path: str, data: bytes) -> Any:
+        parsed.append(path)
+        return real_parse(path, data)
+
+    monkeypatch.setattr(compile_module, "_merge_one", spy)
+    monkeypatch.setattr(compile_module, "parse_yaml", parse_spy)
+    files["environments/production/api.yaml"] = b"port: 444\n"
+    result = compile_fileset(FileSet(files), cache)
+    assert result.revision is not None
+    assert sorted(merged) == [("eu", "api"), ("production", "api")]
+    assert parsed == ["environments/production/api.yaml"]
