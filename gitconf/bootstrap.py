@@ -18,6 +18,7 @@ from gitconf.served import Publisher
 from gitconf.server.app import create_app
 from gitconf.server.auth import Auth
 from gitconf.server.deps import Deps
+from gitconf.server.fast import FastReads
 from gitconf.server.reads import ConfigReader, RefCache
 from gitconf.settings import Settings
 from gitconf.store.db import create_schema, make_engine
@@ -86,7 +87,7 @@ class Server:
         for plugin in PLUGINS:
             plugin(self)
         self.app: Flask = create_app(self.deps, self.blueprints)
-        self.wsgi: Callable[..., Any] = self.app.wsgi_app
+        self.wsgi: Callable[..., Any] = FastReads(self.reader, self.metrics, self.app.wsgi_app)
 
     def start(self) -> None:
         """Start polling (the first poll runs at once) and the plugins' workers."""
