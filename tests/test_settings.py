@@ -11,12 +11,18 @@ from gitconf.settings import SettingsError, load_settings
 
 def test_defaults() -> None:
     settings = load_settings({"repo": "r"}, environ={})
-    assert (settings.branch, settings.listen, settings.poll_interval) == ("main", "127.0.0.1:8080", 30.0)
+    assert (settings.branch, settings.listen, settings.poll_interval) == (
+        "main",
+        "127.0.0.1:8080",
+        30.0,
+    )
 
 
 def test_precedence_flag_over_environment_over_file(tmp_path: Path) -> None:
     config = tmp_path / "server.yaml"
-    config.write_text("repo: from-file\nbranch: file-branch\npoll_interval: 5\nlisten: 127.0.0.1:9000\n")
+    config.write_text(
+        "repo: from-file\nbranch: file-branch\npoll_interval: 5\nlisten: 127.0.0.1:9000\n"
+    )
     environ = {"GITCONF_BRANCH": "env-branch", "GITCONF_POLL_INTERVAL": "7"}
     settings = load_settings({"poll_interval": 9.0}, environ=environ, config_file=str(config))
     assert settings.repo == "from-file"
@@ -68,5 +74,7 @@ def test_public_listen_needs_tokens() -> None:
     with pytest.raises(SettingsError, match="refusing to listen"):
         load_settings({"repo": "r", "listen": "0.0.0.0:8080"}, environ={})
     tokens = ({"name": "a", "token": "x" * 20, "scopes": ["admin"]},)
-    settings = load_settings({"repo": "r", "listen": "0.0.0.0:8080", "tokens": list(tokens)}, environ={})
+    settings = load_settings(
+        {"repo": "r", "listen": "0.0.0.0:8080", "tokens": list(tokens)}, environ={}
+    )
     assert settings.host == "0.0.0.0"
