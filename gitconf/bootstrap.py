@@ -13,6 +13,7 @@ from flask import Flask
 
 from gitconf.git.remote import Mirror, normalize_url
 from gitconf.jobs.poll import PollContext, Poller
+from gitconf.replicas import install as install_replicas
 from gitconf.metrics import Metrics
 from gitconf.served import Publisher
 from gitconf.server.app import create_app
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 # Parts that own a capability add themselves here: each is called with the Server being
 # built, and may register blueprints, publish listeners and start/stop callbacks.
 Plugin = Callable[["Server"], None]
-PLUGINS: list[Plugin] = []
+PLUGINS: list[Plugin] = [install_replicas]
 
 
 class Server:
@@ -49,7 +50,9 @@ class Server:
         self.state_dir = state / key[:16]
         self.state_dir.mkdir(exist_ok=True)
         self.engine = make_engine(settings.store_url)
-        create_schema(self.engine)
+        self.schema_error: str | None = None
+        self.schema_ready = False
+        self.ensure_schema()
         self.metrics = Metrics()
         self.publisher = Publisher(self.state_dir)
         try:
@@ -88,6 +91,24 @@ class Server:
             plugin(self)
         self.app: Flask = create_app(self.deps, self.blueprints)
         self.wsgi: Callable[..., Any] = FastReads(self.reader, self.metrics, self.app.wsgi_app)
+
+    def ensure_schema(self) -> bool:
+        """Create or migrate the store's tables; an unreachable store is reported, not fatal.
+
+        Reads and publishing never need the store, so a server starts without it and tries
+        again later (the replica heartbeat calls this until it succeeds).
+        """
+        if self.schema_ready:
+            return True
+        try:
+            create_schema(self.engine)
+        except Exception as exc:
+            self.schema_error = f"creating the store's tables: {str(exc).splitlines()[0]}"
+            log.error("%s; serving from memory and retrying", self.schema_error)
+            return False
+        self.schema_error = None
+        self.schema_ready = True
+        return True
 
     def start(self) -> None:
         """Start polling (the first poll runs at once) and the plugins' workers."""

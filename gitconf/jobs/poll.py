@@ -161,6 +161,7 @@ class Poller:
         self._thread: threading.Thread | None = None
         self._scheduler: BackgroundScheduler | None = None
         self.ticks = 0
+        self.on_request: list[Callable[[], None]] = []
 
     def run_once(self, *, forced: bool = False) -> str:
         """One tick now (waiting for a running one); skipped while backing off unless forced."""
@@ -179,9 +180,15 @@ class Poller:
                 status.retry_at = 0.0
             return result
 
-    def request(self) -> None:
-        """Ask for a tick as soon as possible; many requests during one tick make one more."""
+    def request(self, *, broadcast: bool = True) -> None:
+        """Ask for a tick as soon as possible; many requests during one tick make one more.
+
+        With broadcast, the listeners in on_request (other replicas) are told too.
+        """
         self._wanted.set()
+        if broadcast:
+            for listener in self.on_request:
+                _safely(listener)
 
     def _loop(self) -> None:
         while not self._stopping.is_set():

@@ -13,7 +13,7 @@ import yaml
 
 from gitconf.testing import commit_all, git, make_repo
 from gitconf.testing.server import ServeProcess, wait_until
-from tests.server.conftest import BASE_FILES
+from tests.conftest import BASE_FILES
 
 
 def served_revision(server: ServeProcess, path: str = "/v1/config/staging/payments") -> str:

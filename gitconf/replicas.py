@@ -1,0 +1,214 @@
+"""Several replicas on one PostgreSQL: heartbeats, and a push to one makes every one poll.
+
+Each replica keeps a heartbeat row (its id, host, served revision), so /v1/status lists the
+live replicas and an operator sees one stuck on an old revision. A poll request (a push
+webhook) on one replica is broadcast with PostgreSQL NOTIFY; every replica LISTENs and polls
+at once. The periodic poll stays the safety net, and nothing here is on the read path: with
+PostgreSQL down, reads and publishing go on from memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from prometheus_client import Gauge
+
+from gitconf.store.db import metadata
+
+if TYPE_CHECKING:
+    from gitconf.bootstrap import Server
+
+__all__ = ["install", "replicas"]
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "gitconf_poll"
+HEARTBEAT_SECONDS = 5.0
+LIVE_SECONDS = 30.0
+
+replicas = sa.Table(
+    "replicas",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("listen", sa.String(255), nullable=False),
+    sa.Column("revision", sa.String(64), nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class Replica:
+    """This process as one replica among several sharing the store."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.engine = server.engine
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.started_at = _now()
+        self.listening = self.engine.dialect.name == "postgresql"
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.live = Gauge(
+            "gitconf_replicas_live",
+            "Replicas with a recent heartbeat in the shared store.",
+            registry=server.metrics.registry,
+        )
+        self.store_up = Gauge(
+            "gitconf_store_up",
+            "1 if the last heartbeat reached the store.",
+            registry=server.metrics.registry,
+        )
+
+    # -- heartbeat ---------------------------------------------------------------------------
+    def beat(self) -> None:
+        """Write this replica's heartbeat row; record an outage instead of raising."""
+        if not self.server.ensure_schema():
+            self.error = self.server.schema_error
+            self.store_up.set(0)
+            return
+        served = self.server.publisher.served
+        row = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "listen": self.server.settings.listen,
+            "revision": served.revision if served else None,
+            "heartbeat_at": _now(),
+        }
+        try:
+            with self.engine.begin() as conn:
+                updated = conn.execute(
+                    replicas.update().where(replicas.c.id == self.id).values(**row)
+                ).rowcount
+                if not updated:
+                    conn.execute(
+                        replicas.insert().values(id=self.id, started_at=self.started_at, **row)
+                    )
+                conn.execute(
+                    replicas.delete().where(replicas.c.heartbeat_at < _now() - dt.timedelta(days=1))
+                )
+            self.store_up.set(1)
+            if self.error:
+                log.info("the store is reachable again")
+            self.error = None
+        except Exception as exc:
+            self.store_up.set(0)
+            self.error = f"store unreachable: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+            log.warning("heartbeat failed: %s", self.error)
+
+    def status(self) -> dict[str, Any]:
+        """The replicas section of /v1/status."""
+        doc: dict[str, Any] = {"self": self.id, "store_error": self.error, "replicas": []}
+        try:
+            with self.engine.connect() as conn:
+                rows = (
+                    conn.execute(sa.select(replicas).order_by(replicas.c.started_at))
+                    .mappings()
+                    .all()
+                )
+        except Exception as exc:
+            doc["store_error"] = f"store unreachable: {str(exc).splitlines()[0]}"
+            return doc
+        now = _now()
+        served = self.server.publisher.served
+        live = 0
+        for row in rows:
+            age = (now - _aware(row["heartbeat_at"])).total_seconds()
+            if age > LIVE_SECONDS:
+                continue
+            live += 1
+            doc["replicas"].append(
+                {
+                    "id": row["id"],
+                    "host": row["host"],
+                    "pid": row["pid"],
+                    "listen": row["listen"],
+                    "revision": row["revision"],
+                    "behind": bool(served and row["revision"] != served.revision),
+                    "heartbeat_age_seconds": round(age, 1),
+                }
+            )
+        self.live.set(live)
+        return doc
+
+    # -- broadcast ---------------------------------------------------------------------------
+    def broadcast(self) -> None:
+        """Tell every replica to poll now (NOTIFY); a failure leaves them to their schedule."""
+        if not self.listening:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.select(sa.func.pg_notify(CHANNEL, self.id)))
+        except Exception as exc:
+            log.warning("cannot broadcast a poll request: %s", exc)
+
+    def _listen(self) -> None:
+        import psycopg
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    delay = 0.5
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            if note.payload != self.id:
+                                self.server.poller.request(broadcast=False)
+            except Exception as exc:
+                log.warning("LISTEN %s failed (%s); retrying in %.1fs", CHANNEL, exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _heartbeats(self) -> None:
+        while not self._stop.is_set():
+            self.beat()
+            self._stop.wait(HEARTBEAT_SECONDS)
+
+    def start(self) -> None:
+        """Start the heartbeat and, on PostgreSQL, the listener."""
+        targets = [self._heartbeats] + ([self._listen] if self.listening else [])
+        for target in targets:
+            thread = threading.Thread(target=target, name=f"gitconf-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop the threads and remove this replica's row."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(replicas.delete().where(replicas.c.id == self.id))
+        except Exception:
+            log.warning("could not remove the heartbeat row of %s", self.id)
+
+
+def install(server: Server) -> None:
+    """Wire heartbeats, the poll broadcast and the status section into a server."""
+    replica = Replica(server)
+    server.poller.on_request.append(replica.broadcast)
+    server.deps.extras.setdefault("status_sections", {})["replicas"] = replica.status
+    server.on_start.append(replica.start)
+    server.on_stop.append(replica.stop)
+    server.poll.on_published.append(lambda _old, _new: replica.beat())
+    server.deps.extras["replica"] = replica

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitconf.bootstrap import Server, build
+from gitconf.settings import load_settings
+from gitconf.testing import MINIMAL_MANIFEST, OPEN_SCHEMA, make_repo
+
+PAYMENTS_SCHEMA = """{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {"db": {"type": "object", "properties": {"port": {"type": "integer"}}}}
+}
+"""
+
+BASE_FILES = {
+    "gitconf.yaml": MINIMAL_MANIFEST,
+    "schemas/payments.schema.json": PAYMENTS_SCHEMA,
+    "schemas/search.schema.json": OPEN_SCHEMA,
+    "base/_all.yaml": "region: us-east-1\n",
+    "base/payments.yaml": "db:\n  host: db.internal\n  port: 5432\n  pool: {max: 10}\n",
+    "base/search.yaml": "shards: [s1, s2]\n",
+    "environments/production/payments.yaml": "db:\n  pool: {max: 50}\n",
+    "environments/production-eu/_all.yaml": "region: eu-west-1\n",
+}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "config", dict(BASE_FILES))
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    made: list[Server] = []
+
+    def factory(repo: Path | str, environ: dict[str, str] | None = None, **options: Any) -> Server:
+        flags = {"repo": str(repo), "state_dir": str(tmp_path / "state"), **options}
+        server = build(load_settings(flags, environ=environ or {}), environ=environ or {})
+        made.append(server)
+        return server
+
+    yield factory
+    for server in made:
+        server.engine.dispose()
+
+
+@pytest.fixture
+def server(repo: Path, make_server: Callable[..., Server]) -> Server:
+    server = make_server(repo)
+    assert server.poller.run_once() == "published"
+    return server
+
+
+@pytest.fixture
+def client(server: Server) -> Any:
+    return server.app.test_client()

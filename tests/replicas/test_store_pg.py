@@ -1,0 +1,68 @@
+"""The store on a real PostgreSQL: concurrent schema creation, heartbeats, poll broadcast."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from gitconf.bootstrap import Server
+from gitconf.store.db import create_schema, make_engine
+from gitconf.testing import make_repo
+from gitconf.testing.server import wait_until
+from tests.conftest import BASE_FILES
+
+
+def test_replicas_starting_at_once_create_the_schema_once(pg_url: str) -> None:
+    engines = [make_engine(pg_url) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def create(engine: sa.Engine) -> None:
+        try:
+            create_schema(engine)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    with engines[0].connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    assert {"revisions", "replicas"} <= tables
+    for engine in engines:
+        engine.dispose()
+
+
+def test_revision_log_heartbeats_and_broadcast(
+    pg_url: str, tmp_path: Path, make_server: Callable[..., Server]
+) -> None:
+    repo = make_repo(tmp_path / "config", dict(BASE_FILES))
+    one = make_server(repo, database_url=pg_url, state_dir=str(tmp_path / "one"))
+    two = make_server(repo, database_url=pg_url, state_dir=str(tmp_path / "two"))
+    assert one.poller.run_once() == "published"
+    assert two.poller.run_once() == "unchanged" or two.publisher.served is not None
+    [record] = one.poll.revisions.recent()
+    assert record["state"] == "published"
+
+    requested = threading.Event()
+    two.poller.request = lambda broadcast=True: requested.set()  # type: ignore[method-assign]
+    replica_one, replica_two = one.deps.extras["replica"], two.deps.extras["replica"]
+    replica_one.start()
+    replica_two.start()
+    try:
+        status = wait_until(
+            lambda: len((s := replica_one.status())["replicas"]) == 2 and s, what="two heartbeats"
+        )
+        assert {r["id"] for r in status["replicas"]} == {replica_one.id, replica_two.id}
+        assert all(r["revision"] == one.publisher.served.revision for r in status["replicas"])
+        # A poll request on one replica reaches the other through NOTIFY.
+        wait_until(lambda: one.poller.request() or requested.wait(0.5), 10, what="the NOTIFY")
+    finally:
+        replica_one.stop()
+        replica_two.stop()
+    assert replica_one.status()["replicas"] == []
