@@ -12,9 +12,10 @@ from typing import Any
 from flask import Flask
 
 from gitconf.git.remote import Mirror, normalize_url
+from gitconf.hooks.plugin import install as install_hooks
 from gitconf.jobs.poll import PollContext, Poller
-from gitconf.replicas import install as install_replicas
 from gitconf.metrics import Metrics
+from gitconf.replicas import install as install_replicas
 from gitconf.served import Publisher
 from gitconf.server.app import create_app
 from gitconf.server.auth import Auth
@@ -22,6 +23,7 @@ from gitconf.server.deps import Deps
 from gitconf.server.fast import FastReads
 from gitconf.server.reads import ConfigReader, RefCache
 from gitconf.settings import Settings
+from gitconf.spring.plugin import install as install_spring
 from gitconf.store.db import create_schema, make_engine
 from gitconf.store.revisions import RevisionLog
 
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 # Parts that own a capability add themselves here: each is called with the Server being
 # built, and may register blueprints, publish listeners and start/stop callbacks.
 Plugin = Callable[["Server"], None]
-PLUGINS: list[Plugin] = [install_replicas]
+PLUGINS: list[Plugin] = [install_replicas, install_hooks, install_spring]
 
 
 class Server:

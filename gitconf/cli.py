@@ -18,6 +18,7 @@ from gitconf.core.model import CompiledRevision, FileSet
 from gitconf.core.render import FORMATS, render
 from gitconf.errors import GitconfError, Problem
 from gitconf.git.read import fileset_from_commit, fileset_from_dir, is_url, open_repository, resolve
+from gitconf.server.commands import demo, serve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,13 +174,13 @@ def diff(base: str, head: str | None, repo: str, fmt: str) -> None:
         click.echo(to_text(changes), nl=False)
 
 
-def _register_server_commands() -> None:
-    try:
-        from gitconf.server.commands import demo, serve
-    except ImportError:  # the server's dependencies are part of the package; keep the CLI usable
-        return
-    main.add_command(serve)
-    main.add_command(demo)
+main.add_command(serve)
+main.add_command(demo)
 
 
-_register_server_commands()
+@main.command(name="hook-script")
+def hook_script() -> None:
+    """Print a post-receive hook that tells gitconf about pushes to a self-hosted bare repo."""
+    from importlib.resources import files
+
+    click.echo(files("gitconf.hooks").joinpath("post-receive").read_text(), nl=False)

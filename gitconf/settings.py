@@ -61,9 +61,10 @@ class Settings:
     max_wait: float = 300.0
     ref_cache_size: int = 8
     threads: int = 16
-    credentials: Mapping[str, str] = field(default_factory=dict)
-    tokens: tuple[Mapping[str, Any], ...] = ()
-    hooks: Mapping[str, Any] = field(default_factory=dict)
+    # Secrets may sit in these (inline tokens and hook secrets): keep them out of the repr.
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    tokens: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
+    hooks: Mapping[str, Any] = field(default_factory=dict, repr=False)
     subscribers: Mapping[str, Any] = field(default_factory=dict)
     delivery: Mapping[str, float] = field(default_factory=dict)
 

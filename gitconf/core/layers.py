@@ -9,13 +9,17 @@ from dataclasses import dataclass, field
 from gitconf.core.model import Manifest
 from gitconf.errors import Problem, Source
 
-__all__ = ["NAME_RE", "YAML_SUFFIXES", "Layout", "discover", "is_config_path"]
+__all__ = ["NAME_RE", "RESERVED_SERVICES", "YAML_SUFFIXES", "Layout", "discover", "is_config_path"]
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 YAML_SUFFIXES = (".yaml", ".yml")
 ALL = "_all"
 CONFIG_ROOTS = ("base/", "environments/", "schemas/")
 MANIFEST = "gitconf.yaml"
+# First path segments of gitconf's own HTTP routes (`static` is Flask's static-file route).
+# The Spring Cloud Config routes serve /<service>/<env>, so a service of one of these names
+# could never be reached there.
+RESERVED_SERVICES = frozenset({"v1", "healthz", "readyz", "metrics", "openapi.json", "static"})
 
 
 def is_config_path(path: str) -> bool:
@@ -60,6 +64,7 @@ def discover(paths: list[str]) -> tuple[Layout, list[Problem]]:
     # (scope, name) -> {"file": [paths], "folder": [paths]}
     found: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     env_folders: dict[str, str] = {}
+    reserved: set[tuple[str, str]] = set()
     for path in sorted(paths):
         parts = path.split("/")
         if parts[0] == "base":
@@ -109,6 +114,11 @@ def discover(paths: list[str]) -> tuple[Layout, list[Problem]]:
         if name != ALL and not NAME_RE.match(name):
             problems.append(_bad_name(path, "service", name))
             continue
+        if name in RESERVED_SERVICES:
+            if (scope, name) not in reserved:  # once per layer, not once per file of a folder
+                reserved.add((scope, name))
+                problems.append(_reserved(path, name))
+            continue
         found[(scope, name)][form].append(path)
     layout = Layout(environment_folders=env_folders)
     services: set[str] = set()
@@ -140,4 +150,13 @@ def _bad_name(path: str, what: str, name: str) -> Problem:
         Source(path),
         f"{what} name {name!r} is not allowed",
         hint="names match [a-z0-9][a-z0-9._-]*: lower case letters, digits, '.', '_' and '-'",
+    )
+
+
+def _reserved(path: str, name: str) -> Problem:
+    return Problem(
+        Source(path),
+        f"service name {name!r} is reserved: gitconf serves /{name} itself, "
+        f"so the Spring Cloud Config route /{name}/<env> could never reach this service",
+        hint=f"rename the service; reserved names: {', '.join(sorted(RESERVED_SERVICES))}",
     )

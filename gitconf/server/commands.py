@@ -156,7 +156,7 @@ Change a value and see it served within {poll_interval:g}s:
   curl {url}/v1/config/production-eu/payments
 
 Break it and see the last good revision keep serving, with the error in /v1/status:
-  echo 'db: {{port: not-a-port}}' >> environments/production/payments.yaml
+  sed -i 's/max: 40/max: lots/' environments/production-eu/payments.yaml
   git commit -am 'break payments'
   curl {url}/v1/status
 

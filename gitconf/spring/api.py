@@ -1,0 +1,274 @@
+"""Spring Cloud Config routes: `/<service>/<env>[/<label>]` and `[/<label>]/<service>-<env>.<ext>`.
+
+The routes never shadow gitconf's own: a converter refuses the reserved first segments (`v1`,
+`healthz`, ...), so `/v1/...` keeps its 404s and 405s, and Werkzeug tries static rules first.
+Bodies are built once per (revision, request) and kept in a small LRU with their ETags.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from flask import Blueprint, Response, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
+
+from gitconf.core.layers import RESERVED_SERVICES
+from gitconf.core.render import to_json, to_yaml
+from gitconf.served import Body, ServedRevision, Snapshot
+from gitconf.server.app import deps
+from gitconf.server.auth import Principal
+from gitconf.server.errors import ApiError
+from gitconf.server.reads import etag_matches
+from gitconf.spring.cache import BodyCache
+from gitconf.spring.names import (
+    DEFAULT_LABELS,
+    DOCUMENT_FORMATS,
+    parse_label,
+    parse_profiles,
+    split_document,
+)
+from gitconf.spring.properties import environment, merge_profiles, property_source, to_properties
+
+__all__ = ["CACHE_KEY", "V2_JSON", "bearer", "bp"]
+
+bp = Blueprint("spring", __name__)
+
+# Spring Boot's config client asks for this type; its property values carry their origin.
+V2_JSON = "application/vnd.spring-cloud.config-server.v2+json"
+TEXT = "text/plain; charset=utf-8"
+CACHE_KEY = "spring.bodies"
+
+_NOT_RESERVED = "(?!(?:{})\\Z)".format("|".join(re.escape(n) for n in sorted(RESERVED_SERVICES)))
+_SUFFIX = "\\.(?:{})".format("|".join(DOCUMENT_FORMATS))
+
+
+class ServiceConverter(BaseConverter):
+    """A first path segment that is not one of gitconf's own (`v1`, `healthz`, ...)."""
+
+    regex = _NOT_RESERVED + "[^/]+"
+    part_isolating = True
+
+
+class ProfilesConverter(BaseConverter):
+    """Profiles, but not a document name: `/<label>/<service>-<env>.json` is the other route."""
+
+    regex = f"(?![^/]*{_SUFFIX}\\Z)[^/]+"
+    part_isolating = True
+
+
+class DocumentConverter(BaseConverter):
+    """`<service>-<profiles>.(json|yml|yaml|properties)`."""
+
+    regex = f"{_NOT_RESERVED}[^/]+{_SUFFIX}"
+    part_isolating = True
+
+
+@bp.record_once
+def _converters(state: BlueprintSetupState) -> None:
+    # Recorded before the routes, so the converters exist when the rules are added.
+    state.app.url_map.converters.update(
+        spring_service=ServiceConverter,
+        spring_profiles=ProfilesConverter,
+        spring_document=DocumentConverter,
+    )
+
+
+def bearer(header: str | None) -> str | None:
+    """The Authorization header as gitconf checks it.
+
+    Spring clients send Basic credentials: the password (or, if there is none, the user name)
+    is read as a bearer token, and empty credentials (some clients always send `Basic Og==`,
+    that is ":") as no header at all.
+    """
+    if not header or header[:6].lower() != "basic ":
+        return header
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, _, password = decoded.partition(":")
+    token = password or user
+    return f"Bearer {token}" if token else None
+
+
+@bp.get("/<spring_service:service>/<spring_profiles:profiles>")
+def default_label(service: str, profiles: str) -> Response:
+    """Spring's Environment of a service in one or more environments, at the served revision."""
+    return _environment(service, profiles, None)
+
+
+@bp.get("/<spring_service:service>/<profiles>/<label>")
+def labelled(service: str, profiles: str, label: str) -> Response:
+    """Spring's Environment at a label: a branch, tag or commit (`(_)` stands for `/`)."""
+    return _environment(service, profiles, parse_label(label))
+
+
+@bp.get("/<spring_document:document>")
+def document(document: str) -> Response:
+    """The merged config as nested JSON, YAML or `key: value` properties."""
+    return _document(document, None)
+
+
+@bp.get("/<label>/<spring_document:document>")
+def labelled_document(label: str, document: str) -> Response:
+    """A document at a label."""
+    return _document(document, parse_label(label))
+
+
+def _environment(service: str, text: str, label: str | None) -> Response:
+    principal, served = _begin(label)
+    profiles = _profiles(text)
+    snap = served.snapshot
+    if service not in snap.services:
+        raise _unknown_service(snap, service)
+    envs = _readable(principal, snap, service, profiles)
+    v2 = V2_JSON in request.headers.get("Accept", "")
+
+    def build() -> bytes:
+        sources = [
+            property_source(
+                env,
+                service,
+                served.revision,
+                snap.values[(env, service)],
+                {leaf["key"]: leaf["source"] for leaf in snap.explain[(env, service)]}
+                if v2
+                else None,
+            )
+            for env in reversed(envs)  # the last profile wins, so it comes first
+        ]
+        return to_json(environment(service, profiles, label, served.revision, sources))
+
+    key = ("environment", served.revision, service, profiles, label, v2)
+    body = _cache().get(key, V2_JSON if v2 else "application/json", build)
+    return _reply(body, served, profiles, envs)
+
+
+def _document(name: str, label: str | None) -> Response:
+    principal, served = _begin(label)
+    stem, ext = name.rsplit(".", 1)
+    fmt = DOCUMENT_FORMATS[ext]
+    snap = served.snapshot
+    readings = split_document(stem, snap.services, snap.environments)
+    if not readings:
+        raise ApiError(
+            404,
+            "unknown_document",
+            f"cannot read {stem!r} as <service>-<environment>: no service and environment of "
+            f"revision {served.revision[:12]} match; services: {', '.join(snap.services)}; "
+            f"environments: {', '.join(snap.environments)}",
+        )
+    if len(readings) > 1:
+        both = " or ".join(r.describe() for r in readings)
+        raise ApiError(
+            400,
+            "ambiguous_name",
+            f"{stem!r} reads as {both}; ask for /<service>/<environment> instead, "
+            "which names each part",
+            readings=[{"service": r.service, "profiles": list(r.profiles)} for r in readings],
+        )
+    service, profiles = readings[0]
+    envs = _readable(principal, snap, service, profiles)
+
+    def build() -> bytes:
+        value = merge_profiles([snap.values[(env, service)] for env in envs])
+        if fmt == "json":
+            return to_json(value)
+        return to_yaml(value) if fmt == "yaml" else to_properties(value)
+
+    key = ("document", served.revision, service, envs, fmt)
+    body = _cache().get(key, "application/json" if fmt == "json" else TEXT, build)
+    return _reply(body, served, profiles, envs)
+
+
+def _begin(label: str | None) -> tuple[Principal, ServedRevision]:
+    """The caller (401 first, as for every read) and the revision the label names."""
+    reader = deps().reader
+    principal = reader.principal(bearer(request.headers.get("Authorization")))
+    branch = deps().settings.branch
+    # The server mirrors one branch: it answers to its name, and to the label Spring
+    # clients send by default when it is main or master.
+    if label is None or label == branch or (label in DEFAULT_LABELS and branch in DEFAULT_LABELS):
+        return principal, reader.revision(None)
+    try:
+        return principal, reader.revision(label)
+    except ApiError as exc:
+        if exc.code != "unknown_ref":
+            raise
+        raise ApiError(
+            404,
+            "unknown_label",
+            f"unknown label {label!r}: no tag or commit of that name, and this server tracks "
+            f"branch {branch!r}; leave the label out, or use {branch!r}, a tag or a commit sha",
+        ) from None
+
+
+def _profiles(text: str) -> tuple[str, ...]:
+    profiles = parse_profiles(text)
+    if not profiles:
+        raise ApiError(
+            400, "bad_profiles", f"{text!r} names no environment; give one, or several by comma"
+        )
+    return profiles
+
+
+def _readable(
+    principal: Principal, snap: Snapshot, service: str, profiles: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The profiles that are environments; 404 if none is, 403 if one may not be read."""
+    envs = tuple(p for p in profiles if p in snap.environments)
+    if not envs:
+        hint = (
+            "; Spring asks for 'default' when no profile is active: set spring.profiles.active"
+            if "default" in profiles
+            else ""
+        )
+        raise ApiError(
+            404,
+            "unknown_environment",
+            f"no environment among {','.join(profiles)!r}; known: "
+            f"{', '.join(snap.environments)}{hint}",
+        )
+    for env in envs:
+        if not principal.can_read(env):
+            raise ApiError(
+                403, "forbidden", f"token {principal.name!r} may not read environment {env!r}"
+            )
+    if any((env, service) not in snap.values for env in envs):
+        raise _unknown_service(snap, service)
+    return envs
+
+
+def _unknown_service(snap: Snapshot, service: str) -> ApiError:
+    return ApiError(
+        404, "unknown_service", f"unknown service {service!r}; known: {', '.join(snap.services)}"
+    )
+
+
+def _cache() -> BodyCache:
+    extras = deps().extras
+    cache: BodyCache | None = extras.get(CACHE_KEY)
+    if cache is None:  # the blueprint registered without the plugin, as in a bare create_app
+        cache = extras[CACHE_KEY] = BodyCache()
+    return cache
+
+
+def _reply(
+    body: Body, served: ServedRevision, profiles: tuple[str, ...], envs: tuple[str, ...]
+) -> Response:
+    headers: dict[str, Any] = {
+        "ETag": body.etag,
+        "X-Gitconf-Revision": served.revision,
+        "Cache-Control": "no-cache",
+        "Vary": "Accept, Authorization",
+    }
+    ignored = [p for p in profiles if p not in envs]
+    if ignored:
+        headers["X-Gitconf-Ignored-Profiles"] = ",".join(ignored)
+    if etag_matches(request.headers.get("If-None-Match"), body.etag):
+        return Response(status=304, headers=headers)
+    return Response(body.data, status=200, headers=headers, content_type=body.content_type)

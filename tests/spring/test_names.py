@@ -1,0 +1,67 @@
+"""Spring's request names: profiles, labels and `<service>-<env>` documents split by known names."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitconf.spring.names import Reading, parse_label, parse_profiles, split_document
+
+SERVICES = {"api", "api-production", "checkout", "web-app"}
+ENVIRONMENTS = {"staging", "production", "production-eu", "eu"}
+
+
+@pytest.mark.parametrize(
+    ("text", "profiles"),
+    [
+        ("production", ("production",)),
+        ("production,eu", ("production", "eu")),
+        (" production , eu ", ("production", "eu")),
+        ("production,,eu,", ("production", "eu")),
+        (",", ()),
+    ],
+)
+def test_parse_profiles(text: str, profiles: tuple[str, ...]) -> None:
+    assert parse_profiles(text) == profiles
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [("main", "main"), ("release(_)1.0", "release/1.0"), ("a(_)b(_)c", "a/b/c")],
+)
+def test_parse_label(text: str, label: str) -> None:
+    assert parse_label(text) == label
+
+
+@pytest.mark.parametrize(
+    ("stem", "readings"),
+    [
+        ("checkout-production", [Reading("checkout", ("production",))]),
+        # Spring would split at the last hyphen (checkout-production in eu) and fail.
+        ("checkout-production-eu", [Reading("checkout", ("production-eu",))]),
+        ("web-app-staging", [Reading("web-app", ("staging",))]),
+        ("web-app-production-eu", [Reading("web-app", ("production-eu",))]),
+        # Both readings name a known service and environment: the caller must choose.
+        (
+            "api-production-eu",
+            [Reading("api", ("production-eu",)), Reading("api-production", ("eu",))],
+        ),
+        ("checkout-staging,production", [Reading("checkout", ("staging", "production"))]),
+        (
+            "checkout-production,kubernetes",
+            [Reading("checkout", ("production", "kubernetes"))],
+        ),
+        ("checkout-kubernetes", []),
+        ("checkout", []),
+        ("search-production", []),
+        ("-production", []),
+        ("checkout-", []),
+    ],
+)
+def test_split_document(stem: str, readings: list[Reading]) -> None:
+    assert split_document(stem, SERVICES, ENVIRONMENTS) == readings
+
+
+def test_reading_describes_itself() -> None:
+    assert Reading("api", ("production", "eu")).describe() == (
+        "service 'api' in environment 'production,eu'"
+    )
