@@ -15,6 +15,7 @@ from gitconf.git.remote import Mirror, normalize_url
 from gitconf.hooks.plugin import install as install_hooks
 from gitconf.jobs.poll import PollContext, Poller
 from gitconf.metrics import Metrics
+from gitconf.notify.plugin import install as install_notify
 from gitconf.replicas import install as install_replicas
 from gitconf.served import Publisher
 from gitconf.server.app import create_app
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 # Parts that own a capability add themselves here: each is called with the Server being
 # built, and may register blueprints, publish listeners and start/stop callbacks.
 Plugin = Callable[["Server"], None]
-PLUGINS: list[Plugin] = [install_replicas, install_hooks, install_spring]
+PLUGINS: list[Plugin] = [install_replicas, install_hooks, install_spring, install_notify]
 
 
 class Server:

@@ -50,6 +50,30 @@ class Metrics:
             ["provider", "outcome"],
             registry=r,
         )
+        # Webhook notifications (gitconf.notify).
+        self.webhook_deliveries = Counter(
+            "gitconf_webhook_deliveries",
+            "Webhook deliveries by outcome: delivered, retried, dead, gone (410), superseded.",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_attempt_seconds = Histogram(
+            "gitconf_webhook_attempt_seconds", "Time of one webhook delivery attempt.", registry=r
+        )
+        self.webhook_dead = Gauge(
+            "gitconf_webhook_dead_deliveries",
+            "Deliveries given up after delivery.max_age, in the store.",
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "gitconf_outbox_pending", "Deliveries waiting in the outbox.", registry=r
+        )
+        self.outbox_errors = Counter(
+            "gitconf_outbox_errors",
+            "Store errors of the outbox (a locked or full database), by operation.",
+            ["operation"],
+            registry=r,
+        )
         self._served: str | None = None
 
     def set_served(self, revision: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gitconf.core.explain import explain_config
-from gitconf.core.model import CompiledRevision
+from gitconf.core.model import CompiledRevision, Manifest
 from gitconf.core.render import render, to_json
 
 __all__ = ["Body", "Publisher", "ServedRevision", "Snapshot", "snapshot_of"]
@@ -57,6 +57,8 @@ class Snapshot:
     explain: dict[tuple[str, str], list[dict[str, Any]]]
     layers: dict[tuple[str, str], list[str]]
     published_at: str = ""
+    # The manifest's webhook subscribers, as plain dicts (see subscription_docs).
+    subscriptions: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> bytes:
         """The persisted form."""
@@ -76,6 +78,7 @@ class Snapshot:
                 }
                 for (env, svc), value in self.values.items()
             ],
+            "subscriptions": list(self.subscriptions),
         }
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -94,6 +97,7 @@ class Snapshot:
             explain={(c["environment"], c["service"]): c["explain"] for c in configs},
             layers={(c["environment"], c["service"]): c["layers"] for c in configs},
             published_at=doc.get("published_at", ""),
+            subscriptions=tuple(doc.get("subscriptions", ())),
         )
 
 
@@ -107,6 +111,24 @@ def snapshot_of(sha: str, revision: CompiledRevision, published_at: str = "") ->
         explain={key: explain_config(config) for key, config in revision.configs.items()},
         layers={key: list(config.layers) for key, config in revision.configs.items()},
         published_at=published_at,
+        subscriptions=subscription_docs(revision.manifest),
+    )
+
+
+def subscription_docs(manifest: Manifest) -> tuple[dict[str, Any], ...]:
+    """The manifest's subscriptions as plain, persistable dicts."""
+    return tuple(
+        {
+            "name": spec.name,
+            "url": spec.url,
+            "environments": list(spec.environments),
+            "services": list(spec.services),
+            "secret_env": spec.secret_env,
+            "events": list(spec.events),
+            "include_config": spec.include_config,
+            "source": str(spec.source),
+        }
+        for spec in manifest.subscriptions
     )
 
 

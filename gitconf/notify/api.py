@@ -1,0 +1,192 @@
+"""`/v1/subscriptions`: register, list, show and delete webhook subscribers; their deliveries.
+
+With tokens configured every route needs the admin scope: a subscription receives events
+about (and, with include_config, the contents of) every config its globs match.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from flask import Blueprint, Response, request
+from jsonschema import Draft202012Validator, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from gitconf.notify.events import CHANGED
+from gitconf.notify.notifier import Notifier
+from gitconf.notify.signing import generate_secret, parse_secret
+from gitconf.notify.subscriptions import Subscription
+from gitconf.notify.targets import TargetRefused, check_url
+from gitconf.resources import own_schema
+from gitconf.server.app import deps, json_response
+from gitconf.server.errors import ApiError, error_body
+
+__all__ = ["bp"]
+
+bp = Blueprint("subscriptions", __name__)
+
+MAX_BODY = 64 * 1024
+STATES = ("pending", "delivered", "dead", "superseded", "cancelled")
+
+
+@bp.errorhandler(SQLAlchemyError)
+def _store_down(exc: SQLAlchemyError) -> Response:
+    """A locked, full or unreachable database: 503, and what it said."""
+    message = str(exc).splitlines()[0]
+    return Response(
+        error_body("store_unavailable", f"the subscription store is unavailable: {message}"),
+        status=503,
+        headers={"Retry-After": "5"},
+        content_type="application/json",
+    )
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(own_schema("subscription"))
+
+
+def _notifier() -> Notifier:
+    """The caller's notifier, once the caller is known to be an admin."""
+    d = deps()
+    principal = d.reader.principal(request.headers.get("Authorization"))
+    if not principal.admin:
+        raise ApiError(
+            403, "forbidden", f"token {principal.name!r} lacks the admin scope subscriptions need"
+        )
+    found: Notifier = d.extras["notifier"]
+    return found
+
+
+def _field(error: ValidationError) -> str | None:
+    """The body field a schema error is about."""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        path += f".{missing[0]}" if missing else ""
+    elif error.validator == "additionalProperties":
+        known = error.schema.get("properties", {})
+        extra = [k for k in error.instance if k not in known]
+        path += f".{extra[0]}" if extra else ""
+    return path.lstrip(".") or None
+
+
+def _body() -> dict[str, Any]:
+    """The request's JSON object, checked against schemas/subscription.schema.json."""
+    if (request.content_length or 0) > MAX_BODY:
+        raise ApiError(413, "too_large", f"a subscription is at most {MAX_BODY} bytes of JSON")
+    try:
+        doc = json.loads(request.get_data(cache=False) or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ApiError(
+            400, "invalid_subscription", 'the body must be a JSON object such as {"url": "..."}'
+        )
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = errors[0]
+        field = _field(error)
+        raise ApiError(
+            400,
+            "invalid_subscription",
+            f"{field}: {error.message} (see gitconf's schemas/subscription.schema.json)",
+            field=field,
+        )
+    return doc
+
+
+def _doc(sub: Subscription, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    doc = sub.doc()
+    doc["deliveries"] = {state: (counts or {}).get(state, 0) for state in STATES}
+    doc["links"] = {"deliveries": f"/v1/subscriptions/{sub.id}/deliveries"}
+    return doc
+
+
+@bp.post("/v1/subscriptions")
+def create() -> Response:
+    """Register a subscriber; 201 with its id and its secret (shown this once)."""
+    notifier = _notifier()
+    body = _body()
+    try:
+        check_url(body["url"], notifier.targets)
+    except TargetRefused as exc:
+        raise ApiError(400, "target_refused", f"url: {exc}", field="url") from None
+    secret = body.get("secret") or generate_secret()
+    try:
+        parse_secret(secret)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_subscription", f"secret: {exc}", field="secret") from None
+    sub = notifier.subscriptions.create(
+        url=body["url"],
+        secret=secret,
+        environments=body.get("environments", ["*"]),
+        services=body.get("services", ["*"]),
+        events=body.get("events", [CHANGED]),
+        include_config=body.get("include_config", False),
+        name=body.get("name"),
+    )
+    doc = {**_doc(sub), "secret": secret}
+    return json_response(doc, 201, {"Location": f"/v1/subscriptions/{sub.id}"})
+
+
+@bp.get("/v1/subscriptions")
+def list_all() -> Response:
+    """Every subscription, from the API and from gitconf.yaml, with delivery counts."""
+    notifier = _notifier()
+    counts = notifier.outbox.counts_by_subscription()
+    subs = notifier.subscriptions.all()
+    return json_response({"subscriptions": [_doc(s, counts.get(s.id)) for s in subs]})
+
+
+def _get(notifier: Notifier, sub_id: str) -> Subscription:
+    sub = notifier.subscriptions.get(sub_id)
+    if sub is None:
+        raise ApiError(
+            404, "unknown_subscription", f"no subscription {sub_id!r}; see GET /v1/subscriptions"
+        )
+    return sub
+
+
+@bp.get("/v1/subscriptions/<sub_id>")
+def show(sub_id: str) -> Response:
+    """One subscription."""
+    notifier = _notifier()
+    sub = _get(notifier, sub_id)
+    return json_response(_doc(sub, notifier.outbox.counts_by_subscription().get(sub.id)))
+
+
+@bp.delete("/v1/subscriptions/<sub_id>")
+def delete(sub_id: str) -> Response:
+    """Delete a subscription; what it has not received yet is cancelled. 204."""
+    notifier = _notifier()
+    sub = _get(notifier, sub_id)
+    if sub.origin == "manifest":
+        raise ApiError(
+            409,
+            "declared_in_manifest",
+            f"subscription {sub.name!r} is declared in gitconf.yaml ({sub.declared_at}); "
+            "remove it there and push",
+        )
+    notifier.subscriptions.delete(sub_id)
+    return Response(status=204)
+
+
+@bp.get("/v1/subscriptions/<sub_id>/deliveries")
+def deliveries(sub_id: str) -> Response:
+    """A subscription's deliveries, newest first, each with every attempt."""
+    notifier = _notifier()
+    _get(notifier, sub_id)
+    try:
+        limit = int(request.args.get("limit", "100"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        raise ApiError(400, "bad_limit", "limit must be an integer from 1 to 1000")
+    state = request.args.get("state")
+    if state is not None and state not in STATES:
+        raise ApiError(400, "bad_state", f"state must be one of {', '.join(STATES)}")
+    found = notifier.outbox.deliveries(sub_id, limit=limit, state=state)
+    return json_response({"subscription": sub_id, "deliveries": found})

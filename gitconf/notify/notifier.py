@@ -1,0 +1,343 @@
+"""From published and rejected revisions to rows in the outbox.
+
+The outbox keeps a cursor: the revision whose change set it holds. A change set that could
+not be written (a locked or full database) is written by a later publish or by the worker's
+safety-net tick, against the right base, so no change is lost to a store outage; the
+revision itself is published regardless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from gitconf.errors import Problem
+from gitconf.metrics import Metrics
+from gitconf.notify.clock import iso, utcnow
+from gitconf.notify.events import (
+    CHANGED,
+    REJECTED,
+    change_set,
+    changed_event,
+    encode,
+    matches,
+    rejected_event,
+)
+from gitconf.notify.outbox import Outbox
+from gitconf.notify.policy import DeliveryPolicy
+from gitconf.notify.subscriptions import SubscriptionStore
+from gitconf.notify.targets import TargetPolicy
+from gitconf.notify.worker import Worker
+from gitconf.served import Publisher, ServedRevision
+
+__all__ = ["Notifier"]
+
+log = logging.getLogger(__name__)
+
+KNOWN_REVISIONS = 4  # recent revisions kept to diff against after a missed change set
+RETENTION = dt.timedelta(days=7)  # finished deliveries are kept this long, for the API
+PRUNE_EVERY = 3600.0  # seconds
+
+
+def new_event_id() -> str:
+    """A fresh event id (also the webhook-id of every attempt)."""
+    return "evt_" + uuid.uuid4().hex
+
+
+class Notifier:
+    """Turns publishes into deliveries and owns the worker that sends them."""
+
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        subscriptions: SubscriptionStore,
+        publisher: Publisher,
+        policy: DeliveryPolicy,
+        targets: TargetPolicy,
+        metrics: Metrics,
+        environ: Mapping[str, str],
+        base_url: str,
+        cursor_key: str,
+        load_revision: Callable[[str], ServedRevision] | None = None,
+        exclusive_store: bool = False,
+        migrate: Callable[[], object] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.subscriptions = subscriptions
+        self.publisher = publisher
+        self.policy = policy
+        self.targets = targets
+        self.metrics = metrics
+        self.environ = environ
+        self.base_url = base_url
+        self.cursor_key = cursor_key
+        self.load_revision = load_revision
+        self.exclusive_store = exclusive_store
+        self.store_error: str | None = None
+        self._migrate = migrate
+        self._schema_ready = migrate is None
+        self.worker = Worker(
+            outbox, subscriptions, policy, targets, metrics, environ, on_tick=self.tick
+        )
+        self._pruned_at = 0.0
+        self._lock = threading.RLock()
+        self._known: OrderedDict[str, ServedRevision] = OrderedDict()
+        # The previous revision of a change set that could not be written to a store without
+        # a cursor yet: the next write diffs against it rather than taking a new baseline.
+        self._missed_base: ServedRevision | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def ensure_schema(self) -> bool:
+        """Create or migrate the tables; a store that is down is reported and tried again."""
+        if self._schema_ready or self._migrate is None:
+            return True
+        try:
+            self._migrate()
+        except Exception as exc:
+            self._failed("creating the notification tables", exc)
+            return False
+        self._schema_ready = True
+        self.store_error = None
+        return True
+
+    def start(self) -> None:
+        """Resume: give back a crashed run's leases, write any missed change set, deliver."""
+        self.ensure_schema()
+        if self.exclusive_store:
+            try:
+                released = self.outbox.release_all()
+                if released:
+                    log.info("resuming %d delivery(ies) claimed before a restart", released)
+            except Exception as exc:
+                self._failed("releasing leases", exc)
+        self.catch_up()
+        self.worker.start()
+
+    def stop(self) -> None:
+        """Stop the worker."""
+        self.worker.stop()
+
+    # -- publish listeners ---------------------------------------------------------------
+
+    def published(self, previous: ServedRevision | None, new: ServedRevision) -> None:
+        """Queue one delivery per changed config and matching subscription."""
+        with self._lock:
+            self._remember(previous)
+            self._remember(new)
+            try:
+                if not self._schema_ready:
+                    assert self._migrate is not None
+                    self._migrate()
+                    self._schema_ready = True
+                self.subscriptions.sync_manifest(new.snapshot.subscriptions)
+                self._write(previous, new, adopt_unknown=False)
+            except Exception as exc:
+                self._failed(f"queueing the changes of {new.revision[:12]}", exc)
+                self._missed_base = self._missed_base or previous
+                return
+        self.worker.wake()
+
+    def rejected(self, sha: str, problems: Sequence[Problem]) -> None:
+        """Queue the rejection for the subscriptions that asked for it."""
+        served = self.publisher.served
+        stamp = iso(utcnow()) or ""
+        try:
+            rows = []
+            for sub in self.subscriptions.all(active_only=True):
+                if REJECTED not in sub.events:
+                    continue
+                event_id = new_event_id()
+                body = rejected_event(
+                    event_id=event_id,
+                    source=self.base_url,
+                    time=stamp,
+                    revision=sha,
+                    served_revision=served.revision if served else None,
+                    problems=[p.render() for p in problems],
+                )
+                rows.append(self._row(event_id, sub.id, REJECTED, "", "", sha, None, body))
+            if rows:
+                self.outbox.enqueue(rows, sha)
+        except Exception as exc:
+            self._failed(f"queueing the rejection of {sha[:12]}", exc)
+            return
+        self.worker.wake()
+
+    def tick(self) -> None:
+        """The worker's safety-net tick: catch up, and now and then drop old deliveries."""
+        if not self.ensure_schema():
+            return
+        self.catch_up()
+        if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = time.monotonic()
+            try:
+                removed = self.outbox.prune(utcnow() - RETENTION)
+            except Exception as exc:
+                self._failed("pruning old deliveries", exc)
+            else:
+                if removed:
+                    log.info("pruned %d finished delivery(ies) older than 7 days", removed)
+
+    def catch_up(self) -> None:
+        """Write the change set of the served revision if the outbox does not hold it yet."""
+        served = self.publisher.served
+        if served is None:
+            return
+        with self._lock:
+            self._remember(served)
+            try:
+                if self.outbox.cursor(self.cursor_key) == served.revision:
+                    self.store_error = None  # the store answers, and holds what is served
+                    return
+                self.subscriptions.sync_manifest(served.snapshot.subscriptions)
+                self._write(None, served, adopt_unknown=True)
+            except Exception as exc:
+                self._failed("catching up on the outbox", exc)
+                return
+        self.worker.wake()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _write(
+        self, previous: ServedRevision | None, new: ServedRevision, *, adopt_unknown: bool
+    ) -> None:
+        """Write the change set from the cursor's revision to new, and move the cursor.
+
+        The cursor is the truth: the outbox holds every change set up to it. A store without
+        a cursor takes the served revision as its baseline, without events: nothing changed
+        for a subscriber (which fetches its config when it starts).
+        """
+        cursor = self.outbox.cursor(self.cursor_key)
+        if cursor == new.revision:
+            return  # written already: publishing again adds nothing
+        if cursor is None:
+            base = previous or self._missed_base
+        elif previous is not None and previous.revision == cursor:
+            base = previous
+        else:
+            base = self._revision(cursor) or (None if adopt_unknown else previous)
+            if base is None:
+                log.warning(
+                    "cannot read revision %s to diff against; notifications resume from %s",
+                    cursor[:12],
+                    new.revision[:12],
+                )
+        if base is None:
+            self.outbox.set_cursor(self.cursor_key, new.revision)
+            self._missed_base = None
+            return
+        rows = self._rows(base, new)
+        added, superseded = self.outbox.enqueue(
+            rows, new.revision, cursor=(self.cursor_key, new.revision)
+        )
+        self._missed_base = None
+        self.store_error = None
+        if superseded:
+            self.metrics.webhook_deliveries.labels("superseded").inc(superseded)
+        if rows:
+            log.info(
+                "queued %d delivery(ies) for %s (%d superseded)",
+                added or len(rows),
+                new.revision[:12],
+                superseded,
+            )
+
+    def _rows(self, base: ServedRevision | None, new: ServedRevision) -> list[dict[str, Any]]:
+        subs = [s for s in self.subscriptions.all(active_only=True) if CHANGED in s.events]
+        if not subs:
+            return []
+        changes = change_set(
+            {k: b.etag for k, b in base.json.items()} if base else {},
+            {k: b.etag for k, b in new.json.items()},
+            base.snapshot.values if base else {},
+            new.snapshot.values,
+        )
+        previous = base.revision if base else None
+        stamp = iso(utcnow()) or ""
+        rows = []
+        for change in changes:
+            for sub in subs:
+                if not matches(sub.environments, sub.services, change.environment, change.service):
+                    continue
+                event_id = new_event_id()
+                event = changed_event(
+                    change,
+                    event_id=event_id,
+                    source=self.base_url,
+                    time=stamp,
+                    revision=new.revision,
+                    previous_revision=previous,
+                    base_url=self.base_url,
+                    include_config=sub.include_config,
+                )
+                rows.append(
+                    self._row(
+                        event_id,
+                        sub.id,
+                        CHANGED,
+                        change.environment,
+                        change.service,
+                        new.revision,
+                        previous,
+                        event,
+                    )
+                )
+        return rows
+
+    @staticmethod
+    def _row(
+        event_id: str,
+        sub_id: str,
+        kind: str,
+        env: str,
+        service: str,
+        revision: str,
+        previous: str | None,
+        event: dict[str, Any],
+    ) -> dict[str, Any]:
+        now = utcnow()
+        return {
+            "event_id": event_id,
+            "subscription_id": sub_id,
+            "type": kind,
+            "environment": env,
+            "service": service,
+            "revision": revision,
+            "previous_revision": previous,
+            "body": encode(event).decode(),
+            "state": "pending",
+            "created_at": now,
+            "next_attempt_at": now,
+            "attempts": 0,
+        }
+
+    def _remember(self, served: ServedRevision | None) -> None:
+        if served is None:
+            return
+        self._known[served.revision] = served
+        self._known.move_to_end(served.revision)
+        while len(self._known) > KNOWN_REVISIONS:
+            self._known.popitem(last=False)
+
+    def _revision(self, sha: str) -> ServedRevision | None:
+        known = self._known.get(sha)
+        if known is not None or self.load_revision is None:
+            return known
+        try:
+            return self.load_revision(sha)
+        except Exception as exc:
+            log.warning("cannot load revision %s: %s", sha[:12], exc)
+            return None
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        log.error("notifications: %s failed: %s", what, exc)
+        self.store_error = f"{what}: {exc}"
+        self.metrics.outbox_errors.labels("enqueue").inc()

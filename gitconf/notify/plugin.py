@@ -1,0 +1,57 @@
+"""Wire notifications into a Server: tables, API, publish listeners, the worker, status."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gitconf.notify import api, status
+from gitconf.notify.notifier import Notifier
+from gitconf.notify.openapi import PATHS
+from gitconf.notify.outbox import Outbox
+from gitconf.notify.policy import DeliveryPolicy
+from gitconf.notify.subscriptions import SubscriptionStore
+from gitconf.notify.targets import TargetPolicy
+from gitconf.served import ServedRevision
+from gitconf.store.outbox import migrate
+
+if TYPE_CHECKING:
+    from gitconf.bootstrap import Server
+
+__all__ = ["install"]
+
+
+def install(server: Server) -> None:
+    """Add webhook notifications to a Server being built."""
+    refs = server.reader.refs
+
+    def load_revision(sha: str) -> ServedRevision:
+        return refs.get(sha, None)
+
+    notifier = Notifier(
+        outbox=Outbox(server.engine),
+        subscriptions=SubscriptionStore(server.engine),
+        publisher=server.publisher,
+        policy=DeliveryPolicy.from_settings(server.settings.delivery),
+        targets=TargetPolicy.from_settings(server.settings.subscribers),
+        metrics=server.metrics,
+        environ=server.environ,
+        base_url=server.settings.base_url(),
+        cursor_key=server.state_dir.name,
+        load_revision=load_revision,
+        # A SQLite file in the state dir has one server: a restart may take back its leases.
+        exclusive_store=server.engine.dialect.name == "sqlite",
+        migrate=lambda: migrate(server.engine),
+    )
+    # A store that is down at start is reported in /v1/status and tried again by the worker:
+    # reads and publishing do not need it.
+    notifier.ensure_schema()
+    server.blueprints.append(api.bp)
+    server.poll.on_published.append(notifier.published)
+    server.poll.on_rejected.append(notifier.rejected)
+    server.on_start.append(notifier.start)
+    server.on_stop.append(notifier.stop)
+    extras = server.deps.extras
+    extras["notifier"] = notifier
+    extras.setdefault("status_problems", []).append(lambda: status.problems(notifier))
+    extras.setdefault("status_sections", {})["notifications"] = lambda: status.section(notifier)
+    extras.setdefault("openapi_paths", []).append(PATHS)

@@ -1,0 +1,87 @@
+"""The retry policy: exponential backoff with jitter, Retry-After, and when a delivery is dead.
+
+Pure: the random draw and the current time are arguments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+__all__ = ["DeliveryPolicy", "Verdict", "backoff", "judge", "retry_after"]
+
+JITTER = 0.2  # each wait is drawn from ±20% of the nominal one
+
+
+class DeliveryPolicy(NamedTuple):
+    """The `delivery:` settings, with their defaults."""
+
+    timeout: float = 10.0
+    first_backoff: float = 1.0
+    max_backoff: float = 600.0
+    max_age: float = 86400.0
+    concurrency: int = 8
+
+    @classmethod
+    def from_settings(cls, delivery: Mapping[str, Any]) -> DeliveryPolicy:
+        """The policy of the server settings' `delivery:` mapping."""
+        known = {k: delivery[k] for k in cls._fields if k in delivery}
+        policy = cls(**known)
+        return policy._replace(concurrency=int(policy.concurrency))
+
+
+def backoff(attempt: int, policy: DeliveryPolicy, draw: float) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based); draw is in [0, 1).
+
+    The first retry comes after about first_backoff, each next one after about twice the
+    last, never after more than max_backoff.
+    """
+    nominal = policy.first_backoff * 2.0 ** min(max(attempt - 1, 0), 62)
+    jittered = nominal * (1 - JITTER + 2 * JITTER * draw)
+    return min(jittered, policy.max_backoff)
+
+
+def retry_after(value: str | None, now: dt.datetime) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date); None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max((when - now).total_seconds(), 0.0)
+
+
+class Verdict(NamedTuple):
+    """What to do after a failed attempt: retry at `next_at`, or give up (dead)."""
+
+    dead: bool
+    next_at: dt.datetime | None
+
+
+def judge(
+    *,
+    attempt: int,
+    created_at: dt.datetime,
+    now: dt.datetime,
+    policy: DeliveryPolicy,
+    draw: float,
+    asked: float | None = None,
+) -> Verdict:
+    """After failed attempt number `attempt`: when to retry, or dead once max_age has passed.
+
+    A Retry-After (`asked`) replaces the backoff, even past max_backoff: the subscriber knows
+    best when it can take the event. The last retry is made at max_age, not skipped.
+    """
+    deadline = created_at + dt.timedelta(seconds=policy.max_age)
+    if now >= deadline:
+        return Verdict(True, None)
+    delay = asked if asked is not None else backoff(attempt, policy, draw)
+    return Verdict(False, min(now + dt.timedelta(seconds=delay), deadline))

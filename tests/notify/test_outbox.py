@@ -1,0 +1,269 @@
+"""The outbox on a real SQLite file: no duplicates, supersede, claims and leases, attempts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from gitconf.notify.clock import utcnow
+from gitconf.notify.events import CHANGED
+from gitconf.notify.outbox import Attempt, Outbox
+from gitconf.notify.subscriptions import SubscriptionStore
+from gitconf.store.db import create_schema, make_engine
+from gitconf.store.outbox import deliveries, migrate
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+R1, R2, R3 = "1" * 40, "2" * 40, "3" * 40
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """The store on a SQLite file, and on PostgreSQL when GITCONF_TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gitconf.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    create_schema(engine)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def outbox(engine: Engine) -> Outbox:
+    return Outbox(engine)
+
+
+@pytest.fixture
+def subs(engine: Engine) -> SubscriptionStore:
+    return SubscriptionStore(engine)
+
+
+def row(sub: str, env: str, service: str, revision: str, **extra: Any) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "event_id": f"evt_{sub}_{env}_{service}_{revision[:4]}_{extra.pop('n', 0)}",
+        "subscription_id": sub,
+        "type": CHANGED,
+        "environment": env,
+        "service": service,
+        "revision": revision,
+        "previous_revision": None,
+        "body": "{}",
+        "state": "pending",
+        "created_at": now,
+        "next_attempt_at": now,
+        "attempts": 0,
+        **extra,
+    }
+
+
+def states(engine: Engine) -> list[tuple[str, str, str]]:
+    with engine.connect() as conn:
+        query = sa.select(deliveries.c.service, deliveries.c.revision, deliveries.c.state)
+        return [(s, r[:1], st) for s, r, st in conn.execute(query.order_by(deliveries.c.id))]
+
+
+def test_sqlite_is_in_wal_mode(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_writing_a_change_set_twice_adds_nothing(
+    engine: Engine, outbox: Outbox, subs: SubscriptionStore
+) -> None:
+    sub = subs.create(url="http://127.0.0.1/", secret=SECRET).id
+    rows = [row(sub, "prod", "pay", R1), row(sub, "prod", "search", R1)]
+    assert outbox.enqueue(rows, R1, cursor=("k", R1)) == (2, 0)
+    again = [row(sub, "prod", "pay", R1, n=1), row(sub, "prod", "search", R1, n=1)]
+    assert outbox.enqueue(again, R1, cursor=("k", R1)) == (0, 0)
+    assert outbox.counts() == {"pending": 2}
+    assert outbox.cursor("k") == R1
+    assert outbox.cursor("other") is None
+
+
+def test_a_newer_revision_supersedes_undelivered_older_ones(
+    engine: Engine, outbox: Outbox, subs: SubscriptionStore
+) -> None:
+    a = subs.create(url="http://127.0.0.1/a", secret=SECRET).id
+    b = subs.create(url="http://127.0.0.1/b", secret=SECRET).id
+    outbox.enqueue(
+        [row(a, "prod", "pay", R1), row(a, "prod", "search", R1), row(b, "prod", "pay", R1)], R1
+    )
+    done = outbox.claim(b, "w", utcnow(), 10, 30)
+    outbox.record(done[0], Attempt(utcnow(), 200, 1.0, None), "delivered")
+    added, superseded = outbox.enqueue([row(a, "prod", "pay", R2), row(b, "prod", "pay", R2)], R2)
+    assert (added, superseded) == (2, 1)
+    assert states(engine) == [
+        ("pay", "1", "superseded"),  # a's older pay: superseded by R2
+        ("search", "1", "pending"),  # another config: untouched
+        ("pay", "1", "delivered"),  # b's was delivered already: stays so
+        ("pay", "2", "pending"),
+        ("pay", "2", "pending"),
+    ]
+    assert outbox.enqueue([row(a, "prod", "pay", R3)], R3) == (1, 1)
+
+
+def test_claims_lease_rows_to_one_worker_until_the_lease_runs_out(
+    outbox: Outbox, subs: SubscriptionStore
+) -> None:
+    sub = subs.create(url="http://127.0.0.1/", secret=SECRET).id
+    outbox.enqueue([row(sub, "prod", s, R1) for s in ("a", "b", "c")], R1)
+    now = utcnow()
+    assert outbox.due_subscriptions(now) == [sub]
+    first = outbox.claim(sub, "w1", now, 2, 30)
+    assert [d.service for d in first] == ["a", "b"]
+    assert [d.service for d in outbox.claim(sub, "w2", now, 10, 30)] == ["c"]
+    assert outbox.claim(sub, "w3", now, 10, 30) == []
+    assert outbox.due_subscriptions(now) == []
+    later = now + dt.timedelta(seconds=31)  # w1 and w2 died holding their leases
+    assert [d.service for d in outbox.claim(sub, "w3", later, 10, 30)] == ["a", "b", "c"]
+
+
+def test_release_and_release_all_give_rows_back(outbox: Outbox, subs: SubscriptionStore) -> None:
+    sub = subs.create(url="http://127.0.0.1/", secret=SECRET).id
+    outbox.enqueue([row(sub, "prod", s, R1) for s in ("a", "b")], R1)
+    now = utcnow()
+    a, _b = outbox.claim(sub, "w1", now, 10, 300)
+    outbox.release([a.id], "w2")  # not w2's to release
+    assert outbox.claim(sub, "w2", now, 10, 300) == []
+    outbox.release([a.id], "w1")
+    assert [d.service for d in outbox.claim(sub, "w2", now, 10, 300)] == ["a"]
+    assert outbox.release_all() == 2
+    assert len(outbox.claim(sub, "w3", now, 10, 300)) == 2
+
+
+def test_recording_attempts(engine: Engine, outbox: Outbox, subs: SubscriptionStore) -> None:
+    sub = subs.create(url="http://127.0.0.1/", secret=SECRET).id
+    outbox.enqueue([row(sub, "prod", s, R1) for s in ("a", "b", "c")], R1)
+    now = utcnow()
+    a, b, c = outbox.claim(sub, "w", now, 10, 30)
+    later = now + dt.timedelta(seconds=5)
+    outbox.record(a, Attempt(now, 500, 12.5, "HTTP 500"), "retry", next_at=later)
+    outbox.record(b, Attempt(now, None, 2000.0, "no answer within 2s"), "dead")
+    outbox.record(c, Attempt(now, 204, 3.0, None), "delivered")
+    assert outbox.next_due(now) == later
+    assert outbox.due_subscriptions(now) == []
+    assert [d.service for d in outbox.claim(sub, "w", later, 10, 30)] == ["a"]
+    shown = {d["service"]: d for d in outbox.deliveries(sub)}
+    assert shown["a"]["state"] == "pending"
+    assert shown["a"]["attempts"] == [
+        {
+            "number": 1,
+            "at": shown["a"]["attempts"][0]["at"],
+            "status_code": 500,
+            "latency_ms": 12.5,
+            "error": "HTTP 500",
+        }
+    ]
+    assert shown["b"]["state"] == "dead"
+    assert shown["b"]["attempts"][0]["error"] == "no answer within 2s"
+    assert shown["c"]["state"] == "delivered" and shown["c"]["delivered_at"]
+    assert outbox.counts() == {"pending": 1, "dead": 1, "delivered": 1}
+    assert [d["service"] for d in outbox.deliveries(sub, state="dead")] == ["b"]
+
+
+def test_410_disables_the_subscription_and_cancels_the_rest(
+    outbox: Outbox, subs: SubscriptionStore
+) -> None:
+    sub = subs.create(url="http://127.0.0.1/", secret=SECRET).id
+    outbox.enqueue([row(sub, "prod", s, R1) for s in ("a", "b")], R1)
+    a, _ = [*outbox.claim(sub, "w", utcnow(), 1, 30), None]
+    assert a is not None
+    outbox.record(a, Attempt(utcnow(), 410, 1.0, None), "gone")
+    found = subs.get(sub)
+    assert found is not None and not found.active
+    assert "410 Gone" in (found.disabled_reason or "")
+    assert outbox.counts() == {"dead": 1, "cancelled": 1}
+    assert [s.id for s in subs.all(active_only=True)] == []
+
+
+def test_deleting_a_subscription_cancels_its_pending_deliveries(
+    outbox: Outbox, subs: SubscriptionStore
+) -> None:
+    sub = subs.create(url="http://127.0.0.1/", secret=SECRET).id
+    outbox.enqueue([row(sub, "prod", "a", R1)], R1)
+    assert subs.delete(sub) is True
+    assert subs.get(sub) is None
+    assert subs.delete(sub) is False
+    assert outbox.counts() == {"cancelled": 1}
+
+
+def test_manifest_subscriptions_are_synced(subs: SubscriptionStore) -> None:
+    declared = {
+        "name": "pay",
+        "url": "http://127.0.0.1/a",
+        "environments": ["prod*"],
+        "secret_env": "X",
+        "source": "gitconf.yaml:5:5",
+    }
+    subs.sync_manifest([declared])
+    (pay,) = subs.all()
+    assert (pay.id, pay.origin, pay.environments, pay.services) == (
+        "git_pay",
+        "manifest",
+        ("prod*",),
+        ("*",),
+    )
+    assert pay.doc()["declared_at"] == "gitconf.yaml:5:5"
+    subs.sync_manifest([{**declared, "url": "http://127.0.0.1/b"}])
+    assert [s.url for s in subs.all()] == ["http://127.0.0.1/b"]
+    subs.sync_manifest([])
+    assert subs.all() == []
+    subs.sync_manifest([declared])
+    assert [s.id for s in subs.all()] == ["git_pay"]
+
+
+def test_migrate_adds_columns_a_newer_version_defines(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE outbox_cursor (key VARCHAR(64) PRIMARY KEY, revision VARCHAR(64) NOT NULL)"
+        )
+    assert migrate(engine) == ["outbox_cursor.updated_at"]
+    assert migrate(engine) == []
+    Outbox(engine).set_cursor("k", R1)
+    assert Outbox(engine).cursor("k") == R1
+    engine.dispose()
+
+
+def test_concurrent_claims_never_share_a_row(
+    engine: Engine, outbox: Outbox, subs: SubscriptionStore
+) -> None:
+    sub = subs.create(url="http://127.0.0.1/", secret=SECRET).id
+    outbox.enqueue([row(sub, "prod", f"s{i}", R1) for i in range(200)], R1)
+    now = utcnow()
+    claimed: list[list[int]] = []
+
+    def claim(worker: str) -> None:
+        for _ in range(20):
+            claimed.append([d.id for d in Outbox(engine).claim(sub, worker, now, 7, 60)])
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    ids = [i for batch in claimed for i in batch]
+    assert len(ids) == len(set(ids)) == 200
+
+
+def test_prune_drops_old_finished_deliveries_only(outbox: Outbox, subs: SubscriptionStore) -> None:
+    sub = subs.create(url="http://127.0.0.1/", secret=SECRET).id
+    outbox.enqueue([row(sub, "prod", s, R1) for s in ("a", "b")], R1)
+    done, _ = [*outbox.claim(sub, "w", utcnow(), 1, 30), None]
+    assert done is not None
+    outbox.record(done, Attempt(utcnow(), 204, 1.0, None), "delivered")
+    assert outbox.prune(utcnow() - dt.timedelta(days=7)) == 0
+    assert outbox.prune(utcnow() + dt.timedelta(seconds=1)) == 1
+    assert outbox.counts() == {"pending": 1}, "a pending delivery is never pruned"
