@@ -1,0 +1,141 @@
+"""Helpers shared by the benchmark scripts: sizes, the synthetic repository, stats, machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import synth
+
+__all__ = [
+    "add_size_arguments",
+    "children",
+    "machine",
+    "pct",
+    "rss_kib",
+    "summary",
+    "synthetic_repo",
+    "wait_quiet",
+    "workdir",
+]
+
+QUICK_SERVICES = 30
+
+
+def add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """--services/--environments/--seed/--repo/--quick, the same in every script."""
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--environments", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--repo", type=Path, default=None, help="an existing synthetic repository (not changed)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"a small repository ({QUICK_SERVICES} services)"
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="first wait up to this long for the machine to be idle (shared machines); 0: don't",
+    )
+
+
+def synthetic_repo(args: argparse.Namespace, workdir: Path, *, mutable: bool = True) -> Path:
+    """The synthetic repository: --repo (cloned first if the caller commits), or a new one."""
+    if args.quick:
+        args.services = QUICK_SERVICES
+    target = workdir / "repo"
+    if args.repo is not None:
+        if not mutable:
+            return Path(args.repo).resolve()
+        return synth.clone(args.repo.resolve(), target)
+    return synth.generate(target, args.services, args.environments, args.seed)
+
+
+def workdir(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A temporary folder for one run."""
+    return tempfile.TemporaryDirectory(prefix=f"gitconf-bench-{prefix}-")
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """Best, median and p90 of timings."""
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+    return {"best": ordered[0], "median": statistics.median(ordered), "p90": p90}
+
+
+def pct(part: float, whole: float) -> str:
+    """part / whole as a percentage."""
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process in KiB, from /proc/<pid>/status."""
+    rss = hwm = 0
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of a process."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def machine() -> str:
+    """One line naming the machine: CPU model, nproc, Python, kernel."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    git = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    return (
+        f"{model}, nproc={len(os.sched_getaffinity(0))}, Python {platform.python_version()}, "
+        f"Linux {platform.release()}, {git}"
+    )
+
+
+def _cpu_times() -> tuple[int, int]:
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields), idle
+
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """The share of all CPUs busy over the next seconds."""
+    total0, idle0 = _cpu_times()
+    time.sleep(seconds)
+    total1, idle1 = _cpu_times()
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_quiet(limit: float, threshold: float = 0.2) -> str:
+    """Wait (up to limit seconds) until the CPUs are mostly idle; say how busy they were."""
+    deadline = time.monotonic() + limit
+    busy = cpu_busy()
+    while busy > threshold and time.monotonic() < deadline:
+        busy = cpu_busy(2.0)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    return f"CPU busy before start {100 * busy:.0f}% (load average {load})"
