@@ -23,6 +23,7 @@ class DeliveryPolicy(NamedTuple):
     max_backoff: float = 600.0
     max_age: float = 86400.0
     concurrency: int = 8
+    lease: float | None = None  # None: 2 x timeout + 30
 
     @classmethod
     def from_settings(cls, delivery: Mapping[str, Any]) -> DeliveryPolicy:

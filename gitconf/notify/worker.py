@@ -70,7 +70,7 @@ class Worker:
         self.on_tick = on_tick
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # A claim holds a batch while its rows are sent; each recorded attempt renews it.
-        self.lease = 2 * policy.timeout + 30
+        self.lease = policy.lease if policy.lease else 2 * policy.timeout + 30
         self.last_error: str | None = None
         self.counts: dict[str, int] = {}
         self._lock = threading.Lock()

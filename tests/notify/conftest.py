@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from gitconf.bootstrap import Server
 from gitconf.notify.notifier import Notifier
@@ -101,21 +98,3 @@ def deliveries(client: Any, sub_id: str) -> list[dict[str, Any]]:
     assert response.status_code == 200
     found: list[dict[str, Any]] = response.get_json()["deliveries"]
     return found
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards (skipped without one)."""
-    base = os.environ.get("GITCONF_TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("GITCONF_TEST_DATABASE_URL is not set (.ci/run sets it)")
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    name = f"gitconf_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
