@@ -104,6 +104,12 @@ class Replica:
                 conn.execute(
                     replicas.delete().where(replicas.c.heartbeat_at < _now() - dt.timedelta(days=1))
                 )
+                live = conn.execute(
+                    sa.select(sa.func.count()).where(
+                        replicas.c.heartbeat_at >= _now() - dt.timedelta(seconds=LIVE_SECONDS)
+                    )
+                ).scalar_one()
+            self.live.set(live)
             self.store_up.set(1)
             if self.error:
                 log.info("the store is reachable again")

@@ -138,6 +138,7 @@ def test_a_hook_to_one_replica_makes_all_serve_and_each_change_is_delivered_once
         live = status["replicas"]["replicas"]
         assert len(live) == 3
         assert {r["revision"] for r in live} == {sha}
+        wait_until(lambda: "gitconf_replicas_live 3.0" in replicas[0].get("/metrics").text, 15)
     finally:
         receiver.stop()
 
