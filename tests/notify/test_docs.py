@@ -1,4 +1,4 @@
-"""The reference receiver of docs/notifications.md, run as written against a real server."""
+"""The reference receiver of the README, run as written against a real server."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gitconf.bootstrap import Server
 from gitconf.testing.server import free_port
 from tests.notify.conftest import deliver_until, publish, subscribe
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture
@@ -37,10 +37,10 @@ def serve_wsgi() -> Iterator[Callable[..., str]]:
 
 
 def reference_receiver() -> str:
-    """The first Python block of the doc's section 4."""
-    section = DOC.read_text().split("## 4.", 1)[1]
+    """The first Python block of the README's Notifications section."""
+    section = DOC.read_text().split("\n## Notifications\n", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "docs/notifications.md section 4 has no Python block"
+    assert match, "the README's Notifications section has no Python block"
     return match.group(1)
 
 
