@@ -90,6 +90,9 @@ class Server:
         self.blueprints: list[Any] = []
         self.on_start: list[Callable[[], None]] = []
         self.on_stop: list[Callable[[], None]] = []
+        # Persist published revisions off the poll thread; stopping writes the pending one.
+        self.on_start.append(self.publisher.start)
+        self.on_stop.append(self.publisher.stop)
         for plugin in PLUGINS:
             plugin(self)
         self.app: Flask = create_app(self.deps, self.blueprints)

@@ -8,6 +8,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pygit2
 
@@ -15,7 +16,14 @@ from gitconf.core.layers import is_config_path
 from gitconf.core.model import FileSet
 from gitconf.errors import UsageError
 
-__all__ = ["fileset_from_commit", "fileset_from_dir", "is_url", "open_repository", "resolve"]
+__all__ = [
+    "TreeCache",
+    "fileset_from_commit",
+    "fileset_from_dir",
+    "is_url",
+    "open_repository",
+    "resolve",
+]
 
 _ROOTS = ("gitconf.yaml", "base", "environments", "schemas")
 
@@ -65,29 +73,95 @@ def resolve(repo: pygit2.Repository, ref: str) -> pygit2.Commit:
     raise UsageError(f"unknown ref {ref!r}: no branch, tag or commit of that name")
 
 
-def fileset_from_commit(repo: pygit2.Repository, commit: pygit2.Commit) -> FileSet:
-    """The config files of a commit, with their blob ids; symlinks and submodules noted."""
-    files: dict[str, bytes] = {}
-    oids: dict[str, str] = {}
-    irregular: dict[str, str] = {}
-    stack: list[tuple[str, pygit2.Tree]] = [("", commit.tree)]
-    while stack:
-        prefix, tree = stack.pop()
-        for entry in tree:
-            name = entry.name or ""
-            path = prefix + name
-            if not prefix and name not in _ROOTS:
-                continue
-            if entry.filemode == pygit2.enums.FileMode.TREE:
-                stack.append((path + "/", repo[entry.id].peel(pygit2.Tree)))
-            elif entry.filemode == pygit2.enums.FileMode.LINK:
-                irregular[path] = "symlink"
-            elif entry.filemode == pygit2.enums.FileMode.COMMIT:
-                irregular[path] = "submodule"
-            else:
-                files[path] = repo[entry.id].peel(pygit2.Blob).data
-                oids[path] = str(entry.id)
-    return FileSet(files, oids, irregular, label=f"commit {commit.id}")
+class _Part(NamedTuple):
+    """The config files under one tree, by full path, and every tree under it."""
+
+    files: dict[str, bytes]
+    oids: dict[str, str]
+    irregular: dict[str, str]
+    trees: dict[tuple[str, str], _Part]
+
+
+class TreeCache:
+    """The trees and blobs of the last two commits read, so the next read reads only changes.
+
+    A subtree whose id is unchanged is taken whole; in a changed one, blobs already read are
+    reused by id. Two commits, so reading another ref between two polls evicts nothing the
+    next poll needs. Not thread-safe: one reader at a time.
+    """
+
+    def __init__(self) -> None:
+        self._trees: dict[tuple[str, str], _Part] = {}
+        self._older_trees: dict[tuple[str, str], _Part] = {}
+        self._blobs: dict[str, bytes] = {}
+        self._older_blobs: dict[str, bytes] = {}
+
+    def tree(self, prefix: str, oid: str) -> _Part | None:
+        """The files under the tree oid at prefix, if read lately."""
+        part = self._trees.get((prefix, oid))
+        return part if part is not None else self._older_trees.get((prefix, oid))
+
+    def blob(self, oid: str) -> bytes | None:
+        """The data of a blob read lately."""
+        data = self._blobs.get(oid)
+        return data if data is not None else self._older_blobs.get(oid)
+
+    def keep(self, trees: dict[tuple[str, str], _Part], files: FileSet) -> None:
+        """Remember the trees and blobs of the commit just read, forgetting the oldest one."""
+        self._older_trees, self._trees = self._trees, trees
+        self._older_blobs = self._blobs
+        self._blobs = {files.oids[path]: data for path, data in files.files.items()}
+
+
+def fileset_from_commit(
+    repo: pygit2.Repository, commit: pygit2.Commit, cache: TreeCache | None = None
+) -> FileSet:
+    """The config files of a commit, with their blob ids; symlinks and submodules noted.
+
+    With a cache, only the trees and blobs that are not in it are read from the repository.
+    """
+    root = _read_tree(repo, commit.tree, "", cache)
+    files = FileSet(root.files, root.oids, root.irregular, label=f"commit {commit.id}")
+    if cache is not None:
+        cache.keep(root.trees, files)
+    return files
+
+
+def _read_tree(
+    repo: pygit2.Repository,
+    tree: pygit2.Tree,
+    prefix: str,
+    cache: TreeCache | None,
+) -> _Part:
+    part = _Part({}, {}, {}, {})
+    for entry in tree:
+        name = entry.name or ""
+        path = prefix + name
+        if not prefix and name not in _ROOTS:
+            continue
+        mode = entry.filemode
+        if mode == pygit2.enums.FileMode.TREE:
+            key = (path + "/", str(entry.id))
+            sub = cache.tree(*key) if cache is not None else None
+            if sub is None:
+                sub = _read_tree(repo, repo[entry.id].peel(pygit2.Tree), key[0], cache)
+            part.trees[key] = sub
+            part.trees.update(sub.trees)
+            part.files.update(sub.files)
+            part.oids.update(sub.oids)
+            part.irregular.update(sub.irregular)
+        elif mode == pygit2.enums.FileMode.LINK:
+            part.irregular[path] = "symlink"
+        elif mode == pygit2.enums.FileMode.COMMIT:
+            part.irregular[path] = "submodule"
+        else:
+            oid = str(entry.id)
+            data = cache.blob(oid) if cache is not None else None
+            if data is None:
+                data = repo[entry.id].peel(pygit2.Blob).data
+            part.files[path] = data
+            part.oids[path] = oid
+    return part
 
 
 def fileset_from_dir(root: str | Path) -> FileSet:

@@ -14,7 +14,7 @@ import pygit2
 
 from gitconf.core.model import FileSet
 from gitconf.errors import GitconfError, UsageError
-from gitconf.git.read import fileset_from_commit, resolve
+from gitconf.git.read import TreeCache, fileset_from_commit, resolve
 
 __all__ = ["FetchError", "Mirror", "normalize_url"]
 
@@ -97,6 +97,9 @@ class Mirror:
         self.environ = os.environ if environ is None else environ
         self._repo: pygit2.Repository | None = None
         self._lock = threading.Lock()
+        # Polls read one commit after another: each reads only the trees and blobs that changed.
+        self._trees = TreeCache()
+        self._read_lock = threading.Lock()
         millis = int(timeout * 1000)
         pygit2.option(pygit2.enums.Option.SET_SERVER_CONNECT_TIMEOUT, millis)
         pygit2.option(pygit2.enums.Option.SET_SERVER_TIMEOUT, millis)
@@ -178,4 +181,5 @@ class Mirror:
                 commit = resolve(repo, self.tracking_ref)
             else:
                 raise
-        return str(commit.id), fileset_from_commit(repo, commit)
+        with self._read_lock:
+            return str(commit.id), fileset_from_commit(repo, commit, self._trees)

@@ -93,8 +93,9 @@ def tick(ctx: PollContext) -> str:
         for reject_hook in ctx.on_rejected:
             _safely(reject_hook, sha, result.problems)
         return _finish(ctx, "rejected")
-    snapshot = snapshot_of(sha, result.revision, _now_iso())
     previous = ctx.publisher.served
+    base = previous.snapshot if previous is not None else None
+    snapshot = snapshot_of(sha, result.revision, _now_iso(), base)
     new = ctx.publisher.publish(snapshot)
     ctx.metrics.published.inc()
     ctx.metrics.set_served(sha)

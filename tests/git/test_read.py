@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from gitconf.cli import main
 from gitconf.errors import UsageError
 from gitconf.git.read import (
+    TreeCache,
     fileset_from_commit,
     fileset_from_dir,
     is_url,
@@ -130,6 +131,59 @@ def test_commit_top_level_manifest_symlink_is_irregular(tmp_path: Path) -> None:
 
     assert files.irregular == {"gitconf.yaml": "symlink"}
     assert "gitconf.yaml" not in files.files
+
+
+def test_reads_with_a_tree_cache_equal_reads_without(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {**CONFIG, **OUTSIDE})
+    cache = TreeCache()
+    changes: list[Files] = [
+        {"environments/staging/payments.yaml": "db:\n  port: 7432\n"},
+        {"base/notifications/20-extra.yaml": "extra: 1\n", "base/_all.yaml": "log_level: warn\n"},
+        {"environments/staging/payments.yaml": None, "environments/dev/payments.yaml": "a: 1\n"},
+        {
+            "schemas/_common/db.json": None,
+            "environments/staging/payments.yaml": "db:\n  port: 6432\n",
+        },
+        {"base/notifications/10-core.yaml": "queue: q\n", "README.md": "outside only\n"},
+    ]
+    for change in [{}, *changes]:
+        if change:
+            commit_all(repo, "change", change)
+        git_repo, commit = open_at(repo)
+
+        cached = fileset_from_commit(git_repo, commit, cache)
+        fresh = fileset_from_commit(git_repo, commit)
+
+        assert cached == fresh
+        assert list(cached.files) == list(fresh.files)
+
+
+def test_a_tree_cache_reads_only_what_changed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", dict(CONFIG))
+    cache = TreeCache()
+    before = fileset_from_commit(*open_at(repo), cache)
+    commit_all(repo, "one file", {"environments/staging/payments.yaml": "db:\n  port: 1\n"})
+    commit_all(repo, "and back", {"environments/staging/payments.yaml": "db:\n  port: 6432\n"})
+
+    after = fileset_from_commit(*open_at(repo), cache)
+
+    # The same bytes objects: reused (whole subtrees, or blobs by id), not read again.
+    for path, data in before.files.items():
+        assert after.files[path] is data, path
+
+
+def test_a_tree_cache_survives_reading_another_ref_in_between(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", dict(CONFIG))
+    cache = TreeCache()
+    first = fileset_from_commit(*open_at(repo), cache)
+    commit_all(repo, "elsewhere", {f"base/other-{i}.yaml": f"n: {i}\n" for i in range(3)})
+    fileset_from_commit(*open_at(repo), cache)  # a ref read between two polls
+    commit_all(repo, "back", {f"base/other-{i}.yaml": None for i in range(3)})
+
+    again = fileset_from_commit(*open_at(repo), cache)
+
+    assert (again.files, again.oids, again.irregular) == (first.files, first.oids, first.irregular)
+    assert again.files["base/payments.yaml"] is first.files["base/payments.yaml"]
 
 
 def test_commit_and_folder_agree(tmp_path: Path) -> None:
