@@ -156,7 +156,17 @@ def load_settings(
             values[number] = float(values[number])
     settings = Settings(**values)
     _check_listen(settings)
+    _check_delivery(settings)
     return settings
+
+
+def _check_delivery(settings: Settings) -> None:
+    lease, timeout = settings.delivery.get("lease"), settings.delivery.get("timeout", 10.0)
+    if lease is not None and lease <= timeout:
+        raise SettingsError(
+            f"delivery.lease: {lease:g} s must be longer than delivery.timeout ({timeout:g} s), "
+            "or another replica could send a delivery while an attempt is still running"
+        )
 
 
 def _check_listen(settings: Settings) -> None:

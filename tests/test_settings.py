@@ -78,3 +78,13 @@ def test_public_listen_needs_tokens() -> None:
         {"repo": "r", "listen": "0.0.0.0:8080", "tokens": list(tokens)}, environ={}
     )
     assert settings.host == "0.0.0.0"
+
+
+def test_a_lease_shorter_than_an_attempt_is_refused() -> None:
+    with pytest.raises(
+        SettingsError, match=r"delivery.lease: 5 s must be longer than delivery.timeout \(10 s\)"
+    ):
+        load_settings({"repo": "r", "delivery": {"lease": 5}}, environ={})
+    assert (
+        load_settings({"repo": "r", "delivery": {"lease": 11}}, environ={}).delivery["lease"] == 11
+    )

@@ -215,6 +215,12 @@ class Notifier:
         a cursor takes the served revision as its baseline, without events: nothing changed
         for a subscriber (which fetches its config when it starts).
         """
+        with self.outbox.exclusive(self.cursor_key):
+            self._write_change_set(previous, new, adopt_unknown=adopt_unknown)
+
+    def _write_change_set(
+        self, previous: ServedRevision | None, new: ServedRevision, *, adopt_unknown: bool
+    ) -> None:
         cursor = self.outbox.cursor(self.cursor_key)
         if cursor == new.revision:
             return  # written already: publishing again adds nothing
@@ -245,7 +251,7 @@ class Notifier:
         if rows:
             log.info(
                 "queued %d delivery(ies) for %s (%d superseded)",
-                added or len(rows),
+                added,
                 new.revision[:12],
                 superseded,
             )

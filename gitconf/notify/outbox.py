@@ -119,6 +119,24 @@ class Outbox:
                 _set_cursor(conn, *cursor)
         return added, superseded
 
+    @contextlib.contextmanager
+    def exclusive(self, key: str) -> Iterator[None]:
+        """Serialise the change-set writers of key across replicas (a PostgreSQL advisory lock).
+
+        Every replica publishes the same revision; the first to take the lock writes its
+        change set and moves the cursor, and the others then find the cursor there and skip
+        the work instead of building the same rows again. SQLite has one server: no lock.
+        """
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": key})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
+
     def cursor(self, key: str) -> str | None:
         """The revision whose change set was last written for key."""
         with self.engine.connect() as conn:

@@ -145,10 +145,10 @@ def test_a_hook_to_one_replica_makes_all_serve_and_each_change_is_delivered_once
 
 def test_a_dead_replicas_claimed_delivery_is_taken_over_after_its_lease(cluster: Cluster) -> None:
     release = threading.Event()
-    holder = cluster.start("holder", timeout=30, lease=3)
+    holder = cluster.start("holder", timeout=2, lease=3)
 
     def respond(n: int, _request: object) -> Reply:
-        if n == 0:  # the holder's attempt hangs until it is dead, then goes nowhere
+        if not release.is_set():  # the holder's attempts hang until it is dead, then go nowhere
             release.wait(60)
             return DROP
         return Reply(204)
@@ -161,8 +161,8 @@ def test_a_dead_replicas_claimed_delivery_is_taken_over_after_its_lease(cluster:
         )
         assert github_hook(holder, sha) == 202
         # The holder's first attempt hangs in the receiver: the row is claimed and leased.
-        wait_until(lambda: receiver.count == 1, 20, what="the held attempt")
-        other = cluster.start("other", timeout=30, lease=3)
+        wait_until(lambda: receiver.count >= 1, 20, what="the held attempt")
+        other = cluster.start("other", timeout=2, lease=3)
         wait_until(lambda: serves(other, sha), 20)
         holder.kill()
         release.set()

@@ -66,3 +66,40 @@ def test_revision_log_heartbeats_and_broadcast(
         replica_one.stop()
         replica_two.stop()
     assert replica_one.status()["replicas"] == []
+
+
+def test_change_set_writers_take_turns_across_replicas(pg_url: str) -> None:
+    from gitconf.notify.outbox import Outbox
+
+    engines = [make_engine(pg_url) for _ in range(2)]
+    create_schema(engines[0])
+    first, second = (Outbox(engine) for engine in engines)
+    order: list[str] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with first.exclusive("repo-key"):
+            order.append("first in")
+            inside.set()
+            release.wait(10)
+            order.append("first out")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    inside.wait(10)
+
+    def enter() -> None:
+        with second.exclusive("repo-key"):
+            order.append("second in")
+
+    waiter = threading.Thread(target=enter)
+    waiter.start()
+    waiter.join(0.3)
+    assert order == ["first in"]  # the second writer waits for the first
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert order == ["first in", "first out", "second in"]
+    for engine in engines:
+        engine.dispose()
