@@ -158,9 +158,17 @@ class Manifest:
     require_schema: bool = True
     max_file_size: int = 1024 * 1024
     subscriptions: tuple[SubscriptionSpec, ...] = ()
+    # Chains are asked for once per (environment, service): thousands of times per compile.
+    _chains: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
-    def chain(self, env: str) -> list[str]:
-        """The environment's extends chain, root first; assumes the manifest has no cycle."""
+    def chain(self, env: str) -> tuple[str, ...]:
+        """The environment's extends chain, root first; stops at a cycle or an unknown parent."""
+        found = self._chains.get(env)
+        if found is None:
+            found = self._chains[env] = tuple(self._walk_chain(env))
+        return found
+
+    def _walk_chain(self, env: str) -> list[str]:
         chain: list[str] = []
         current: str | None = env
         while current is not None and current not in chain:
