@@ -13,13 +13,14 @@ from gitconf.core.manifest import MANIFEST_PATH, parse_manifest
 from gitconf.core.merge import merge
 from gitconf.core.model import CompiledRevision, Config, FileSet, Manifest, Node
 from gitconf.core.parse import parse_yaml
-from gitconf.core.validate import SchemaSet, load_schemas, schema_errors
+from gitconf.core.validate import SchemaCache, SchemaSet, load_schemas, schema_errors
 from gitconf.errors import Problem, Source, sorted_problems
 
 __all__ = ["CompileCache", "CompileResult", "compile_fileset"]
 
 ParseCache = MutableMapping[tuple[str, str], tuple[Node | None, list[Problem]]]
-# What a config depends on: its layer files (path, blob) and every schema file.
+# What a config depends on: its layer files (path, blob) and its schema's key (the schema
+# files its validator was built from).
 PairKey = tuple[tuple[tuple[str, str], ...], str]
 SchemaProblem = tuple[Source, str, str]
 
@@ -28,14 +29,17 @@ SchemaProblem = tuple[Source, str, str]
 class CompileCache:
     """Results of earlier compiles that a later one reuses when their inputs are unchanged.
 
-    Parses are kept by (path, blob id); the schema set by a digest of every schema file; each
-    (environment, service)'s merge and validation by its layers' blobs and the schema digest.
+    Parses are kept by (path, blob id); the schema set by a digest of every schema file, and
+    within it each schema file's check and each service's validator by the files it read; each
+    (environment, service)'s merge and validation by its layers' blobs and its schema's key.
     So a commit that changes one file re-parses one blob and re-merges only the configs that
-    file is a layer of. The cache only speeds compiles up: results equal a cold compile's.
+    file is a layer of, or re-checks one schema file and re-validates only the services whose
+    schema read it. The cache only speeds compiles up: results equal a cold compile's.
     """
 
     parsed: dict[tuple[str, str], tuple[Node | None, list[Problem]]] = field(default_factory=dict)
     schemas: tuple[str, SchemaSet, list[Problem]] | None = None
+    schema_files: SchemaCache = field(default_factory=SchemaCache)
     pairs: dict[
         tuple[str, str], tuple[PairKey, Config | None, list[Problem], list[SchemaProblem]]
     ] = field(default_factory=dict)
@@ -151,10 +155,14 @@ def _schemas(
     ).hexdigest()
     if cache is not None and cache.schemas is not None and cache.schemas[0] == digest:
         return cache.schemas[1], list(cache.schemas[2])
-    schemas, problems = load_schemas({p: files.files[p] for p in schema_paths})
+    schemas, problems = load_schemas(
+        {p: files.files[p] for p in schema_paths},
+        {p: blobs[p] for p in schema_paths},
+        cache.schema_files if cache is not None else None,
+    )
     if cache is not None:
+        # Pairs stay: each is keyed by its service's schema key, which says if it changed.
         cache.schemas = (digest, schemas, list(problems))
-        cache.pairs.clear()  # every config's validation depended on the old schemas
     return schemas, problems
 
 
@@ -198,12 +206,11 @@ def _merge_all(
     problems: list[Problem] = []
     # The same problem seen in several environments is reported once, naming them all.
     schema_problems: dict[SchemaProblem, list[str]] = defaultdict(list)
-    digest = cache.schemas[0] if cache is not None and cache.schemas is not None else ""
     seen: set[tuple[str, str]] = set()
     for env in manifest.environments:
         for service in layout.services:
             paths = layout.layers(manifest, env, service)
-            key: PairKey = (tuple((p, blobs[p]) for p in paths), digest)
+            key: PairKey = (tuple((p, blobs[p]) for p in paths), schemas.keys.get(service, ""))
             seen.add((env, service))
             hit = cache.pairs.get((env, service)) if cache is not None else None
             if hit is not None and hit[0] == key:

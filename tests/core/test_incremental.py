@@ -18,6 +18,7 @@ SCHEMA = (
     '{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",'
     ' "properties": {"port": {"$ref": "_common/defs.json#/$defs/port"}}}'
 )
+STRICT = SCHEMA.replace('"type": "object",', '"type": "object", "required": ["region", "x"],')
 START = {
     "gitconf.yaml": MANIFEST,
     "schemas/_common/defs.json": COMMON,
@@ -45,6 +46,10 @@ STEPS: list[tuple[str, dict[str, str | None]]] = [
         {"schemas/_common/defs.json": '{"$defs": {"port": {"type": "integer", "maximum": 100}}}'},
     ),
     ("schema fixed", {"schemas/_common/defs.json": COMMON}),
+    ("one service's schema changes", {"schemas/web.schema.json": STRICT}),
+    ("a schema the meta-schema rejects", {"schemas/api.schema.json": '{"type": 12}'}),
+    ("a $ref that does not resolve", {"schemas/api.schema.json": SCHEMA.replace("defs", "nope")}),
+    ("schemas fixed", {"schemas/api.schema.json": SCHEMA, "schemas/web.schema.json": SCHEMA}),
     ("manifest adds an environment", {"gitconf.yaml": MANIFEST + "  dev: {}\n"}),
     (
         "extends changes",
@@ -121,3 +126,27 @@ def test_one_changed_file_remerges_only_its_configs(monkeypatch: pytest.MonkeyPa
     assert result.revision is not None
     assert sorted(merged) == [("eu", "api"), ("production", "api")]
     assert parsed == ["environments/production/api.yaml"]
+
+
+def test_one_changed_schema_revalidates_only_its_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gitconf.core.compile as compile_module
+
+    files = {p: c.encode() for p, c in START.items()}
+    cache = CompileCache()
+    compile_fileset(FileSet(files), cache)
+    merged: list[tuple[str, str]] = []
+    real = compile_module._merge_one
+
+    def spy(env: str, service: str, *args: Any) -> Any:
+        merged.append((env, service))
+        return real(env, service, *args)
+
+    monkeypatch.setattr(compile_module, "_merge_one", spy)
+    files["schemas/web.schema.json"] = STRICT.encode()
+    result = compile_fileset(FileSet(files), cache)
+    assert {p.message for p in result.problems} == {"'x' is a required property"}
+    assert sorted(merged) == [("eu", "web"), ("production", "web"), ("staging", "web")]
+    merged.clear()
+    files["schemas/_common/defs.json"] = COMMON.replace("65535", "1000").encode()
+    compile_fileset(FileSet(files), cache)
+    assert {service for _, service in merged} == {"api", "web"}
