@@ -40,6 +40,8 @@ def _errors_exit(func: F) -> F:
             return func(*args, **kwargs)
         except GitconfError as exc:
             _fail(str(exc))
+        except Exception as exc:  # a bug of gitconf's: still one line, and exit 2
+            _fail(f"internal error: {exc.__class__.__name__}: {exc} (please report it)")
 
     return wrapper  # type: ignore[return-value]
 

@@ -6,6 +6,7 @@ read when needed; they never appear in the settings' repr or in logs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -110,6 +111,24 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+_SECRET_SECTIONS = ("tokens", "hooks", "credentials")
+
+
+def _without_secrets(where: str, message: str, rule: object = None) -> str:
+    """jsonschema quotes the offending value: never do so where it may be a secret."""
+    if not where.startswith(_SECRET_SECTIONS):
+        return message
+    if (
+        rule == "oneOf"
+        or "is valid under each of" in message
+        or "is not valid under any" in message
+    ):
+        return "give exactly one of the secret and the variable that holds it (e.g. token or token_env)"
+    if "is a required property" in message or "is not allowed" in message:
+        return message  # these quote key names, not values
+    return "invalid value (not shown: it may be a secret); see schemas/server.schema.json"
+
+
 def _from_file(path: str) -> dict[str, Any]:
     try:
         data = Path(path).read_bytes()
@@ -121,7 +140,7 @@ def _from_file(path: str) -> dict[str, Any]:
     validator = Draft202012Validator(own_schema("server"))
     partial = {**{"repo": "-"}, **to_plain(tree)}  # repo may come from a flag instead
     errors = [
-        f"{s}: {k}: {m}" if k else f"{s}: {m}"
+        f"{s}: {k}: {_without_secrets(k, m)}" if k else f"{s}: {m}"
         for s, k, m in schema_errors(validator, tree, partial)
     ]
     if errors:
@@ -148,7 +167,7 @@ def load_settings(
     validator = Draft202012Validator(own_schema("server"))
     for error in validator.iter_errors(merged):
         where = ".".join(str(p) for p in error.absolute_path) or "settings"
-        raise SettingsError(f"{where}: {error.message}")
+        raise SettingsError(f"{where}: {_without_secrets(where, error.message, error.validator)}")
     values = dict(merged)
     values["tokens"] = tuple(values.get("tokens", ()))
     for number in ("poll_interval", "fetch_timeout", "max_wait"):
@@ -172,9 +191,10 @@ def _check_delivery(settings: Settings) -> None:
 def _check_listen(settings: Settings) -> None:
     if not 0 < settings.port < 65536:
         raise SettingsError(f"listen: port {settings.port} is out of range")
-    loopback = settings.host in ("127.0.0.1", "localhost", "::1") or settings.host.startswith(
-        "127."
-    )
+    try:
+        loopback = ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:  # a host name: only "localhost" is known to stay on this machine
+        loopback = settings.host == "localhost"
     if not settings.tokens and not loopback:
         raise SettingsError(
             f"listen: refusing to listen on {settings.listen} without tokens: anyone who reaches it "

@@ -829,3 +829,23 @@ def test_ref_outside_a_git_repository(tmp_path: Path) -> None:
     }
     result = invoke("render", "staging", "search", "--repo", str(folder), "--ref", "HEAD")
     expect_one_line_exit_2(result)
+
+
+def test_a_number_json_cannot_carry_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    from gitconf.testing import MINIMAL_MANIFEST, OPEN_SCHEMA
+
+    repo = make_repo(
+        tmp_path / "r",
+        {
+            "gitconf.yaml": MINIMAL_MANIFEST,
+            "schemas/payments.schema.json": OPEN_SCHEMA,
+            "base/payments.yaml": "big: " + "9" * 5000 + "\nratio: .nan\n",
+        },
+    )
+    result = CliRunner().invoke(main, ["validate", "--repo", str(repo)])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("base/payments.yaml:1:6: big: '9999")
+    assert lines[1].startswith(
+        "base/payments.yaml:2:8: ratio: '.nan' is a number JSON cannot carry"
+    )

@@ -70,14 +70,19 @@ def test_missing_repo_and_unreadable_file(tmp_path: Path) -> None:
         load_settings({}, environ={}, config_file=str(tmp_path / "missing.yaml"))
 
 
-def test_public_listen_needs_tokens() -> None:
+@pytest.mark.parametrize(
+    "listen", ["0.0.0.0:8080", "127.evil.example:8080", "[::]:8080", "10.0.0.5:80"]
+)
+def test_public_listen_needs_tokens(listen: str) -> None:
     with pytest.raises(SettingsError, match="refusing to listen"):
-        load_settings({"repo": "r", "listen": "0.0.0.0:8080"}, environ={})
-    tokens = ({"name": "a", "token": "x" * 20, "scopes": ["admin"]},)
-    settings = load_settings(
-        {"repo": "r", "listen": "0.0.0.0:8080", "tokens": list(tokens)}, environ={}
-    )
-    assert settings.host == "0.0.0.0"
+        load_settings({"repo": "r", "listen": listen}, environ={})
+    tokens = [{"name": "a", "token": "x" * 20, "scopes": ["admin"]}]
+    assert load_settings({"repo": "r", "listen": listen, "tokens": tokens}, environ={}).tokens
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:1", "127.3.4.5:1", "[::1]:1", "localhost:1"])
+def test_loopback_listen_needs_no_tokens(listen: str) -> None:
+    assert load_settings({"repo": "r", "listen": listen}, environ={}).port == 1
 
 
 def test_a_lease_shorter_than_an_attempt_is_refused() -> None:
@@ -88,3 +93,23 @@ def test_a_lease_shorter_than_an_attempt_is_refused() -> None:
     assert (
         load_settings({"repo": "r", "delivery": {"lease": 11}}, environ={}).delivery["lease"] == 11
     )
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        {"name": "a", "token": "short-secret", "scopes": ["admin"]},
+        {"name": "a", "token": "supersecretvalue123", "token_env": "X", "scopes": ["admin"]},
+    ],
+)
+def test_errors_never_quote_a_secret(tmp_path: Path, token: dict[str, object]) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({"repo": "r", "tokens": [token]}, environ={})
+    assert "tokens.0" in str(info.value)
+    assert str(token["token"]) not in str(info.value)
+    config = tmp_path / "server.yaml"
+    config.write_text(f"repo: r\ntokens:\n  - {token}\n".replace("'", '"'))
+    with pytest.raises(SettingsError) as info:
+        load_settings({}, environ={}, config_file=str(config))
+    assert "tokens[0]" in str(info.value)
+    assert str(token["token"]) not in str(info.value)

@@ -69,7 +69,10 @@ def resolve_plain(text: str) -> Any:
     if _BOOL_RE.match(text):
         return text[0] in "tT"
     if _INT_RE.match(text):
-        return int(text, 10)
+        try:
+            return int(text, 10)
+        except ValueError:  # past Python's digit limit: a float (infinite), refused by the walk
+            return float(text)
     if _OCT_RE.match(text):
         return int(text[2:], 8)
     if _HEX_RE.match(text):
@@ -158,6 +161,18 @@ class _Walker:
         return Node("scalar", value, self.source(node), tag)
 
     def _scalar(self, node: ScalarNode, yaml_tag: str, path: KeyPath) -> Any:
+        value = self._resolve(node, yaml_tag, path)
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problem(
+                node,
+                f"{node.value!r} is a number JSON cannot carry (NaN, infinity or too large)",
+                path,
+                "quote it to keep it as a string",
+            )
+            return _INVALID
+        return value
+
+    def _resolve(self, node: ScalarNode, yaml_tag: str, path: KeyPath) -> Any:
         text = node.value
         if yaml_tag == _PLAIN:
             return resolve_plain(text)

@@ -18,7 +18,7 @@ FORMATS = ("json", "yaml", "env")
 
 def to_json(value: Any) -> bytes:
     """Pretty JSON with a final newline; key order as merged."""
-    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
+    return (json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
 class _Dumper(yaml.CSafeDumper):

@@ -100,6 +100,8 @@ class Mirror:
         # Polls read one commit after another: each reads only the trees and blobs that changed.
         self._trees = TreeCache()
         self._read_lock = threading.Lock()
+        self._open_lock = threading.Lock()
+        self._read_repo: pygit2.Repository | None = None
         millis = int(timeout * 1000)
         pygit2.option(pygit2.enums.Option.SET_SERVER_CONNECT_TIMEOUT, millis)
         pygit2.option(pygit2.enums.Option.SET_SERVER_TIMEOUT, millis)
@@ -128,12 +130,21 @@ class Mirror:
 
     def repository(self) -> pygit2.Repository:
         """The mirror, opened or initialised (without fetching)."""
-        if self._repo is None:
-            repo = self._open()
-            if repo is None:
-                repo = self._init()
-            self._repo = repo
-        return self._repo
+        with self._open_lock:
+            if self._repo is None:
+                repo = self._open()
+                if repo is None:
+                    repo = self._init()
+                self._repo = repo
+            return self._repo
+
+    def _reader(self) -> pygit2.Repository:
+        """A handle of its own for reads: libgit2 handles are not shared between threads, and
+        reads (the poll's, ?ref= requests') must not wait for a fetch from a slow remote."""
+        if self._read_repo is None:
+            self.repository()
+            self._read_repo = pygit2.Repository(str(self.path))
+        return self._read_repo
 
     def _init(self) -> pygit2.Repository:
         # Initialise beside the final path and rename, so a crash never leaves half a mirror.
@@ -173,13 +184,13 @@ class Mirror:
 
     def fileset(self, ref: str) -> tuple[str, FileSet]:
         """The commit id and config files of a ref (branch, tag or sha) in the mirror."""
-        repo = self.repository()
-        try:
-            commit = resolve(repo, ref)
-        except UsageError:
-            if ref == self.branch and self.head():
-                commit = resolve(repo, self.tracking_ref)
-            else:
-                raise
         with self._read_lock:
+            repo = self._reader()
+            try:
+                commit = resolve(repo, ref)
+            except UsageError:
+                if ref == self.branch and repo.references.get(self.tracking_ref) is not None:
+                    commit = resolve(repo, self.tracking_ref)
+                else:
+                    raise
             return str(commit.id), fileset_from_commit(repo, commit, self._trees)

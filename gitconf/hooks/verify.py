@@ -131,7 +131,9 @@ def check_standard(
         )
     if "." in msg_id:
         raise SignatureError(f"webhook-id {msg_id!r} may not contain '.'")
-    if not (timestamp.isascii() and timestamp.isdigit()):
+    # Twelve digits reach the year 33658; longer ones are no timestamp (and int() of
+    # thousands of digits is slow or refused).
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise SignatureError(f"webhook-timestamp {timestamp!r} is not whole Unix seconds")
     seconds = int(timestamp)
     if abs(now - seconds) > tolerance:

@@ -18,7 +18,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from gitconf.core.compile import CompileCache, compile_fileset
+from gitconf.core.compile import CompileCache, CompileResult, compile_fileset
 from gitconf.errors import GitconfError, Problem
 from gitconf.git.remote import FetchError, Mirror
 from gitconf.metrics import Metrics
@@ -83,8 +83,19 @@ def tick(ctx: PollContext) -> str:
     if _known_rejected(ctx, head):
         return _finish(ctx, "unchanged")
     started = time.perf_counter()
-    sha, files = ctx.mirror.fileset(head)
-    result = compile_fileset(files, ctx.cache)
+    try:
+        sha, files = ctx.mirror.fileset(head)
+        result = compile_fileset(files, ctx.cache)
+    except GitconfError as exc:
+        return _finish(ctx, "error", str(exc))
+    except Exception as exc:  # a bug of gitconf's must not pass for a healthy poll
+        log.exception("compiling %s failed", head[:12])
+        ctx.cache = CompileCache()  # it may hold half of what the failed compile did
+        problem = Problem(
+            None, f"internal error compiling this commit: {exc.__class__.__name__}: {exc}"
+        )
+        result = CompileResult(None, [problem])
+        sha = head
     ctx.metrics.compile_seconds.observe(time.perf_counter() - started)
     if result.revision is None:
         _record(ctx, sha, "rejected", result.problems)

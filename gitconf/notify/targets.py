@@ -73,11 +73,32 @@ def _networks(subscribers: Mapping[str, Any], key: str) -> Iterable[Network]:
             ) from None
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: Address) -> Address:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64, compatible), else ip.
+
+    Each of these forms can reach an IPv4 host such as the metadata service at
+    169.254.169.254, so the refusals are checked against the IPv4 address inside.
+    """
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):  # not :: or ::1
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
 def check_address(address: str, policy: TargetPolicy) -> None:
     """TargetRefused if gitconf may not connect to this IP address."""
-    ip: Address = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip: Address = _embedded_ipv4(ipaddress.ip_address(address.split("%", 1)[0]))
     for network, why in policy.refused:
         if ip.version == network.version and ip in network:
             raise TargetRefused(f"address {address} is refused: {why} ({network})")

@@ -75,3 +75,20 @@ class Auth:
             if hmac.compare_digest(secret, presented):
                 found = principal
         return found
+
+
+def visible_problems(
+    principal: Principal | None, problems: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The problems a caller may see: a problem in environments/<env>/ shows a config value
+    of that environment, so only callers who may read <env> see it."""
+    if principal is None or principal.admin:
+        return problems
+    visible = []
+    for problem in problems:
+        path = problem.get("path") or ""
+        parts = path.split("/")
+        if parts[0] == "environments" and len(parts) > 2 and not principal.can_read(parts[1]):
+            continue
+        visible.append(problem)
+    return visible

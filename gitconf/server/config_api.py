@@ -39,9 +39,9 @@ def config(env: str, service: str) -> Response:
 def environment(env: str) -> Response:
     """Every service of an environment in one document."""
     reader = deps().reader
-    reader.require_read(request.headers.get("Authorization"), env)
+    principal = reader.require_read(request.headers.get("Authorization"), env)
     fmt = negotiate(request.args.get("format"), request.headers.get("Accept"))
-    served = reader.revision(request.args.get("ref"))
+    served = reader.revision(request.args.get("ref"), principal)
     reply = reader.get_body(
         lambda s: s.environment_body(env, fmt),
         served,
@@ -56,8 +56,8 @@ def environment(env: str) -> Response:
 def explain(env: str, service: str) -> Response:
     """Where every leaf of one config was set, and what it overrode."""
     reader = deps().reader
-    reader.require_read(request.headers.get("Authorization"), env)
-    served = reader.revision(request.args.get("ref"))
+    principal = reader.require_read(request.headers.get("Authorization"), env)
+    served = reader.revision(request.args.get("ref"), principal)
     reply = reader.get_body(
         lambda s: s.explain_body(env, service),
         served,

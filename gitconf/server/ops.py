@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gitconf.core.diff import diff_configs, to_doc
 from gitconf.git.remote import redact
 from gitconf.server.app import deps, json_response
+from gitconf.server.auth import Principal, visible_problems
 from gitconf.server.errors import ApiError
 
 bp = Blueprint("ops", __name__)
 
 
-def _caller() -> None:
-    deps().reader.principal(request.headers.get("Authorization"))
+def _caller() -> Principal:
+    return deps().reader.principal(request.headers.get("Authorization"))
+
+
+def _visible(principal: Principal, revisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Revisions with only the problems the caller may see (and how many were hidden)."""
+    shown = []
+    for revision in revisions:
+        problems = visible_problems(principal, revision["problems"])
+        hidden = len(revision["problems"]) - len(problems)
+        shown.append({**revision, "problems": problems, "hidden_problems": hidden})
+    return shown
 
 
 @bp.get("/healthz")
@@ -54,7 +67,7 @@ def environments() -> Response:
     """The environments the caller may read, with their services."""
     d = deps()
     principal = d.reader.principal(request.headers.get("Authorization"))
-    served = d.reader.revision(request.args.get("ref"))
+    served = d.reader.revision(request.args.get("ref"), principal)
     snap = served.snapshot
     return json_response(
         {
@@ -74,7 +87,7 @@ def environments() -> Response:
 @bp.get("/v1/status")
 def status() -> Response:
     """What is served, what the poller did last, and what was rejected."""
-    _caller()
+    principal = _caller()
     d = deps()
     served = d.publisher.served
     poll = d.poll.status
@@ -99,7 +112,7 @@ def status() -> Response:
             "branch_head": poll.head,
         },
         "store": {"ok": store_error is None, "error": store_error},
-        "rejected": rejected,
+        "rejected": _visible(principal, rejected),
         "problems": [p for source in d.extras.get("status_problems", []) for p in source()],
     }
     for name, section in d.extras.get("status_sections", {}).items():
@@ -110,7 +123,7 @@ def status() -> Response:
 @bp.get("/v1/revisions")
 def revisions() -> Response:
     """The newest revisions seen on the branch, published or rejected."""
-    _caller()
+    principal = _caller()
     try:
         limit = int(request.args.get("limit", "50"))
     except ValueError:
@@ -122,7 +135,7 @@ def revisions() -> Response:
     return json_response(
         {
             "served": served.revision if served else None,
-            "revisions": d.poll.revisions.recent(limit=limit),
+            "revisions": _visible(principal, d.poll.revisions.recent(limit=limit)),
         }
     )
 
@@ -135,8 +148,8 @@ def diff() -> Response:
     start = request.args.get("from")
     if not start:
         raise ApiError(400, "missing_from", "give the older revision as ?from=<commit|branch|tag>")
-    old = d.reader.revision(start)
-    new = d.reader.revision(request.args.get("to"))
+    old = d.reader.revision(start, principal)
+    new = d.reader.revision(request.args.get("to"), principal)
     readable = {k: v for k, v in old.snapshot.values.items() if principal.can_read(k[0])}
     newer = {k: v for k, v in new.snapshot.values.items() if principal.can_read(k[0])}
     order = [*new.snapshot.environments, *old.snapshot.environments]

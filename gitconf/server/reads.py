@@ -16,8 +16,9 @@ from gitconf.core.compile import compile_fileset
 from gitconf.errors import GitconfError, UsageError
 from gitconf.git.remote import Mirror
 from gitconf.served import Body, Publisher, ServedRevision, prepare, snapshot_of
-from gitconf.server.auth import Auth, Principal
+from gitconf.server.auth import Auth, Principal, visible_problems
 from gitconf.server.errors import ApiError
+from gitconf.store.revisions import problem_doc
 
 __all__ = ["ConfigReader", "RefCache", "Reply", "etag_matches", "negotiate"]
 
@@ -65,12 +66,21 @@ class RefCache:
         self._cache: OrderedDict[str, ServedRevision] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, ref: str, served: ServedRevision | None) -> ServedRevision:
+    def get(
+        self, ref: str, served: ServedRevision | None, principal: Principal | None = None
+    ) -> ServedRevision:
         """The revision a ref names; ApiError 404 if unknown, 422 if that commit is invalid."""
         if self.mirror is None:
             raise ApiError(404, "unknown_ref", "this server has no repository to read refs from")
-        if len(ref) > 255 or any(c in ref for c in "\0\n\r ") or ref.startswith("-"):
-            raise ApiError(400, "bad_ref", f"{ref!r} is not a valid ref")
+        # A branch, tag or commit, optionally ~N or ^: no revparse searches (`:/text`,
+        # `^{/text}`), reflog (`@{`) or ranges, which would make a request walk history.
+        if (
+            len(ref) > 255
+            or ref.startswith("-")
+            or any(c in ref for c in "\0\n\r :{}")
+            or ".." in ref
+        ):
+            raise ApiError(400, "bad_ref", f"{ref!r} is not a branch, tag or commit")
         try:
             sha, files = self.mirror.fileset(ref)
         except (UsageError, GitconfError):
@@ -86,11 +96,12 @@ class RefCache:
                 return hit
         result = compile_fileset(files)
         if result.revision is None:
+            shown = visible_problems(principal, [problem_doc(p) for p in result.problems])
             raise ApiError(
                 422,
                 "invalid_revision",
                 f"{ref} ({sha[:12]}) is not a valid revision: {len(result.problems)} problem(s)",
-                problems=[p.render() for p in result.problems],
+                problems=[p["text"] for p in shown],
             )
         compiled = prepare(snapshot_of(sha, result.revision))
         with self._lock:
@@ -138,11 +149,11 @@ class ConfigReader:
             )
         return principal
 
-    def revision(self, ref: str | None) -> ServedRevision:
-        """The served revision, or the one ref names."""
+    def revision(self, ref: str | None, principal: Principal | None = None) -> ServedRevision:
+        """The served revision, or the one ref names (its problems shown as principal may)."""
         served = self.publisher.served
         if ref:
-            return self.refs.get(ref, served)
+            return self.refs.get(ref, served, principal)
         if served is None:
             raise ApiError(
                 503,
@@ -174,15 +185,16 @@ class ConfigReader:
         authorization: str | None = None,
     ) -> Reply:
         """GET /v1/config/<env>/<service>."""
-        self.require_read(authorization, env)
+        principal = self.require_read(authorization, env)
         seconds = self._wait_seconds(wait)
-        served = self.revision(ref)
+        served = self.revision(ref, principal)
         body = served.body(env, service, fmt)
         if body is None:
             raise self.not_found(served, env, service)
         if not etag_matches(if_none_match, body.etag):
             return self.reply(200, body, served.revision)
-        if seconds and not ref:
+        # `*` matches every version, so no change could end the wait: answer at once.
+        if seconds and not ref and (if_none_match or "").strip() != "*":
             return self._long_poll(env, service, fmt, if_none_match, seconds, served, body)
         return self.reply(304, body, served.revision)
 

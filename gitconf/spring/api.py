@@ -195,7 +195,7 @@ def _begin(label: str | None) -> tuple[Principal, ServedRevision]:
     if label is None or label == branch or (label in DEFAULT_LABELS and branch in DEFAULT_LABELS):
         return principal, reader.revision(None)
     try:
-        return principal, reader.revision(label)
+        return principal, reader.revision(label, principal)
     except ApiError as exc:
         if exc.code != "unknown_ref":
             raise

@@ -193,6 +193,8 @@ def test_a_timestamp_beyond_five_minutes_fails(direction: int) -> None:
         (None, None, None, "webhook-id, webhook-timestamp, webhook-signature missing"),
         ("msg_1", "hello", "v1,x", "'hello' is not whole Unix seconds"),
         ("msg_1", "1614265330.5", "v1,x", "is not whole Unix seconds"),
+        ("msg_1", "9" * 400, "v1,x", "is not whole Unix seconds"),
+        ("msg_1", "9" * 5000, "v1,x", "is not whole Unix seconds"),
         ("msg.1", "1614265330", "v1,x", "may not contain '.'"),
         ("msg_1", "1614265330", "v1a,abc v2,abc", "no v1 entry"),
         ("msg_1", "1614265330", "garbage", "no v1 entry"),

@@ -24,6 +24,9 @@ DEFAULT = TargetPolicy.from_settings({})
         ("http://169.254.170.2/v2/credentials", "link-local"),
         ("http://[fe80::1]/hook", "link-local (fe80::/10)"),
         ("http://[::ffff:169.254.169.254]/", "link-local"),
+        ("http://[64:ff9b::a9fe:a9fe]/", "link-local"),  # NAT64
+        ("http://[2002:a9fe:a9fe::1]/", "link-local"),  # 6to4
+        ("http://[::169.254.169.254]/", "link-local"),  # IPv4-compatible
         ("http://100.100.100.200/", "cloud metadata (Alibaba Cloud)"),
         ("http://[fd00:ec2::254]/", "cloud metadata (AWS IPv6)"),
         ("http://metadata.google.internal/computeMetadata/v1/", "cloud metadata service"),

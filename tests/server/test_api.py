@@ -330,3 +330,25 @@ def test_openapi_document_is_valid_and_lists_every_route(client: Any, server: Se
         # The Spring document route is documented once per extension.
         path = path.replace("{document}", "{service}-{profiles}.json")
         assert path in documented, f"{rule.rule} is not in /openapi.json"
+
+
+def test_problems_of_unreadable_environments_stay_hidden(secured: Any, repo: Path) -> None:
+    server_client = secured
+    bad = commit_all(
+        repo,
+        "secret in staging",
+        {"environments/staging/payments.yaml": "db: {port: hunter2-secret}\n"},
+    )
+    admin, prod = bearer("o" * 32), bearer("p" * 32)
+    server_client.application.extensions["gitconf"].poller.run_once()
+    admin_view = server_client.get("/v1/status", headers=admin).get_json()["rejected"][0]
+    assert "hunter2-secret" in json.dumps(admin_view)
+    prod_view = server_client.get("/v1/status", headers=prod).get_json()["rejected"][0]
+    assert prod_view["revision"] == bad
+    assert prod_view["hidden_problems"] == 1
+    assert "hunter2-secret" not in json.dumps(prod_view)
+    revisions = server_client.get("/v1/revisions", headers=prod).get_data(as_text=True)
+    assert "hunter2-secret" not in revisions
+    response = server_client.get(f"/v1/config/production/payments?ref={bad}", headers=prod)
+    assert response.status_code == 422
+    assert "hunter2-secret" not in response.get_data(as_text=True)

@@ -143,3 +143,24 @@ def test_restart_serves_the_persisted_revision_without_the_remote(
     assert second.publisher.served.revision == good
     assert second.poller.run_once() == "error"
     assert second.publisher.served.revision == good
+
+
+def test_a_compile_that_crashes_rejects_the_commit_and_says_why(
+    server: Server, repo: Path, monkeypatch
+) -> None:
+    import gitconf.jobs.poll as poll
+
+    good = server.publisher.served.revision
+    bad = commit_all(repo, "anything", {"base/_all.yaml": "region: x\n"})
+
+    def crash(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(poll, "compile_fileset", crash)
+    assert server.poller.run_once() == "rejected"
+    assert server.publisher.served.revision == good
+    [record] = server.poll.revisions.recent(state="rejected")
+    assert record["revision"] == bad
+    assert (
+        "internal error compiling this commit: RuntimeError: boom" in record["problems"][0]["text"]
+    )
