@@ -7,8 +7,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urldefrag, urljoin, urlsplit
+from typing import Any, NamedTuple
 
 import jsonschema
 from jsonschema import Draft202012Validator
@@ -17,20 +16,17 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from gitconf.core.bundle import Bundler, Deps, resource_uri
+from gitconf.core.fastcheck import surely_valid
 from gitconf.core.metaschema import meta_errors
 from gitconf.core.model import KeyPath, Node, find, format_path, to_plain
 from gitconf.core.parse import parse_yaml
 from gitconf.errors import Problem, Source
 
-if TYPE_CHECKING:
-    from referencing._core import Resolver
-
 __all__ = ["SCHEMA_SUFFIXES", "SchemaCache", "SchemaSet", "load_schemas", "schema_errors"]
 
 SCHEMA_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
 _BASE = "file:///"
-# A (path, blob) a result was computed from; a result is reused while they are all unchanged.
-Deps = frozenset[tuple[str, str]]
 
 
 @dataclass
@@ -42,7 +38,6 @@ class SchemaSet:
 
     validators: dict[str, Draft202012Validator] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
-    trees: dict[str, Node] = field(default_factory=dict)
     broken: set[str] = field(default_factory=set)  # services whose schema has problems
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -51,10 +46,11 @@ class SchemaFile(NamedTuple):
     """One file under schemas/ read and checked on its own, which no other file changes."""
 
     contents: Any
-    tree: Node | None
+    tree: Node | None  # a YAML schema's located tree; a JSON one is located only for a problem
     loaded: bool  # an object or a boolean, so a schema
     problems: list[Problem]  # why it did not load, or its meta-schema errors
     plain: bool  # no $id below its root and no dynamic references: it can be bundled
+    data: bytes = b""  # the file, to locate a JSON schema's values when a problem needs it
 
 
 @dataclass
@@ -71,8 +67,7 @@ class SchemaCache:
 
 
 def _load_document(path: str, data: bytes) -> tuple[Any, Node | None, list[Problem]]:
-    """A schema file's contents and, where it parses as YAML, its located tree."""
-    tree, problems = parse_yaml(path, data)
+    """A schema file's contents and, for a YAML one, its located tree (JSON: `_located`)."""
     if path.endswith(".json"):
         try:
             contents = json.loads(data)
@@ -80,7 +75,8 @@ def _load_document(path: str, data: bytes) -> tuple[Any, Node | None, list[Probl
             line, col = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
             message = getattr(exc, "msg", str(exc))
             return None, None, [Problem(Source(path, line, col), f"invalid JSON: {message}")]
-        return contents, tree, []
+        return contents, None, []
+    tree, problems = parse_yaml(path, data)
     if tree is None:
         return None, None, problems
     return to_plain(tree), tree, []
@@ -96,21 +92,32 @@ def _service_of(path: str) -> str | None:
     return None
 
 
+def _located(path: str, tree: Node | None, data: bytes) -> Node | None:
+    """The file's located tree: a JSON schema is parsed as YAML only when a problem needs it.
+
+    None where the JSON does not parse as YAML (duplicate keys, say): its problems then name
+    the file without a line.
+    """
+    if tree is None and path.endswith(".json"):
+        tree = parse_yaml(path, data)[0]
+    return tree
+
+
 def _where(tree: Node | None, path: str, key_path: KeyPath) -> Source:
     if tree is None:
         return Source(path)
     return find(tree, key_path)[0].source
 
 
-def _refs(node: Node, path: KeyPath = ()) -> Iterator[tuple[KeyPath, Node]]:
-    if node.kind == "map":
-        for key, child in node.value.items():
-            if key == "$ref" and child.kind == "scalar" and isinstance(child.value, str):
+def _refs(value: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "$ref" and isinstance(child, str):
                 yield (*path, key), child
             else:
                 yield from _refs(child, (*path, key))
-    elif node.kind == "seq":
-        for index, child in enumerate(node.value):
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
             yield from _refs(child, (*path, index))
 
 
@@ -135,7 +142,10 @@ def read_schema_file(path: str, data: bytes) -> SchemaFile:
         if not problems:
             problems = [Problem(Source(path), "a JSON Schema is an object or a boolean")]
         return SchemaFile(None, None, False, problems, False)
-    for error in meta_errors(contents):
+    errors = list(meta_errors(contents))
+    if errors:
+        tree = _located(path, tree, data)
+    for error in errors:
         key_path = tuple(error.absolute_path)
         problems.append(
             Problem(
@@ -144,7 +154,7 @@ def read_schema_file(path: str, data: bytes) -> SchemaFile:
                 format_path(key_path),
             )
         )
-    return SchemaFile(contents, tree, True, problems, _plain(contents))
+    return SchemaFile(contents, tree, True, problems, _plain(contents), data)
 
 
 def _digest(text: str) -> str:
@@ -153,14 +163,6 @@ def _digest(text: str) -> str:
 
 def _key(signature: str, deps: Deps) -> str:
     return _digest(signature + "\n" + "\n".join(f"{p}\0{b}" for p, b in sorted(deps)))
-
-
-def _resource_uri(base: str, ref: str) -> tuple[str, str]:
-    """The resource a `$ref` names and the fragment within it, as referencing resolves them."""
-    if ref.startswith("#"):
-        return base, ref[1:]
-    uri, fragment = urldefrag(urljoin(base, ref))
-    return uri, fragment
 
 
 def _base_of(path: str, contents: Any) -> str:
@@ -221,15 +223,15 @@ def load_schemas(
     if not bundling:
         cache.refs.clear()
         cache.bundles.clear()
-    bundler = _Bundler(combined, uris, blobs)
+    bundler = Bundler(combined, uris, blobs)
+    resolves: dict[tuple[str, str], bool] = {}
 
     schemas = SchemaSet(broken=broken)
     for path, read in loaded.items():
         bad = any(p.message.startswith("invalid JSON Schema: ") for p in read.problems)
-        if read.tree is not None:
-            found = _check_refs(path, read, registry, uris, blobs, signature, cache, bundling)
-            problems += found
-            bad = bad or bool(found)
+        found = _check_refs(path, read, registry, uris, blobs, signature, cache, bundling, resolves)
+        problems += found
+        bad = bad or bool(found)
         service = _service_of(path)
         if service is None:
             continue
@@ -258,8 +260,6 @@ def load_schemas(
         schemas.validators[service] = validator
         schemas.keys[service] = built
         schemas.paths[service] = path
-        if read.tree is not None:
-            schemas.trees[service] = read.tree
     for gone in [s for s in cache.bundles if s not in schemas.validators]:
         del cache.bundles[gone]
     for gone in [p for p in cache.refs if p not in loaded]:
@@ -282,9 +282,13 @@ def _check_refs(
     signature: str,
     cache: SchemaCache,
     reuse: bool,
+    resolves: dict[tuple[str, str], bool],
 ) -> list[Problem]:
-    """A problem for each `$ref` in the file that does not resolve."""
-    assert read.tree is not None
+    """A problem for each `$ref` in the file that does not resolve.
+
+    `resolves` holds, per (resource, fragment), whether it resolves in this registry: files
+    mostly refer to the same few definitions.
+    """
     hit = cache.refs.get(path) if reuse else None
     if hit is not None and hit[0] == signature and all(blobs.get(p) == b for p, b in hit[1]):
         return list(hit[2])
@@ -292,16 +296,29 @@ def _check_refs(
     resolver = registry.resolver(base_uri=base)
     problems = []
     deps = {(path, blobs[path])}
-    for ref_path, ref in _refs(read.tree):
-        if (target := uris.get(_resource_uri(base, ref.value)[0])) is not None:
+    tree, located = read.tree, read.tree is not None
+    for ref_path, ref in _refs(read.contents):
+        uri = resource_uri(base, ref)
+        if (target := uris.get(uri[0])) is not None:
             deps.add((target, blobs[target]))
-        try:
-            resolver.lookup(ref.value)
-        except Unresolvable:
+        ok = resolves.get(uri)
+        if ok is None:
+            try:
+                resolver.lookup(ref)
+                ok = resolves[uri] = True
+            except Unresolvable:
+                ok = resolves[uri] = False
+        if not ok:
+            if not located:
+                tree, located = _located(path, tree, read.data), True
+            if tree is None:
+                # A JSON file that YAML cannot read (duplicate keys) never had its $refs
+                # checked, having no located tree; that stays so.
+                continue
             problems.append(
                 Problem(
-                    ref.source,
-                    f"$ref {ref.value!r} does not resolve",
+                    find(tree, ref_path)[0].source,
+                    f"$ref {ref!r} does not resolve",
                     format_path(ref_path),
                     "refer to a file under schemas/ by relative path, "
                     "e.g. _common/db.json#/$defs/db",
@@ -310,128 +327,6 @@ def _check_refs(
     if reuse:
         cache.refs[path] = (signature, frozenset(deps), list(problems))
     return problems
-
-
-class _Unbundlable(Exception):
-    """A schema that bundling would not keep equal: it is validated through the registry."""
-
-
-# Keywords jsonschema's 2020-12 validator descends into, by the shape of their value.
-_ONE = frozenset(
-    {"additionalProperties", "contains", "if", "then", "else", "items", "not", "propertyNames"}
-    | {"unevaluatedItems", "unevaluatedProperties"}
-)
-_MANY = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
-_NAMED = frozenset({"dependentSchemas", "patternProperties", "properties"})
-# Keywords that never produce an error: a `$ref` beside only these can be replaced by its target.
-_ANNOTATIONS = frozenset(
-    {"$comment", "default", "deprecated", "description", "examples", "readOnly", "title"}
-    | {"writeOnly"}
-)
-_BUDGET = 200_000  # subschemas expanded for one service before giving up on bundling it
-
-
-class _Bundler:
-    """Service schemas with every `$ref` replaced by its target, so validation looks nothing up.
-
-    jsonschema reports an error of a referenced subschema exactly as if it stood in place of
-    the `$ref` (same message, instance path and failing subschema), so a `{"$ref": ...}`
-    (with at most annotations beside it) is replaced by its target, itself bundled relative to
-    its own file. A `$ref` back into a target being expanded, or to a boolean schema, stays a
-    `$ref`, made absolute so that it resolves through the registry as before. Anything else (a `$ref` beside other
-    keywords, a target outside schemas/) leaves the whole schema to the registry.
-    Expansions are shared between services; each records the files it read.
-    """
-
-    def __init__(self, registry: Registry[Any], uris: Mapping[str, str], blobs: Mapping[str, str]):
-        self.registry = registry
-        self.uris = uris
-        self.blobs = blobs
-        self.memo: dict[tuple[int, str], tuple[Any, Deps]] = {}
-        self.stack: set[tuple[int, str]] = set()
-        self.deps: set[tuple[str, str]] = set()
-        self.cuts = 0
-        self.budget = 0
-
-    def bundle(self, path: str, schema: Any) -> tuple[Any, Deps | None]:
-        """The schema bundled and the files it read, or (None, None) if it cannot be."""
-        self.deps = {(path, self.blobs[path])}
-        self.stack.clear()
-        self.budget = _BUDGET
-        if not isinstance(schema, dict):
-            return schema, frozenset(self.deps)
-        base = str(schema["$id"])
-        resolver = self.registry.resolver_with_root(DRAFT202012.create_resource(schema))
-        try:
-            bundled = self._keywords(schema, resolver, base)
-        except _Unbundlable:
-            return None, None
-        return bundled, frozenset(self.deps)
-
-    def _subschema(self, schema: Any, resolver: Resolver[Any], base: str) -> Any:
-        if not isinstance(schema, dict):
-            return schema
-        ref = schema.get("$ref")
-        if isinstance(ref, str) and _ANNOTATIONS.issuperset(k for k in schema if k != "$ref"):
-            return self._inline(schema, ref, resolver, base)
-        return self._keywords(schema, resolver, base)
-
-    def _keywords(self, schema: dict[str, Any], resolver: Resolver[Any], base: str) -> Any:
-        self.budget -= 1
-        if self.budget < 0:
-            raise _Unbundlable
-        out: dict[str, Any] = {}
-        for key, value in schema.items():
-            if key == "$ref":
-                raise _Unbundlable
-            if key in _ONE:
-                out[key] = self._subschema(value, resolver, base)
-            elif key in _MANY and isinstance(value, list):
-                out[key] = [self._subschema(v, resolver, base) for v in value]
-            elif key in _NAMED and isinstance(value, dict):
-                out[key] = {k: self._subschema(v, resolver, base) for k, v in value.items()}
-            else:
-                out[key] = value
-        return out
-
-    def _inline(self, wrapper: dict[str, Any], ref: str, resolver: Resolver[Any], base: str) -> Any:
-        uri, fragment = _resource_uri(base, ref)
-        path = self.uris.get(uri)
-        if path is None or not urlsplit(uri).scheme:
-            raise _Unbundlable
-        try:
-            resolved = resolver.lookup(ref)
-        except Unresolvable:
-            raise _Unbundlable from None
-        self.deps.add((path, self.blobs[path]))
-        target = resolved.contents
-        key = (id(target), uri)
-        # jsonschema puts no path on an error of a boolean subschema met directly, only on
-        # one met through a $ref: so a boolean target stays a $ref, as does a cycle.
-        if key in self.stack or isinstance(target, bool):
-            self.cuts += key in self.stack
-            return {**wrapper, "$ref": f"{uri}#{fragment}" if fragment else uri}
-        hit = self.memo.get(key)
-        if hit is not None:
-            self.deps |= hit[1]
-            return hit[0]
-        if not isinstance(target, dict):
-            raise _Unbundlable
-        outer, cuts = self.deps, self.cuts
-        self.deps = {(path, self.blobs[path])}
-        self.stack.add(key)
-        try:
-            inner = target.get("$ref")
-            if isinstance(inner, str) and _ANNOTATIONS.issuperset(k for k in target if k != "$ref"):
-                bundled = self._inline(target, inner, resolved.resolver, uri)
-            else:
-                bundled = self._keywords(target, resolved.resolver, uri)
-        finally:
-            self.stack.discard(key)
-            deps, self.deps = frozenset(self.deps), outer | self.deps
-        if self.cuts == cuts:
-            self.memo[key] = (bundled, deps)
-        return bundled
 
 
 _UNEXPECTED = re.compile(
@@ -444,6 +339,8 @@ def schema_errors(
 ) -> Iterator[tuple[Source, str, str]]:
     """Each error of the tree's value against the schema: (where it was set, key path, message)."""
     instance = to_plain(tree) if value is None else value
+    if surely_valid(validator, instance):
+        return
     for error in validator.iter_errors(instance):
         yield from _locate(error, tree)
 

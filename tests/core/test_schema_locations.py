@@ -1,0 +1,58 @@
+"""JSON schemas are read with json.loads; a file is located (parsed as YAML) only for a problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitconf.core import validate
+from gitconf.core.validate import load_schemas
+from gitconf.errors import Source
+
+GOOD = b'{"type": "object", "properties": {"a": {"$ref": "_common/d.json#/$defs/a"}}}'
+COMMON = b'{"$defs": {"a": {"type": "string"}}}'
+BAD = b"""{
+  "type": "object",
+  "properties": {
+    "a": {"$ref": "_common/d.json#/$defs/missing"},
+    "b": {"type": 5}
+  }
+}
+"""
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = validate.parse_yaml
+
+    def counting(path: str, data: bytes):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        return real(path, data)
+
+    monkeypatch.setattr(validate, "parse_yaml", counting)
+    return calls
+
+
+def test_valid_json_schemas_are_not_parsed_as_yaml(parsed: list[str]) -> None:
+    schemas, problems = load_schemas(
+        {"schemas/api.schema.json": GOOD, "schemas/_common/d.json": COMMON}
+    )
+    assert problems == [] and "api" in schemas.validators
+    assert parsed == []
+
+
+def test_a_json_schema_with_problems_is_located_once(parsed: list[str]) -> None:
+    _, problems = load_schemas({"schemas/api.schema.json": BAD, "schemas/_common/d.json": COMMON})
+    assert [(p.source, p.key_path, p.message) for p in problems] == [
+        (
+            Source("schemas/api.schema.json", 5, 19),
+            "properties.b.type",
+            "invalid JSON Schema: 5 is not valid under any of the given schemas",
+        ),
+        (
+            Source("schemas/api.schema.json", 4, 19),
+            'properties.a["$ref"]',
+            "$ref '_common/d.json#/$defs/missing' does not resolve",
+        ),
+    ]
+    assert parsed == ["schemas/api.schema.json"]
