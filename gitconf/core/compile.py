@@ -8,6 +8,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from referencing.exceptions import Unresolvable
+
 from gitconf.core.layers import Layout, discover, is_config_path
 from gitconf.core.manifest import MANIFEST_PATH, parse_manifest
 from gitconf.core.merge import merge
@@ -248,5 +250,17 @@ def _merge_one(
     if tree is None:
         return None, problems, []
     validator = schemas.validators.get(service)
-    errors = list(schema_errors(validator, tree)) if validator is not None else []
+    try:
+        errors = list(schema_errors(validator, tree)) if validator is not None else []
+    except (AttributeError, TypeError, Unresolvable) as exc:
+        # A valid schema that $refs into one that failed the meta-schema (reported on its
+        # own) can make jsonschema fail midway; the commit is rejected for that problem.
+        schema = schemas.paths.get(service, "its schema")
+        problems.append(
+            Problem(
+                Source(schema),
+                f"cannot validate {env}/{service}: the schema refers to an invalid one ({exc})",
+            )
+        )
+        errors = []
     return Config(env, service, tree, tuple(paths)), problems, errors

@@ -215,7 +215,11 @@ def load_schemas(
         if isinstance(read.contents, dict) and isinstance(read.contents.get("$id"), str):
             resources.append((read.contents["$id"], resource))
             uris[read.contents["$id"]] = path
-    registry: Registry[Any] = Registry().with_resources(resources).crawl()
+    # Crawling indexes ids and anchors; a schema that failed the meta-schema can be shaped so
+    # that referencing cannot crawl it (`"items": [1]`): it is registered, never crawled.
+    valid = [(uri, r) for uri, r in resources if not loaded[uris[uri]].problems]
+    invalid = [(uri, r) for uri, r in resources if loaded[uris[uri]].problems]
+    registry: Registry[Any] = Registry().with_resources(valid).crawl().with_resources(invalid)
     # What jsonschema would combine into each validator's registry, combined once.
     combined: Registry[Any] = SPECIFICATIONS.combine(registry)
     signature = _digest(repr(sorted(uris.items())))
@@ -306,7 +310,11 @@ def _check_refs(
             try:
                 resolver.lookup(ref)
                 ok = resolves[uri] = True
-            except Unresolvable:
+            except (
+                Unresolvable,
+                AttributeError,
+                TypeError,
+            ):  # the last two: into an invalid schema
                 ok = resolves[uri] = False
         if not ok:
             if not located:

@@ -56,3 +56,25 @@ def test_a_json_schema_with_problems_is_located_once(parsed: list[str]) -> None:
         ),
     ]
     assert parsed == ["schemas/api.schema.json"]
+
+
+def test_a_schema_referring_into_an_invalid_one_is_a_problem_not_a_crash() -> None:
+    from gitconf.core.compile import compile_fileset
+    from gitconf.core.model import FileSet
+
+    files = {
+        "gitconf.yaml": b"version: 1\nenvironments: {prod: {}}\n",
+        "schemas/x.schema.json": b'{"type": "object", "properties": {"a": {"items": [1]}}}\n',
+        "schemas/y.schema.json": b'{"type": "object", "properties": {"a": {"$ref": "x.schema.json#/properties/a"}}}\n',
+        "base/x.yaml": b"a: [1]\n",
+        "base/y.yaml": b"a: [1]\n",
+    }
+    result = compile_fileset(FileSet(files))
+    assert result.revision is None
+    rendered = [p.render() for p in result.problems]
+    assert rendered[0].startswith(
+        "schemas/x.schema.json:1:50: properties.a.items: invalid JSON Schema"
+    )
+    assert rendered[1].startswith(
+        "schemas/y.schema.json:1:1: cannot validate prod/y: the schema refers to an invalid one"
+    )
