@@ -42,14 +42,20 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     made: list[Server] = []
 
     def factory(repo: Path | str, environ: dict[str, str] | None = None, **options: Any) -> Server:
-        flags = {"repo": str(repo), "state_dir": str(tmp_path / "state"), **options}
+        """Build (not start) a Server; servers made by one test share a state dir unless told."""
+        flags = {
+            "repo": str(repo),
+            "state_dir": str(tmp_path / "state"),
+            "poll_interval": 600,
+            **options,
+        }
         server = build(load_settings(flags, environ=environ or {}), environ=environ or {})
         made.append(server)
         return server
 
     yield factory
     for server in made:
-        server.engine.dispose()
+        server.stop()
 
 
 @pytest.fixture

@@ -8,17 +8,7 @@ from gitconf.hooks.providers import PROVIDERS
 
 __all__ = ["PATHS"]
 
-_ERROR: dict[str, Any] = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-        }
-    },
-}
+_ERROR: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
 
 
 def _error(description: str, codes: list[str]) -> dict[str, Any]:
