@@ -17,7 +17,8 @@ from gitconf.core.explain import explain_config
 from gitconf.core.model import CompiledRevision, FileSet
 from gitconf.core.render import FORMATS, render
 from gitconf.errors import GitconfError, Problem
-from gitconf.git.read import fileset_from_commit, fileset_from_dir, is_url, open_repository, resolve
+from gitconf.git.folder import fileset_from_dir, is_url
+from gitconf.runtime import collector_paused
 from gitconf.server.commands import demo, serve
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,6 +52,9 @@ def read_fileset(repo: str, ref: str | None) -> FileSet:
     if ref is None and not is_url(repo) and not repo.startswith("file://"):
         files = fileset_from_dir(repo)
     else:
+        # pygit2 is imported only when Git is read: a plain `validate` does not pay for it.
+        from gitconf.git.read import fileset_from_commit, open_repository, resolve
+
         with open_repository(repo) as git_repo:
             files = fileset_from_commit(git_repo, resolve(git_repo, ref or "HEAD"))
     if "gitconf.yaml" not in files.files:
@@ -61,7 +65,8 @@ def read_fileset(repo: str, ref: str | None) -> FileSet:
 
 def compile_or_report(files: FileSet, *, err: bool) -> CompiledRevision:
     """Compile the files, or print every problem (sorted) and exit 1."""
-    result = compile_fileset(files)
+    with collector_paused():
+        result = compile_fileset(files)
     if result.revision is None:
         print_problems(result.problems, err=err)
         sys.exit(EXIT_INVALID)

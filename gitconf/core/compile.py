@@ -209,6 +209,9 @@ def _merge_all(
     # The same problem seen in several environments is reported once, naming them all.
     schema_problems: dict[SchemaProblem, list[str]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
+    # Environments share the first layers of a service (base/_all, base/<service>, and a
+    # parent's along an extends chain): each prefix of layers is merged once.
+    prefixes: Prefixes = {}
     for env in manifest.environments:
         for service in layout.services:
             paths = layout.layers(manifest, env, service)
@@ -218,7 +221,7 @@ def _merge_all(
             if hit is not None and hit[0] == key:
                 _, config, found, errors = hit
             else:
-                config, found, errors = _merge_one(env, service, paths, trees, schemas)
+                config, found, errors = _merge_one(env, service, paths, trees, schemas, prefixes)
                 if cache is not None:
                     cache.pairs[(env, service)] = (key, config, found, errors)
             problems += found
@@ -236,17 +239,33 @@ def _merge_all(
     return configs, problems
 
 
+Prefixes = dict[tuple[str, ...], tuple[Node, tuple[Problem, ...]]]
+
+
 def _merge_one(
-    env: str, service: str, paths: list[str], trees: dict[str, Node], schemas: SchemaSet
+    env: str,
+    service: str,
+    paths: list[str],
+    trees: dict[str, Node],
+    schemas: SchemaSet,
+    prefixes: Prefixes | None = None,
 ) -> tuple[Config | None, list[Problem], list[SchemaProblem]]:
     """Merge one config's layers and validate it: the config, merge problems, schema errors."""
     tree: Node | None = None
-    problems: list[Problem] = []
-    for path in paths:
+    merged: tuple[Problem, ...] = ()
+    for end, path in enumerate(paths, 1):
         if path not in trees:
-            return None, problems, []
-        tree, found = merge(tree, trees[path])
-        problems += found
+            return None, list(merged), []
+        prefix = tuple(paths[:end])
+        hit = prefixes.get(prefix) if prefixes is not None else None
+        if hit is None:
+            tree, found = merge(tree, trees[path])
+            merged += tuple(found)
+            if prefixes is not None:
+                prefixes[prefix] = (tree, merged)
+        else:
+            tree, merged = hit
+    problems = list(merged)
     if tree is None:
         return None, problems, []
     validator = schemas.validators.get(service)

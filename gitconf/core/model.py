@@ -29,12 +29,13 @@ TAG_REPLACE = "replace"
 TAG_APPEND = "append"
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Node:
+class Node(NamedTuple):
     """A YAML value with the place that set it and the places it overrode (lowest layer first).
 
     `value` is a dict of str to Node for a map, a tuple of Node for a seq, and a plain
     JSON-compatible scalar otherwise. `tag` is one of gitconf's merge tags or None.
+    A NamedTuple, not a frozen dataclass: a compile makes hundreds of thousands of them,
+    and a frozen dataclass's __init__ costs several times a tuple's.
     """
 
     kind: Kind

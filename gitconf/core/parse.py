@@ -62,8 +62,15 @@ class _Composer(CParser, _Resolver):
         _Resolver.__init__(self)
 
 
+# Every non-string of the core schema starts with one of these (or is empty): most plain
+# scalars of a config are names and URLs, which this one test leaves as strings.
+_NON_STRING_START = frozenset("0123456789+-.~tTfFnN")
+
+
 def resolve_plain(text: str) -> Any:
     """The value of a plain (unquoted) scalar under the YAML 1.2 core schema."""
+    if text and text[0] not in _NON_STRING_START:
+        return text
     if _NULL_RE.match(text):
         return None
     if _BOOL_RE.match(text):

@@ -22,6 +22,7 @@ from gitconf.core.compile import CompileCache, CompileResult, compile_fileset
 from gitconf.errors import GitconfError, Problem
 from gitconf.git.remote import FetchError, Mirror
 from gitconf.metrics import Metrics
+from gitconf.runtime import collector_paused
 from gitconf.served import Publisher, ServedRevision, snapshot_of
 from gitconf.store.revisions import RevisionLog
 
@@ -85,7 +86,8 @@ def tick(ctx: PollContext) -> str:
     started = time.perf_counter()
     try:
         sha, files = ctx.mirror.fileset(head)
-        result = compile_fileset(files, ctx.cache)
+        with collector_paused():
+            result = compile_fileset(files, ctx.cache)
     except GitconfError as exc:
         return _finish(ctx, "error", str(exc))
     except Exception as exc:  # a bug of gitconf's must not pass for a healthy poll

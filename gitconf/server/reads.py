@@ -15,6 +15,7 @@ from typing import NamedTuple
 from gitconf.core.compile import compile_fileset
 from gitconf.errors import GitconfError, UsageError
 from gitconf.git.remote import Mirror
+from gitconf.runtime import collector_paused
 from gitconf.served import Body, Publisher, ServedRevision, prepare, snapshot_of
 from gitconf.server.auth import Auth, Principal, visible_problems
 from gitconf.server.errors import ApiError
@@ -94,7 +95,8 @@ class RefCache:
             if hit is not None:
                 self._cache.move_to_end(sha)
                 return hit
-        result = compile_fileset(files)
+        with collector_paused():
+            result = compile_fileset(files)
         if result.revision is None:
             shown = visible_problems(principal, [problem_doc(p) for p in result.problems])
             raise ApiError(
