@@ -15,9 +15,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from gitconf.core.locate import schema_errors
 from gitconf.core.model import to_plain
 from gitconf.core.parse import parse_yaml
-from gitconf.core.validate import schema_errors
 from gitconf.errors import GitconfError
 from gitconf.resources import own_schema
 

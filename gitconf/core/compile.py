@@ -11,11 +11,12 @@ from typing import NamedTuple
 from referencing.exceptions import Unresolvable
 
 from gitconf.core.layers import Layout, discover, is_config_path
+from gitconf.core.locate import schema_errors
 from gitconf.core.manifest import MANIFEST_PATH, parse_manifest
 from gitconf.core.merge import merge
 from gitconf.core.model import CompiledRevision, Config, FileSet, Manifest, Node
 from gitconf.core.parse import parse_yaml
-from gitconf.core.validate import SchemaCache, SchemaSet, load_schemas, schema_errors
+from gitconf.core.validate import SchemaCache, SchemaSet, load_schemas
 from gitconf.errors import Problem, Source, sorted_problems
 
 __all__ = ["CompileCache", "CompileResult", "compile_fileset"]

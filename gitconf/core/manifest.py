@@ -6,9 +6,9 @@ from functools import cache
 
 from jsonschema import Draft202012Validator
 
+from gitconf.core.locate import schema_errors
 from gitconf.core.model import EnvironmentSpec, Manifest, Node, SubscriptionSpec, to_plain
 from gitconf.core.parse import parse_yaml
-from gitconf.core.validate import schema_errors
 from gitconf.errors import Problem, Source
 from gitconf.resources import own_schema
 

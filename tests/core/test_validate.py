@@ -10,8 +10,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from gitconf.core.locate import schema_errors
 from gitconf.core.parse import parse_yaml
-from gitconf.core.validate import SchemaCache, load_schemas, schema_errors
+from gitconf.core.validate import SchemaCache, load_schemas
 
 DEFS = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
