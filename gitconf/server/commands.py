@@ -128,6 +128,9 @@ def demo(port: int, folder: str | None, poll_interval: float) -> None:
         sys.exit(2)
     shutil.copytree(data_dir("sample-repo"), repo)
     git(repo, "init", "-q", "-b", "main")
+    # So that the commits the banner suggests work on a machine with no git identity set.
+    git(repo, "config", "user.name", "gitconf demo")
+    git(repo, "config", "user.email", "demo@gitconf.invalid")
     commit_all(repo, "gitconf demo: the sample repository")
     chosen = _free_port(port)
     settings = load_settings(
