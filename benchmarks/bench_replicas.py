@@ -19,18 +19,12 @@ drops it at the end.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
-import json
 import os
 import re
 import shutil
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -42,7 +36,8 @@ sys.path.insert(0, str(ROOT))  # tests.notify.receiver
 
 from bench_notify import repo_files  # noqa: E402
 
-from gitconf.testing import commit_all, git, make_repo  # noqa: E402
+from gitconf.testing import commit_all, git, make_repo, signed_github_push  # noqa: E402
+from gitconf.testing.pg import fresh_database  # noqa: E402
 from gitconf.testing.server import ServeProcess, wait_until  # noqa: E402
 from tests.notify.receiver import Receiver, verify  # noqa: E402
 
@@ -51,30 +46,9 @@ HOOK_SECRET = "bench-replicas-hook-secret"
 DELIVERED = re.compile(r'^gitconf_webhook_deliveries_total\{outcome="delivered"\} (\S+)$', re.M)
 
 
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    """CREATE DATABASE gitconf_bench_<random> through an AUTOCOMMIT engine; DROP it after."""
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"gitconf_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def github_hook(replica: ServeProcess, sha: str) -> int:
     """A signed GitHub push hook for main at sha; the status code."""
-    body = json.dumps({"ref": "refs/heads/main", "after": sha, "commits": []}).encode()
-    signature = hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    headers = {
-        "X-GitHub-Event": "push",
-        "X-Hub-Signature-256": f"sha256={signature}",
-        "Content-Type": "application/json",
-    }
+    body, headers = signed_github_push(HOOK_SECRET, sha)
     return replica.post("/v1/hooks/github", data=body, headers=headers).status_code
 
 
@@ -212,7 +186,7 @@ def main() -> int:
     if args.database_url:
         result = run(args, args.database_url)
     else:
-        with fresh_database(args.admin_url) as url:
+        with fresh_database(args.admin_url, "gitconf_bench_") as url:
             result = run(args, url)
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
 

@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from gitconf.bootstrap import Server, build
 from gitconf.settings import load_settings
 from gitconf.testing import MINIMAL_MANIFEST, OPEN_SCHEMA, make_repo
+from gitconf.testing.pg import fresh_database
 
 PAYMENTS_SCHEMA = """{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -76,13 +75,5 @@ def pg_url() -> Iterator[str]:
     base = os.environ.get("GITCONF_TEST_DATABASE_URL")
     if not base:
         pytest.skip("GITCONF_TEST_DATABASE_URL is not set (.ci/run sets it)")
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    name = f"gitconf_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(base) as url:
+        yield url

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import subprocess
 from pathlib import Path
 
@@ -73,3 +76,17 @@ validation:
 """
 
 OPEN_SCHEMA = '{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"}\n'
+
+
+def signed_github_push(
+    secret: str, after: str, ref: str = "refs/heads/main"
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a GitHub push webhook signed with secret (X-Hub-Signature-256)."""
+    body = json.dumps({"ref": ref, "after": after, "commits": []}).encode()
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "X-GitHub-Event": "push",
+        "X-Hub-Signature-256": f"sha256={signature}",
+        "Content-Type": "application/json",
+    }
+    return body, headers

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from gitconf.testing import commit_all, git, make_repo
+from gitconf.testing import commit_all, git, make_repo, signed_github_push
 from gitconf.testing.proxy import TcpProxy
 from gitconf.testing.server import ServeProcess, wait_until
 from tests.conftest import BASE_FILES
@@ -69,13 +66,7 @@ def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
 
 
 def github_hook(replica: ServeProcess, sha: str) -> int:
-    body = json.dumps({"ref": "refs/heads/main", "after": sha, "commits": []}).encode()
-    signature = hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    headers = {
-        "X-GitHub-Event": "push",
-        "X-Hub-Signature-256": f"sha256={signature}",
-        "Content-Type": "application/json",
-    }
+    body, headers = signed_github_push(HOOK_SECRET, sha)
     return replica.post("/v1/hooks/github", data=body, headers=headers).status_code
 
 
