@@ -1,5 +1,5 @@
 """`python -m gitconf` runs the CLI."""
 
-from gitconf.cli import main
+from gitconf.cli import entry
 
-main()
+entry()

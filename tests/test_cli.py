@@ -849,3 +849,34 @@ def test_a_number_json_cannot_carry_is_a_problem_not_a_traceback(tmp_path: Path)
     assert lines[1].startswith(
         "base/payments.yaml:2:8: ratio: '.nan' is a number JSON cannot carry"
     )
+
+
+def test_the_console_script_keeps_exit_codes_and_output_when_it_exits_hard(tmp_path: Path) -> None:
+    import sys
+
+    from gitconf.testing import MINIMAL_MANIFEST, OPEN_SCHEMA
+
+    repo = make_repo(
+        tmp_path / "r",
+        {
+            "gitconf.yaml": MINIMAL_MANIFEST,
+            "schemas/payments.schema.json": OPEN_SCHEMA,
+            "base/payments.yaml": "db: {port: 1}\nlist: ["
+            + ", ".join(map(str, range(5000)))
+            + "]\n",
+        },
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gitconf", *args], capture_output=True, text=True, timeout=60
+        )
+
+    rendered = run("render", "staging", "payments", "--repo", str(repo))
+    assert rendered.returncode == 0
+    assert json.loads(rendered.stdout)["list"][-1] == 4999  # every byte reached the pipe
+    (repo / "base" / "payments.yaml").write_text("db: {port: 1}\ndb: {port: 2}\n")
+    invalid = run("validate", "--repo", str(repo))
+    assert invalid.returncode == 1
+    assert invalid.stdout.startswith("base/payments.yaml:2:1: db: duplicate key 'db'")
+    assert run("validate", "--repo", str(tmp_path / "missing")).returncode == 2
