@@ -470,3 +470,24 @@ def test_render_prints_merged_json(tmp_path: Path, run: Run) -> None:
         "log_level": "info",
         "db": {"host": "db.internal", "port": 6432},
     }
+
+
+def test_a_value_failing_several_schemas_names_each_schema(tmp_path: Path) -> None:
+    schema = '{"type": "object", "properties": {"flag": {"type": "boolean"}}}'
+    repo = make_repo(
+        tmp_path / "r",
+        {
+            "gitconf.yaml": "version: 1\nenvironments: {prod: {}}\n",
+            "schemas/api.schema.json": schema,
+            "schemas/web.schema.json": schema,
+            "base/_all.yaml": "flag: yes\n",
+            "base/api.yaml": "a: 1\n",
+            "base/web.yaml": "w: 1\n",
+        },
+    )
+    result = CliRunner().invoke(main, ["validate", "--repo", str(repo)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "base/_all.yaml:1:7: flag: 'yes' is not of type 'boolean' "
+        "(schema schemas/api.schema.json, schemas/web.schema.json, in prod/api, prod/web)"
+    ]

@@ -234,8 +234,9 @@ def _merge_all(
         for gone in [k for k in cache.pairs if k not in seen]:
             del cache.pairs[gone]
     for (source, key_path, message), where in schema_problems.items():
-        service = where[0].split("/", 1)[1]
-        hint = f"schema {schemas.paths[service]}, in {', '.join(where)}"
+        # A value set in base/_all.yaml can fail several services' schemas: name each.
+        used = sorted({schemas.paths[w.split("/", 1)[1]] for w in where})
+        hint = f"schema {', '.join(used)}, in {', '.join(where)}"
         problems.append(Problem(source, message, key_path, hint))
     return configs, problems
 

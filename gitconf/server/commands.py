@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing.util
+import os
 import shutil
 import signal
 import socket
@@ -17,6 +18,7 @@ import click
 
 from gitconf.errors import GitconfError
 from gitconf.resources import data_dir
+from gitconf.server.auth import Auth
 from gitconf.settings import SCALAR_OPTIONS, Settings, load_settings
 
 __all__ = ["demo", "run", "serve"]
@@ -95,8 +97,15 @@ def serve(config: str | None, **flags: Any) -> None:
     """Track a Git repository and serve its validated configs over HTTP."""
     try:
         settings = load_settings(flags, config_file=config)
+        # What the worker would otherwise find only after granian is listening: say it here,
+        # as one line and exit 2, like any other bad setting.
+        Auth(settings.tokens, os.environ)
+        Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
     except GitconfError as exc:
         click.echo(f"gitconf: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        click.echo(f"gitconf: state_dir: cannot use {settings.state_dir}: {exc.strerror}", err=True)
         sys.exit(2)
     run(settings)
 

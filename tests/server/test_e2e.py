@@ -134,3 +134,22 @@ def test_bad_settings_exit_2_naming_the_setting(tmp_path: Path) -> None:
     result = run_serve("--listen", "127.0.0.1:8080")
     assert result.returncode == 2
     assert "repo" in result.stderr
+
+
+def test_a_token_variable_missing_or_an_unusable_state_dir_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "repo": str(tmp_path),
+                "tokens": [{"name": "ci", "token_env": "NOT_SET", "scopes": ["admin"]}],
+            }
+        )
+    )
+    result = run_serve("--config", str(config))
+    assert result.returncode == 2
+    assert "tokens: 'ci' reads token_env 'NOT_SET', which is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_serve("--repo", str(tmp_path), "--state-dir", "/proc/no-such-place")
+    assert result.returncode == 2
+    assert "state_dir: cannot use /proc/no-such-place" in result.stderr
