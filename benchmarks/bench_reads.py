@@ -173,6 +173,40 @@ def memory(server: ServeProcess) -> str:
     return "; ".join(parts) + f"; sum {total / 1024:.0f} MiB"
 
 
+BARE_APP = """
+BODY = open({path!r}, "rb").read()
+HEADERS = {headers!r}
+
+
+def app(environ, start_response):
+    start_response("200 OK", HEADERS)
+    return [BODY]
+"""
+
+
+@contextlib.contextmanager
+def bare_granian(tmp: Path, body: bytes, headers: list[tuple[str, str]]) -> Iterator[str]:
+    """The same bytes from a bare WSGI callable under granian with gitconf's settings: the
+    ceiling of any Python WSGI app on this server, to read gitconf's own cost against."""
+    (tmp / "bare-body").write_bytes(body)
+    (tmp / "bare_app.py").write_text(BARE_APP.format(path=str(tmp / "bare-body"), headers=headers))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1",
+         "--blocking-threads", "40", "--host", "127.0.0.1", "--port", str(port),
+         "--working-dir", str(tmp), "bare_app:app"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(url + "/", timeout=1).ok, 20)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+
+
 def main() -> None:
     """Serve, copy one body to nginx, load both with wrk, print req/s and ratios."""
     parser = argparse.ArgumentParser(description="gitconf reads vs nginx, with wrk")
@@ -223,6 +257,13 @@ def main() -> None:
             targets = {"gitconf 200": (server.url + path, None)}
             targets["gitconf 304"] = (server.url + path, scripts["gitconf 304"])
             with contextlib.ExitStack() as stack:
+                same_headers = [
+                    (k, v)
+                    for k, v in reply.headers.items()
+                    if k.lower() not in ("date", "server", "content-length")
+                ]
+                bare = stack.enter_context(bare_granian(tmp, body, same_headers))
+                targets["bare granian 200"] = (bare + path, None)
                 if has_nginx:
                     root = tmp / "www"
                     (root / path.lstrip("/")).parent.mkdir(parents=True)
@@ -250,7 +291,7 @@ def main() -> None:
                         result = run_wrk(url, args.duration, script)
                         results[label].append(result)
                         print(
-                            f"  round {round_ + 1}: {label:<12} {result.rps:>10,.0f} req/s  "
+                            f"  round {round_ + 1}: {label:<16} {result.rps:>10,.0f} req/s  "
                             f"p50 {result.p50:>8}  p99 {result.p99:>8}  "
                             f"({result.requests:,} requests, {result.bad} bad)",
                             flush=True,
@@ -258,12 +299,14 @@ def main() -> None:
             rps = {label: statistics.median(r.rps for r in runs) for label, runs in results.items()}
             print(f"wrk -t1 -c32 -d{args.duration:g}s, median of {args.rounds} round(s):")
             for label, value in rps.items():
-                print(f"    {label:<12} {value:>10,.0f} req/s")
+                print(f"    {label:<16} {value:>10,.0f} req/s")
             # Ratios are taken within a round (same noise), then the median across rounds.
             ratios = [
                 ("gitconf/nginx (200)", "gitconf 200", "nginx 200", 0.6),
                 ("gitconf/nginx (304)", "gitconf 304", "nginx 304", None),
                 ("gitconf 304/200", "gitconf 304", "gitconf 200", 1.0),
+                ("gitconf/bare granian (200)", "gitconf 200", "bare granian 200", None),
+                ("bare granian/nginx (200)", "bare granian 200", "nginx 200", None),
             ]
             for name, top, bottom, target in ratios:
                 if top not in results or bottom not in results:
