@@ -112,8 +112,12 @@ def test_kill_9_with_a_delivery_queued_and_in_flight_loses_nothing(
         assert event["data"]["revision"] == sha
         ids = {r.headers["webhook-id"] for r in target.received}
         assert ids == {event["id"]}, "the same event id on every attempt, across restarts"
-        (delivery,) = deliveries(server, sub_id)
-        assert delivery["state"] == "delivered"
+        # The receiver records a request before it answers: wait for the server to record it.
+        delivery = wait_until(
+            lambda: (d := deliveries(server, sub_id)[0])["state"] == "delivered" and d,
+            what="the delivery recorded as delivered",
+        )
+        assert len(deliveries(server, sub_id)) == 1
         codes = [a["status_code"] for a in delivery["attempts"]]
         assert codes[-1] == 204 and set(codes[:-1]) == {500}
         assert server.stop() == 0
