@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -21,7 +20,6 @@ from gitconf.errors import Problem, Source, sorted_problems
 
 __all__ = ["CompileCache", "CompileResult", "compile_fileset"]
 
-ParseCache = MutableMapping[tuple[str, str], tuple[Node | None, list[Problem]]]
 # What a config depends on: its layer files (path, blob) and its schema's key (the schema
 # files its validator was built from).
 PairKey = tuple[tuple[tuple[str, str], ...], str]
@@ -144,7 +142,6 @@ def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> Compil
         environments=tuple(manifest.environments),
         services=layout.services,
         configs=configs,
-        schemas=dict(schemas.paths),
     )
     return CompileResult(revision, [])
 

@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 from gitconf.core.locate import schema_errors
 from gitconf.core.model import EnvironmentSpec, Manifest, Node, SubscriptionSpec, to_plain
 from gitconf.core.parse import parse_yaml
-from gitconf.errors import Problem, Source
+from gitconf.errors import Problem
 from gitconf.resources import own_schema
 
 __all__ = ["MANIFEST_PATH", "parse_manifest"]
@@ -115,8 +115,3 @@ def _check_chains(environments: dict[str, EnvironmentSpec]) -> list[Problem]:
             chain.append(current)
             current = environments[current].extends
     return problems
-
-
-def manifest_source() -> Source:
-    """Where problems about the manifest as a whole are reported."""
-    return Source(MANIFEST_PATH)

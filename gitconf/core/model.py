@@ -201,4 +201,3 @@ class CompiledRevision:
     environments: tuple[str, ...]
     services: tuple[str, ...]
     configs: dict[tuple[str, str], Config]
-    schemas: dict[str, str] = field(default_factory=dict)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from gitconf.server.deps import Deps
@@ -79,9 +79,5 @@ def create_app(dependencies: Deps, blueprints: Iterable[Blueprint] | None = None
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         dependencies.metrics.requests.labels(rule, str(response.status_code)).inc()
         return response
-
-    @app.before_request
-    def _principal() -> None:
-        g.principal = None
 
     return app
