@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, request
 
+from gitconf.served import Body, ServedRevision
 from gitconf.server.app import deps
 from gitconf.server.reads import Reply, negotiate
 
@@ -35,34 +38,36 @@ def config(env: str, service: str) -> Response:
     return to_response(reply)
 
 
+def _prepared(
+    env: str,
+    service: str | None,
+    build: Callable[[ServedRevision, str], Body | None],
+    *,
+    formats: bool = False,
+) -> Response:
+    """A prepared body of the served (or ?ref=) revision, after the caller's read check.
+
+    With formats, ?format= and Accept choose the format (else JSON, ?format= unread).
+    """
+    reader = deps().reader
+    principal = reader.require_read(request.headers.get("Authorization"), env)
+    fmt = (
+        negotiate(request.args.get("format"), request.headers.get("Accept")) if formats else "json"
+    )
+    served = reader.revision(request.args.get("ref"), principal)
+    reply = reader.get_body(
+        lambda s: build(s, fmt), served, request.headers.get("If-None-Match"), env, service
+    )
+    return to_response(reply)
+
+
 @bp.get("/v1/config/<env>")
 def environment(env: str) -> Response:
     """Every service of an environment in one document."""
-    reader = deps().reader
-    principal = reader.require_read(request.headers.get("Authorization"), env)
-    fmt = negotiate(request.args.get("format"), request.headers.get("Accept"))
-    served = reader.revision(request.args.get("ref"), principal)
-    reply = reader.get_body(
-        lambda s: s.environment_body(env, fmt),
-        served,
-        request.headers.get("If-None-Match"),
-        env,
-        None,
-    )
-    return to_response(reply)
+    return _prepared(env, None, lambda s, fmt: s.environment_body(env, fmt), formats=True)
 
 
 @bp.get("/v1/config/<env>/<service>/explain")
 def explain(env: str, service: str) -> Response:
     """Where every leaf of one config was set, and what it overrode."""
-    reader = deps().reader
-    principal = reader.require_read(request.headers.get("Authorization"), env)
-    served = reader.revision(request.args.get("ref"), principal)
-    reply = reader.get_body(
-        lambda s: s.explain_body(env, service),
-        served,
-        request.headers.get("If-None-Match"),
-        env,
-        service,
-    )
-    return to_response(reply)
+    return _prepared(env, service, lambda s, _fmt: s.explain_body(env, service))
