@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 
 from gitconf.bootstrap import Server, build
 from gitconf.settings import load_settings
@@ -77,3 +78,15 @@ def pg_url() -> Iterator[str]:
         pytest.skip("GITCONF_TEST_DATABASE_URL is not set (.ci/run sets it)")
     with fresh_database(base) as url:
         yield url
+
+
+def expect_one_line_exit_2(result: Result, *words: str) -> str:
+    """Assert a usage/access error: exit 2, one clear line, no traceback; return the line."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    text = [line for line in result.output.splitlines() if line.strip()]
+    assert len(text) == 1, result.output
+    for word in words:
+        assert word in text[0], text[0]
+    return text[0]

@@ -23,6 +23,7 @@ from gitconf.testing import (
     make_repo,
     write_files,
 )
+from tests.conftest import expect_one_line_exit_2
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,18 +84,6 @@ def ok(result: Result) -> str:
     """Assert exit 0 and return stdout."""
     assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
     return result.stdout
-
-
-def expect_one_line_exit_2(result: Result, *words: str) -> str:
-    """Assert a usage/access error: exit 2, one clear line, no traceback; return the line."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    text = [line for line in result.output.splitlines() if line.strip()]
-    assert len(text) == 1, result.output
-    for word in words:
-        assert word in text[0], text[0]
-    return text[0]
 
 
 @pytest.fixture

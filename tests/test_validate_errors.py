@@ -20,6 +20,7 @@ from gitconf.testing import (
     make_repo,
     write_files,
 )
+from tests.conftest import expect_one_line_exit_2
 
 PROBLEM_LINE = re.compile(r"^(?P<path>[^:\s][^:]*):(?P<line>\d+):(?P<col>\d+): (?P<message>.*)$")
 
@@ -94,17 +95,6 @@ def expect_problem(
         if all(w.lower() in m["message"].lower() for w in words):
             return m.group(0)
     pytest.fail(f"no problem at {path}:{line}:{col} with {words!r} in:\n{result.stdout}")
-
-
-def expect_one_line_exit_2(result: Result, *words: str) -> None:
-    """Assert a usage/access error: exit 2, one clear line, no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    text = [line for line in result.output.splitlines() if line.strip()]
-    assert len(text) == 1, result.output
-    for word in words:
-        assert word in text[0], text[0]
 
 
 def assert_schema_not_called_missing(result: Result) -> None:
