@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["Metrics"]
 
@@ -12,6 +14,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Called before each scrape: parts that count without the registry's locks add theirs.
+        self.before_scrape: list[Callable[[], None]] = []
         r = self.registry
         self.polls = Counter(
             "gitconf_polls", "Polls of the remote, by result.", ["result"], registry=r
@@ -75,6 +79,12 @@ class Metrics:
             registry=r,
         )
         self._served: str | None = None
+
+    def scrape(self) -> bytes:
+        """The metrics in Prometheus' text format."""
+        for sync in self.before_scrape:
+            sync()
+        return generate_latest(self.registry)
 
     def set_served(self, revision: str) -> None:
         """Point the served-revision gauge at revision."""

@@ -1,27 +1,51 @@
-"""A small WSGI dispatch in front of Flask for the hot read, GET /v1/config/<env>/<service>.
+"""The hot read, GET /v1/config/<env>/<service>, answered without Flask.
 
-It answers with the same ConfigReader as the Flask view (same auth, ETag/304 and errors),
-skipping Flask's routing and request objects, which cost more than the lookup itself.
-Anything else, including reads with ?ref= or ?wait=, goes to the Flask app.
+It answers exactly as the Flask view does (same auth, ETag/304, headers and errors): a read it
+has seen before for the served revision is a dict lookup of a ready reply; any other read goes
+once through the same ConfigReader as the Flask view, which also makes every error. Requests
+it does not own (other routes, ?ref=, ?wait=, other methods) are left to the Flask app.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitconf.metrics import Metrics
+from gitconf.served import ServedRevision
 from gitconf.server.errors import ApiError, error_body
-from gitconf.server.reads import ConfigReader, negotiate
+from gitconf.server.reads import ConfigReader, Reply, etag_matches, negotiate
 
-__all__ = ["FastReads"]
+__all__ = ["STATUS_LINES", "FastReads"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _PREFIX = "/v1/config/"
+_PREFIX_LEN = len(_PREFIX)
 _ROUTE = "/v1/config/<env>/<service>"
-_STATUS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 _SIMPLE_QUERIES = {"": None, "format=json": "json", "format=yaml": "yaml", "format=env": "env"}
+# Ready replies and granted reads kept per served revision; past these, reads still work,
+# through ConfigReader, so a client inventing headers cannot grow memory.
+_MAX_ENTRIES = 20_000
+_MAX_GRANTS = 10_000
+
+
+class _Entry(NamedTuple):
+    """A config read resolved for the served revision: its replies, made once."""
+
+    env: str
+    etag: str
+    ok: Reply
+    not_modified: Reply
+    head_ok: Reply
+
+
+class _Cache(NamedTuple):
+    served: ServedRevision | None
+    # (path, query, Accept) -> entry
+    entries: dict[tuple[str, str, str | None], _Entry]
 
 
 class FastReads:
@@ -30,49 +54,134 @@ class FastReads:
     def __init__(self, reader: ConfigReader, metrics: Metrics, app: WSGIApp) -> None:
         self.reader = reader
         self.app = app
-        self._counters: dict[int, Any] = {}
         self._metrics = metrics
+        self._cache = _Cache(None, {})
+        # (Authorization, environment) pairs a token was found to grant; tokens are fixed
+        # for the life of the server, so a grant holds until it stops.
+        self._grants: set[tuple[str | None, str]] = set()
+        # Requests counted per thread without a lock, added to the Prometheus counter on scrape.
+        self._local = threading.local()
+        self._tallies: list[dict[int, int]] = []
+        self._synced: dict[int, int] = {}
+        self._sync_lock = threading.Lock()
+        metrics.before_scrape.append(self.sync_metrics)
 
-    def _count(self, status: int) -> None:
-        counter = self._counters.get(status)
-        if counter is None:
-            counter = self._counters[status] = self._metrics.requests.labels(_ROUTE, str(status))
-        counter.inc()
+    def answer(self, environ: Mapping[str, Any]) -> Reply | None:
+        """The reply to a plain config read; None for any other request."""
+        method = environ.get("REQUEST_METHOD")
+        if method != "GET" and method != "HEAD":
+            return None
+        cache = self._cache
+        served = self.reader.publisher.served
+        if cache.served is not served:
+            cache = self._cache = _Cache(served, {})
+        key = (
+            environ.get("PATH_INFO", ""),
+            environ.get("QUERY_STRING", ""),
+            environ.get("HTTP_ACCEPT"),
+        )
+        entry = cache.entries.get(key)
+        if entry is not None and (environ.get("HTTP_AUTHORIZATION"), entry.env) in self._grants:
+            inm = environ.get("HTTP_IF_NONE_MATCH")
+            if inm is None or (inm != entry.etag and not etag_matches(inm, entry.etag)):
+                reply = entry.head_ok if method == "HEAD" else entry.ok
+            else:
+                reply = entry.not_modified
+            self._count(reply.status)
+            return reply
+        return self._resolve(environ, key, cache, method == "HEAD")
 
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        path: str = environ.get("PATH_INFO", "")
-        query: str = environ.get("QUERY_STRING", "")
-        if (
-            not path.startswith(_PREFIX)
-            or environ.get("REQUEST_METHOD") not in ("GET", "HEAD")
-            or query not in _SIMPLE_QUERIES
-        ):
-            return self.app(environ, start_response)
-        env, sep, service = path[len(_PREFIX) :].partition("/")
+    def _resolve(
+        self,
+        environ: Mapping[str, Any],
+        key: tuple[str, str, str | None],
+        cache: _Cache,
+        head: bool,
+    ) -> Reply | None:
+        """A read not seen before: through ConfigReader; remember it if it succeeded."""
+        path, query, accept = key
+        if not path.startswith(_PREFIX) or query not in _SIMPLE_QUERIES:
+            return None
+        env, sep, service = path[_PREFIX_LEN:].partition("/")
         if not sep or not env or not service or "/" in service:
-            return self.app(environ, start_response)
+            return None
+        authorization = environ.get("HTTP_AUTHORIZATION")
         try:
-            fmt = negotiate(_SIMPLE_QUERIES[query], environ.get("HTTP_ACCEPT"))
+            fmt = negotiate(_SIMPLE_QUERIES[query], accept)
             reply = self.reader.config(
                 env,
                 service,
                 fmt=fmt,
                 if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
-                authorization=environ.get("HTTP_AUTHORIZATION"),
+                authorization=authorization,
             )
-            status, headers, body = reply
         except ApiError as exc:
-            status = exc.status
             body = error_body(exc.code, exc.message, **exc.extra)
             headers = [
                 *exc.headers.items(),
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(body))),
             ]
-        self._count(status)
-        start_response(_STATUS[status], headers)
-        if environ.get("REQUEST_METHOD") == "HEAD":
-            return [b""]
-        return [body]
+            reply = Reply(exc.status, headers, body)
+        else:
+            self._remember(cache, key, env, service, fmt, authorization)
+        self._count(reply.status)
+        if head:
+            return Reply(reply.status, reply.headers, b"")
+        return reply
+
+    def _remember(
+        self,
+        cache: _Cache,
+        key: tuple[str, str, str | None],
+        env: str,
+        service: str,
+        fmt: str,
+        authorization: str | None,
+    ) -> None:
+        served = cache.served
+        body = served.body(env, service, fmt) if served is not None else None
+        if body is None or served is None:
+            return
+        if len(self._grants) < _MAX_GRANTS:
+            self._grants.add((authorization, env))
+        if len(cache.entries) < _MAX_ENTRIES:
+            ok = self.reader.reply(200, body, served.revision)
+            cache.entries[key] = _Entry(
+                env,
+                body.etag,
+                ok,
+                self.reader.reply(304, body, served.revision),
+                Reply(200, ok.headers, b""),
+            )
+
+    def _count(self, status: int) -> None:
+        try:
+            tally: dict[int, int] = self._local.tally
+        except AttributeError:
+            tally = self._local.tally = {}
+            with self._sync_lock:
+                self._tallies.append(tally)
+        tally[status] = tally.get(status, 0) + 1
+
+    def sync_metrics(self) -> None:
+        """Add the reads counted since the last call to gitconf_http_requests_total."""
+        with self._sync_lock:
+            totals: dict[int, int] = {}
+            for tally in self._tallies:
+                for status, count in list(tally.items()):
+                    totals[status] = totals.get(status, 0) + count
+            for status, total in totals.items():
+                delta = total - self._synced.get(status, 0)
+                if delta:
+                    self._metrics.requests.labels(_ROUTE, str(status)).inc(delta)
+                    self._synced[status] = total
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        reply = self.answer(environ)
+        if reply is None:
+            return self.app(environ, start_response)
+        start_response(STATUS_LINES[reply.status], reply.headers)
+        return [reply.body]

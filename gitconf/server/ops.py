@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gitconf.core.diff import diff_configs, to_doc
 from gitconf.git.remote import redact
@@ -50,7 +50,7 @@ def readyz() -> Response:
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus metrics."""
-    return Response(generate_latest(deps().metrics.registry), content_type=CONTENT_TYPE_LATEST)
+    return Response(deps().metrics.scrape(), content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/openapi.json")

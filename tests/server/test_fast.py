@@ -11,6 +11,7 @@ from werkzeug.test import Client
 
 from gitconf.bootstrap import Server, build
 from gitconf.settings import load_settings
+from gitconf.testing import commit_all
 
 COMPARED = (
     "ETag",
@@ -103,3 +104,76 @@ def test_everything_else_reaches_flask(server: Server) -> None:
     assert client.post("/v1/config/production/payments").status_code == 405
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'gitconf_http_requests_total{route="/v1/config/<env>/<service>",status="200"}' in metrics
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/v1/config/production/payments", {}),
+        ("/v1/config/production/payments?format=yaml", {}),
+        ("/v1/config/production/payments", {"Accept": "application/yaml"}),
+        ("/v1/config/production/payments", {"Accept": "application/json"}),
+    ],
+)
+def test_reads_answered_from_prepared_replies_agree(
+    server: Server, path: str, headers: dict[str, str]
+) -> None:
+    # The first read is resolved through ConfigReader; the ones after come prepared.
+    etag = compare(server, path, headers).headers["ETag"]
+    compare(server, path, headers)
+    for inm, status in [
+        (etag, 304),
+        (f"W/{etag}", 304),
+        (f'"other", {etag}', 304),
+        ("*", 304),
+        ('"other"', 200),
+    ]:
+        assert compare(server, path, {**headers, "If-None-Match": inm}).status_code == status
+    head = Client(server.wsgi).head(path, headers=headers)
+    assert head.status_code == 200
+    assert head.data == b""
+    assert head.headers["ETag"] == etag
+
+
+def test_a_new_revision_replaces_the_prepared_replies(server: Server, repo: Path) -> None:
+    client = Client(server.wsgi)
+    path = "/v1/config/staging/search"
+    before = client.get(path)
+    assert client.get(path).data == before.data
+    sha = commit_all(repo, "more shards", {"base/search.yaml": "shards: [s1, s2, s3]\n"})
+    assert server.poller.run_once() == "published"
+    after = client.get(path)
+    assert after.headers["X-Gitconf-Revision"] == sha
+    assert after.json["shards"] == ["s1", "s2", "s3"]
+    assert client.get(path, headers={"If-None-Match": before.headers["ETag"]}).status_code == 200
+
+
+def test_a_grant_holds_for_one_token_and_one_environment(secured: Server) -> None:
+    client = Client(secured.wsgi)
+    eu = {"Authorization": "Bearer " + "e" * 24}
+    path = "/v1/config/production-eu/payments"
+    for _ in range(2):
+        assert client.get(path, headers=eu).status_code == 200
+    for _ in range(2):
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"Authorization": "Bearer " + "x" * 24}).status_code == 401
+        assert client.get("/v1/config/production/payments", headers=eu).status_code == 403
+
+
+def test_fast_reads_are_counted_in_the_metrics(server: Server) -> None:
+    client = Client(server.wsgi)
+    path = "/v1/config/staging/search"
+    etag = client.get(path).headers["ETag"]
+    for _ in range(4):
+        client.get(path)
+    for _ in range(3):
+        client.get(path, headers={"If-None-Match": etag})
+    client.get("/v1/config/staging/nothing")
+    metrics = client.get("/metrics").get_data(as_text=True)
+    route = 'route="/v1/config/<env>/<service>"'
+    assert f'gitconf_http_requests_total{{{route},status="200"}} 5.0' in metrics
+    assert f'gitconf_http_requests_total{{{route},status="304"}} 3.0' in metrics
+    assert f'gitconf_http_requests_total{{{route},status="404"}} 1.0' in metrics
+    client.get(path)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert f'gitconf_http_requests_total{{{route},status="200"}} 6.0' in metrics
