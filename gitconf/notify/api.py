@@ -77,8 +77,11 @@ def _body() -> dict[str, Any]:
     """The request's JSON object, checked against schemas/subscription.schema.json."""
     if (request.content_length or 0) > MAX_BODY:
         raise ApiError(413, "too_large", f"a subscription is at most {MAX_BODY} bytes of JSON")
+    data = request.get_data(cache=False)  # a chunked body has no Content-Length to check first
+    if len(data) > MAX_BODY:
+        raise ApiError(413, "too_large", f"a subscription is at most {MAX_BODY} bytes of JSON")
     try:
-        doc = json.loads(request.get_data(cache=False) or b"null")
+        doc = json.loads(data or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
