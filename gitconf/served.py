@@ -316,6 +316,7 @@ class Publisher:
         self._served: ServedRevision | None = None
         self._changed = threading.Condition()
         self._generation = 0
+        self._closing = False
         self._writer: _Writer | None = None
 
     @property
@@ -380,10 +381,22 @@ class Publisher:
         return self.publish(snapshot, persist=False)
 
     def wait_for_change(self, generation: int, timeout: float) -> int:
-        """Block until a publish after generation, or timeout; return the current generation."""
+        """Block until a publish after generation, or timeout, or close_waiters(); return the
+        current generation."""
         with self._changed:
-            self._changed.wait_for(lambda: self._generation != generation, timeout)
+            self._changed.wait_for(lambda: self._generation != generation or self._closing, timeout)
             return self._generation
+
+    def close_waiters(self) -> None:
+        """End every wait_for_change now and from now on: the server is stopping."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+
+    @property
+    def closing(self) -> bool:
+        """Whether close_waiters() was called."""
+        return self._closing
 
     @property
     def generation(self) -> int:

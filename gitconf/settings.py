@@ -38,6 +38,7 @@ SCALAR_OPTIONS: dict[str, type] = {
     "max_wait": float,
     "ref_cache_size": int,
     "threads": int,
+    "io_threads": int,
 }
 
 
@@ -62,6 +63,7 @@ class Settings:
     max_wait: float = 300.0
     ref_cache_size: int = 8
     threads: int = 8
+    io_threads: int = 2
     # Secrets may sit in these (inline tokens and hook secrets): keep them out of the repr.
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     tokens: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)

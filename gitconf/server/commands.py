@@ -49,20 +49,39 @@ def run(settings: Settings, banner: str | None = None) -> None:
     """Serve with granian: one worker process that holds the poller, the store and the app.
 
     Granian's HTTP handling is Rust, which is what lets reads approach nginx's speed. One
-    worker process, because the poller and the served revision live in it.
+    worker process, because the poller and the served revision live in it. Plain config reads
+    are answered on granian's io_threads, everything else on gitconf's own request threads
+    (see gitconf.server.host).
     """
     from granian.constants import Interfaces
     from granian.server import Server as Granian
+
+    from gitconf.server.host import GranianDispatch, granian_supported, install
+
+    request_threads = settings.threads + settings.max_waiters
+    dispatched = granian_supported()
+    if not dispatched:
+        log.warning(
+            "this granian version has no request callback gitconf can take; serving plain WSGI "
+            "with a thread per request (slower reads)"
+        )
 
     def load_app() -> Any:
         _die_with_parent()
         _configure_logging(settings.log_level)
         from gitconf.bootstrap import build
+        from gitconf.hooks.api import DEFAULT_MAX_BODY
 
         server = build(settings)
         server.start()
-        # Runs when the worker exits after granian's graceful shutdown (SIGTERM/SIGINT):
-        # requests in flight have finished; the poller and workers stop here.
+        if dispatched:
+            max_body = int(settings.hooks.get("max_body", DEFAULT_MAX_BODY))
+            dispatch = GranianDispatch(server.fast, server.app.wsgi_app, request_threads, max_body)
+            # On SIGTERM/SIGINT, long polls answer at once so granian's drain is quick.
+            install(dispatch, server.publisher.close_waiters)
+            # Runs when the worker exits after granian's graceful shutdown (SIGTERM/SIGINT):
+            # requests in flight have finished; the poller and workers stop next.
+            multiprocessing.util.Finalize(None, dispatch.stop, exitpriority=101)
         multiprocessing.util.Finalize(None, server.stop, exitpriority=100)
         return server.wsgi
 
@@ -75,7 +94,7 @@ def run(settings: Settings, banner: str | None = None) -> None:
         port=settings.port,
         interface=Interfaces.WSGI,
         workers=1,
-        blocking_threads=settings.threads + settings.max_waiters,
+        blocking_threads=settings.io_threads if dispatched else request_threads,
         log_level=settings.log_level,  # type: ignore[arg-type]
         workers_kill_timeout=30,
     )

@@ -235,7 +235,8 @@ class ConfigReader:
         try:
             deadline = time.monotonic() + seconds
             generation = self.publisher.generation
-            while (remaining := deadline - time.monotonic()) > 0:
+            # Until the deadline, or until the server stops: then as if the wait had ended.
+            while (remaining := deadline - time.monotonic()) > 0 and not self.publisher.closing:
                 generation = self.publisher.wait_for_change(generation, remaining)
                 current = self.publisher.served
                 if current is None:
