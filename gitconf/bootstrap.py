@@ -22,6 +22,7 @@ from gitconf.server.app import create_app
 from gitconf.server.auth import Auth
 from gitconf.server.deps import Deps
 from gitconf.server.fast import FastReads
+from gitconf.server.host import BodyRoute
 from gitconf.server.reads import ConfigReader, RefCache
 from gitconf.settings import Settings
 from gitconf.spring.plugin import install as install_spring
@@ -86,8 +87,11 @@ class Server:
             settings.max_waiters,
             settings.max_wait,
         )
+        self.metrics.long_polls.set_function(lambda: self.reader.waiting)
         self.deps = Deps(settings, self.poll, self.reader, self.auth, self.metrics, self.poller)
         self.blueprints: list[Any] = []
+        # Routes that take a request body, for the granian host (gitconf.server.host).
+        self.body_routes: list[BodyRoute] = []
         self.on_start: list[Callable[[], None]] = []
         self.on_stop: list[Callable[[], None]] = []
         # Persist published revisions off the poll thread; stopping writes the pending one.

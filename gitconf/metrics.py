@@ -48,6 +48,9 @@ class Metrics:
             ["route", "status"],
             registry=r,
         )
+        self.long_polls = Gauge(
+            "gitconf_long_polls_waiting", "Long polls (?wait=) waiting for a change.", registry=r
+        )
         self.hooks = Counter(
             "gitconf_hooks_received",
             "Git host webhooks, by provider and outcome.",

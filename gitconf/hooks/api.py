@@ -67,6 +67,17 @@ class HookContext:
         """The largest body accepted, in bytes."""
         return int(self.hooks.get("max_body", DEFAULT_MAX_BODY))
 
+    def admits(self, environ: Mapping[str, Any]) -> bool:
+        """Whether a request's body is worth reading: a provider that is on, with its secret."""
+        provider = environ.get("PATH_INFO", "").removeprefix("/v1/hooks/")
+        if provider not in PROVIDERS:
+            return False
+        try:
+            self.secret(provider)
+        except HookRefused:
+            return False
+        return True
+
     def secret(self, provider: str) -> str:
         """The provider's secret; 404 when none is configured, 503 when its variable is unset."""
         spec = self.hooks.get(provider)

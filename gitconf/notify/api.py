@@ -77,7 +77,7 @@ def _body() -> dict[str, Any]:
     """The request's JSON object, checked against schemas/subscription.schema.json."""
     if (request.content_length or 0) > MAX_BODY:
         raise ApiError(413, "too_large", f"a subscription is at most {MAX_BODY} bytes of JSON")
-    data = request.get_data(cache=False)  # a chunked body has no Content-Length to check first
+    data = request.stream.read(MAX_BODY + 1)  # a chunked body has no Content-Length to check
     if len(data) > MAX_BODY:
         raise ApiError(413, "too_large", f"a subscription is at most {MAX_BODY} bytes of JSON")
     try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from gitconf.notify import api, status
 from gitconf.notify.notifier import Notifier
@@ -12,6 +13,7 @@ from gitconf.notify.policy import DeliveryPolicy
 from gitconf.notify.subscriptions import SubscriptionStore
 from gitconf.notify.targets import TargetPolicy
 from gitconf.served import ServedRevision
+from gitconf.server.host import BodyRoute
 from gitconf.store.outbox import migrate
 
 if TYPE_CHECKING:
@@ -46,6 +48,12 @@ def install(server: Server) -> None:
     # reads and publishing do not need it.
     notifier.ensure_schema()
     server.blueprints.append(api.bp)
+
+    def admits(environ: Mapping[str, Any]) -> bool:
+        principal = server.auth.authenticate(environ.get("HTTP_AUTHORIZATION"))
+        return principal is not None and principal.admin
+
+    server.body_routes.append(BodyRoute("POST", "/v1/subscriptions", api.MAX_BODY, admits))
     server.poll.on_published.append(notifier.published)
     server.poll.on_rejected.append(notifier.rejected)
     server.on_start.append(notifier.start)

@@ -70,13 +70,13 @@ def run(settings: Settings, banner: str | None = None) -> None:
         _die_with_parent()
         _configure_logging(settings.log_level)
         from gitconf.bootstrap import build
-        from gitconf.hooks.api import DEFAULT_MAX_BODY
 
         server = build(settings)
         server.start()
         if dispatched:
-            max_body = int(settings.hooks.get("max_body", DEFAULT_MAX_BODY))
-            dispatch = GranianDispatch(server.fast, server.app.wsgi_app, request_threads, max_body)
+            dispatch = GranianDispatch(
+                server.fast, server.app.wsgi_app, request_threads, server.body_routes
+            )
             # On SIGTERM/SIGINT, long polls answer at once so granian's drain is quick.
             install(dispatch, server.publisher.close_waiters)
             # Runs when the worker exits after granian's graceful shutdown (SIGTERM/SIGINT):

@@ -46,6 +46,9 @@ class _Cache(NamedTuple):
     served: ServedRevision | None
     # (path, query, Accept) -> entry
     entries: dict[tuple[str, str, str | None], _Entry]
+    # (Authorization, environment) pairs a token was found to grant: tokens are fixed for the
+    # server's life, but a new revision starts afresh anyway, like a full cache does.
+    grants: set[tuple[str | None, str]]
 
 
 class FastReads:
@@ -55,13 +58,10 @@ class FastReads:
         self.reader = reader
         self.app = app
         self._metrics = metrics
-        self._cache = _Cache(None, {})
-        # (Authorization, environment) pairs a token was found to grant; tokens are fixed
-        # for the life of the server, so a grant holds until it stops.
-        self._grants: set[tuple[str | None, str]] = set()
-        # Requests counted per thread without a lock, added to the Prometheus counter on scrape.
-        self._local = threading.local()
-        self._tallies: list[dict[int, int]] = []
+        self._cache = _Cache(None, {}, set())
+        # Requests counted per thread (by thread id, which a new thread may reuse) without a
+        # lock, added to the Prometheus counter on scrape.
+        self._tallies: dict[int, dict[int, int]] = {}
         self._synced: dict[int, int] = {}
         self._sync_lock = threading.Lock()
         metrics.before_scrape.append(self.sync_metrics)
@@ -74,14 +74,14 @@ class FastReads:
         cache = self._cache
         served = self.reader.publisher.served
         if cache.served is not served:
-            cache = self._cache = _Cache(served, {})
+            cache = self._cache = _Cache(served, {}, set())
         key = (
             environ.get("PATH_INFO", ""),
             environ.get("QUERY_STRING", ""),
             environ.get("HTTP_ACCEPT"),
         )
         entry = cache.entries.get(key)
-        if entry is not None and (environ.get("HTTP_AUTHORIZATION"), entry.env) in self._grants:
+        if entry is not None and (environ.get("HTTP_AUTHORIZATION"), entry.env) in cache.grants:
             inm = environ.get("HTTP_IF_NONE_MATCH")
             if inm is None or (inm != entry.etag and not etag_matches(inm, entry.etag)):
                 reply = entry.head_ok if method == "HEAD" else entry.ok
@@ -143,32 +143,34 @@ class FastReads:
         body = served.body(env, service, fmt) if served is not None else None
         if body is None or served is None:
             return
-        if len(self._grants) < _MAX_GRANTS:
-            self._grants.add((authorization, env))
-        if len(cache.entries) < _MAX_ENTRIES:
-            ok = self.reader.reply(200, body, served.revision)
-            cache.entries[key] = _Entry(
-                env,
-                body.etag,
-                ok,
-                self.reader.reply(304, body, served.revision),
-                Reply(200, ok.headers, b""),
-            )
+        # Full means someone is inventing headers: start over rather than stop caching.
+        if len(cache.grants) >= _MAX_GRANTS:
+            cache.grants.clear()
+        cache.grants.add((authorization, env))
+        if len(cache.entries) >= _MAX_ENTRIES:
+            cache.entries.clear()
+        ok = self.reader.reply(200, body, served.revision)
+        cache.entries[key] = _Entry(
+            env,
+            body.etag,
+            ok,
+            self.reader.reply(304, body, served.revision),
+            Reply(200, ok.headers, b""),
+        )
 
     def _count(self, status: int) -> None:
-        try:
-            tally: dict[int, int] = self._local.tally
-        except AttributeError:
-            tally = self._local.tally = {}
+        ident = threading.get_ident()
+        tally = self._tallies.get(ident)
+        if tally is None:
             with self._sync_lock:
-                self._tallies.append(tally)
+                tally = self._tallies.setdefault(ident, {})
         tally[status] = tally.get(status, 0) + 1
 
     def sync_metrics(self) -> None:
         """Add the reads counted since the last call to gitconf_http_requests_total."""
         with self._sync_lock:
             totals: dict[int, int] = {}
-            for tally in self._tallies:
+            for tally in list(self._tallies.values()):
                 for status, count in list(tally.items()):
                     totals[status] = totals.get(status, 0) + count
             for status, total in totals.items():

@@ -6,9 +6,11 @@ response is complete. A long poll or a compile for `?ref=` must not hold the thr
 reads need, yet more threads make the hot reads slower: each request then hands the GIL to
 another thread. So gitconf takes granian's request callback itself (granian's WSGI wrapper is
 replaced in the worker, see `install`): a plain read is answered at once from prepared bytes; any
-other request has its body read on granian's thread (granian's request body can only be read
-before the callback returns) and is then run through the Flask app on a thread of gitconf's own
-pool, which answers through granian's response handle when done. Granian's pool stays at
+other request runs through the Flask app on a thread of gitconf's own pool, which answers
+through granian's response handle when done. A request body has to be read on granian's thread
+(granian drops a body nobody has started reading when the callback returns, and waits for one
+being read), so only routes that take one (BodyRoute) get it read, and only for callers those
+routes admit from the headers alone. Granian's pool stays at
 `io_threads` (two by default) whatever the long polls and slow requests do.
 
 Granian offers no public interface for this: the callback signature `(proto, scope)` and
@@ -24,14 +26,14 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitconf.server.errors import error_body
 from gitconf.server.fast import FastReads
 
-__all__ = ["GranianDispatch", "granian_supported", "install"]
+__all__ = ["BodyRoute", "GranianDispatch", "granian_supported", "install"]
 
 log = logging.getLogger(__name__)
 
@@ -49,67 +51,118 @@ _BASE_ENVIRON: dict[str, Any] = {
     "wsgi.version": (1, 0),
 }
 _INTERNAL_ERROR = error_body("internal", "an unexpected error occurred; see the server log")
+_BUSY = error_body("busy", "too many requests are in progress; retry shortly")
+
+
+class BodyRoute(NamedTuple):
+    """A route that takes a request body: only these have one read, and only when admit says
+    so from the request's headers (a token, a configured provider). A body is read on an io
+    thread, which a client sending it slowly holds, so nobody else gets to send one."""
+
+    method: str
+    path: str  # the path, or a prefix ending in "/"
+    limit: int  # bytes; one more is read, for the route to answer 413
+    admit: Callable[[Mapping[str, Any]], bool]
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether a request is for this route."""
+        if method != self.method:
+            return False
+        return path == self.path or (self.path.endswith("/") and path.startswith(self.path))
 
 
 class GranianDispatch:
     """granian's request callback for gitconf: `dispatch(proto, scope)`."""
 
-    def __init__(self, fast: FastReads, app: WSGIApp, threads: int, max_body: int) -> None:
+    def __init__(
+        self,
+        fast: FastReads,
+        app: WSGIApp,
+        threads: int,
+        body_routes: Iterable[BodyRoute] = (),
+        queue: int | None = None,
+    ) -> None:
         self.fast = fast
         self.app = app
-        self.max_body = max_body
+        self.body_routes = tuple(body_routes)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="gitconf-request")
+        # Requests running or waiting for a thread: past this, 503 at once, so a busy pool
+        # does not pile up requests (and their bodies) without end.
+        self._slots = threading.BoundedSemaphore(threads + (threads if queue is None else queue))
 
     def __call__(self, proto: Any, scope: dict[str, Any]) -> None:
         reply = self.fast.answer(scope)
         if reply is not None:
             proto.response_bytes(reply.status, reply.headers, reply.body)
             return
-        environ = _BASE_ENVIRON | scope
-        if scope.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in scope:
-            # Read here: granian drops the body when this call returns. At most one byte past
-            # the limit, for the app to answer 413; a declared length past it is not read.
-            declared = scope.get("CONTENT_LENGTH")
-            too_long = declared is not None and declared.isdigit() and int(declared) > self.max_body
-            body = b"" if too_long else scope["wsgi.input"].read(self.max_body + 1)
-            environ["wsgi.input"] = io.BytesIO(body)
-        else:
-            environ["wsgi.input"] = io.BytesIO(b"")
-        self.pool.submit(self._run, proto, environ)
+        if not self._slots.acquire(blocking=False):
+            headers = [
+                ("Retry-After", "1"),
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(_BUSY))),
+            ]
+            proto.response_bytes(503, headers, _BUSY)
+            return
+        try:
+            environ = _BASE_ENVIRON | scope
+            environ["wsgi.input"] = io.BytesIO(self._body(scope))
+            self.pool.submit(self._run, proto, environ)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _body(self, scope: Mapping[str, Any]) -> bytes:
+        """The request body if its route takes one from this caller, else nothing.
+
+        Read here because granian drops a body nobody has started reading when this callback
+        returns. Whatever the headers say (an HTTP/2 body may come with neither a length nor
+        chunking), at most limit + 1 bytes; a declared length past the limit is not read.
+        """
+        method, path = scope.get("REQUEST_METHOD", ""), scope.get("PATH_INFO", "")
+        for route in self.body_routes:
+            if route.matches(method, path):
+                if not route.admit(scope):
+                    return b""
+                declared = scope.get("CONTENT_LENGTH") or ""
+                if declared.isdigit() and int(declared) > route.limit:
+                    return b""
+                data: bytes = scope["wsgi.input"].read(route.limit + 1)
+                return data
+        return b""
 
     def _run(self, proto: Any, environ: dict[str, Any]) -> None:
         started: list[Any] = []
+        written: list[bytes] = []
 
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Any:
-            if exc_info is not None and started:
-                raise exc_info[1].with_traceback(exc_info[2])
+        ) -> Callable[[bytes], None]:
+            # Nothing is sent before the app returns, so a later call (with exc_info, as
+            # PEP 3333 allows) just replaces the status and headers.
             started[:] = [status, headers]
-            return None
+            return written.append
 
         try:
             result = self.app(environ, start_response)
             try:
-                body = b"".join(result)
+                body = b"".join([*written, *result])
             finally:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
             status, headers = started
             proto.response_bytes(int(status[:3]), headers, body)
-        except Exception:
+        except BaseException:
             log.exception(
                 "unexpected error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
             )
-            proto.response_bytes(
-                500,
-                [
-                    ("Content-Type", "application/json"),
-                    ("Content-Length", str(len(_INTERNAL_ERROR))),
-                ],
-                _INTERNAL_ERROR,
-            )
+            headers = [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(_INTERNAL_ERROR))),
+            ]
+            proto.response_bytes(500, headers, _INTERNAL_ERROR)
+        finally:
+            self._slots.release()
 
     def stop(self) -> None:
         """Finish the requests in progress and stop the pool."""
@@ -157,9 +210,11 @@ def install(dispatch: GranianDispatch, on_signal: Callable[[], None]) -> bool:
             chained = signal.getsignal(signum)
 
             def handler(number: int, frame: Any, chained: Any = chained) -> None:
-                threading.Thread(target=on_signal, name="gitconf-stopping").start()
-                if callable(chained):
-                    chained(number, frame)
+                try:
+                    threading.Thread(target=on_signal, name="gitconf-stopping").start()
+                finally:
+                    if callable(chained):
+                        chained(number, frame)
 
             signal.signal(signum, handler)
         return worker_signal

@@ -129,6 +129,13 @@ class ConfigReader:
         self.refs = refs
         self.max_wait = max_wait
         self._waiters = threading.BoundedSemaphore(max_waiters) if max_waiters > 0 else None
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Long polls waiting now."""
+        return self._waiting
 
     def principal(self, authorization: str | None) -> Principal:
         """The caller; ApiError 401 without a valid token."""
@@ -232,6 +239,8 @@ class ConfigReader:
                 "too many long polls are waiting; retry shortly",
                 headers={"Retry-After": "1"},
             )
+        with self._waiting_lock:
+            self._waiting += 1
         try:
             deadline = time.monotonic() + seconds
             generation = self.publisher.generation
@@ -249,6 +258,8 @@ class ConfigReader:
                     return self.reply(200, new, current.revision)
             return self.reply(304, body, served.revision)
         finally:
+            with self._waiting_lock:
+                self._waiting -= 1
             self._waiters.release()
 
     @staticmethod

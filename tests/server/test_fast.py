@@ -27,7 +27,10 @@ COMPARED = (
 
 @pytest.fixture
 def secured(repo: Path, tmp_path: Path) -> Any:
-    tokens = [{"name": "eu", "token": "e" * 24, "scopes": ["read:production-eu"]}]
+    tokens = [
+        {"name": "eu", "token": "e" * 24, "scopes": ["read:production-eu"]},
+        {"name": "admin", "token": "a" * 24, "scopes": ["admin"]},
+    ]
     server = build(
         load_settings(
             {"repo": str(repo), "state_dir": str(tmp_path / "s"), "tokens": tokens}, environ={}
@@ -151,13 +154,40 @@ def test_a_new_revision_replaces_the_prepared_replies(server: Server, repo: Path
 def test_a_grant_holds_for_one_token_and_one_environment(secured: Server) -> None:
     client = Client(secured.wsgi)
     eu = {"Authorization": "Bearer " + "e" * 24}
+    admin = {"Authorization": "Bearer " + "a" * 24}
     path = "/v1/config/production-eu/payments"
-    for _ in range(2):
+    other = "/v1/config/production/payments"
+    for _ in range(2):  # both reads are prepared now, each granted to one token
         assert client.get(path, headers=eu).status_code == 200
+        assert client.get(other, headers=admin).status_code == 200
     for _ in range(2):
         assert client.get(path).status_code == 401
         assert client.get(path, headers={"Authorization": "Bearer " + "x" * 24}).status_code == 401
-        assert client.get("/v1/config/production/payments", headers=eu).status_code == 403
+        assert client.get(other, headers=eu).status_code == 403
+        assert client.head(other, headers=eu).status_code == 403
+        assert client.get(other, headers={"If-None-Match": "*", **eu}).status_code == 403
+
+
+def test_a_read_seen_before_does_not_go_through_the_reader(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, str]] = []
+    config = server.reader.config
+
+    def counted(env: str, service: str, **kwargs: Any) -> Any:
+        calls.append((env, service))
+        return config(env, service, **kwargs)
+
+    monkeypatch.setattr(server.reader, "config", counted)
+    client = Client(server.wsgi)
+    path = "/v1/config/staging/search"
+    first = client.get(path)
+    for _ in range(3):
+        assert client.get(path).data == first.data
+        assert client.get(path, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    assert calls == [("staging", "search")]
+    client.get(path, headers={"Accept": "application/yaml"})  # another reply: resolved once
+    assert calls == [("staging", "search")] * 2
 
 
 def test_fast_reads_are_counted_in_the_metrics(server: Server) -> None:

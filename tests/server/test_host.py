@@ -6,6 +6,10 @@ a slow request) would stall the reads made meanwhile: each read's timeout is the
 
 from __future__ import annotations
 
+import json
+import shutil
+import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +20,9 @@ import requests
 import yaml
 
 from gitconf.server.fast import FastReads
-from gitconf.server.host import GranianDispatch, granian_supported
+from gitconf.server.host import BodyRoute, GranianDispatch, granian_supported
 from gitconf.testing import commit_all, make_repo
-from gitconf.testing.server import ServeProcess
+from gitconf.testing.server import ServeProcess, wait_until
 from tests.conftest import BASE_FILES
 from tests.hooks.conftest import CONFIG_FILES
 from tests.hooks.payloads import hooks_settings, provider_of, signed_push
@@ -67,7 +71,10 @@ def test_stopping_answers_the_long_polls_at_once(tmp_path: Path) -> None:
     try:
         etag = server.get(SEARCH).headers["ETag"]
         threads, answers = long_polls(server, etag, 2)
-        server.get("/v1/status")  # the polls are in before the stop
+        wait_until(
+            lambda: "gitconf_long_polls_waiting 2.0" in server.get("/metrics").text,
+            what="both long polls waiting",
+        )
         # Granian kills a worker that has not drained in 30 s; stop() gives up after 20 s.
         assert server.stop(timeout=20) == 0, server.log()
         for thread in threads:
@@ -140,17 +147,162 @@ class Recorder:
         self.responses.append((status, headers, body))
         self.done.set()
 
+    def wait(self) -> tuple[int, dict[str, str], bytes]:
+        assert self.done.wait(10)
+        [(status, headers, body)] = self.responses
+        return status, dict(headers), body
+
+
+class Body:
+    """Stands in for granian's request body: records what was asked of it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.asked: list[int] = []
+
+    def read(self, size: int) -> bytes:
+        self.asked.append(size)
+        return self.data[:size]
+
+
+def scope(method: str, path: str, body: Body | None = None, **headers: str) -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "wsgi.input": body or Body(b""),
+        **headers,
+    }
+
+
+def echo(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["wsgi.input"].read()]
+
 
 def test_an_app_that_raises_gets_a_json_500(server: Any) -> None:
     def broken(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         raise RuntimeError("boom")
 
-    dispatch = GranianDispatch(FastReads(server.reader, server.metrics, broken), broken, 1, 10)
+    dispatch = GranianDispatch(FastReads(server.reader, server.metrics, broken), broken, 1)
     proto = Recorder()
-    dispatch(proto, {"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/status", "QUERY_STRING": ""})
-    assert proto.done.wait(10)
+    dispatch(proto, scope("GET", "/v1/status"))
+    status, headers, body = proto.wait()
     dispatch.stop()
-    [(status, headers, body)] = proto.responses
     assert status == 500
-    assert ("Content-Type", "application/json") in headers
+    assert headers["Content-Type"] == "application/json"
     assert b'"internal"' in body
+
+
+def test_only_admitted_body_routes_have_their_body_read(server: Any) -> None:
+    routes = [
+        BodyRoute("POST", "/v1/things", 10, lambda env: env.get("HTTP_AUTHORIZATION") == "yes"),
+        BodyRoute("POST", "/v1/hooks/", 10, lambda env: True),
+    ]
+    dispatch = GranianDispatch(FastReads(server.reader, server.metrics, echo), echo, 2, routes)
+    cases = [
+        # (method, path, headers, read sizes asked, body the app got)
+        ("POST", "/v1/things", {"HTTP_AUTHORIZATION": "yes"}, [11], b"0123456789A"),
+        ("POST", "/v1/things", {}, [], b""),
+        ("PUT", "/v1/things", {"HTTP_AUTHORIZATION": "yes"}, [], b""),
+        ("POST", "/v1/other", {"HTTP_AUTHORIZATION": "yes"}, [], b""),
+        ("POST", "/v1/hooks/github", {}, [11], b"0123456789A"),
+        ("POST", "/v1/hooks/github", {"CONTENT_LENGTH": "5"}, [11], b"0123456789A"),
+        ("POST", "/v1/hooks/github", {"CONTENT_LENGTH": "11"}, [], b""),
+    ]
+    for method, path, headers, asked, got in cases:
+        body = Body(b"0123456789ABCDEF")
+        proto = Recorder()
+        dispatch(proto, scope(method, path, body, **headers))
+        assert proto.wait()[2] == got, (method, path, headers)
+        assert body.asked == asked, (method, path, headers)
+    dispatch.stop()
+
+
+def test_a_full_pool_answers_503_at_once(server: Any) -> None:
+    release = threading.Event()
+
+    def slow(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        release.wait(10)
+        start_response("204 No Content", [])
+        return []
+
+    dispatch = GranianDispatch(FastReads(server.reader, server.metrics, slow), slow, 1, queue=1)
+    running, queued, refused = Recorder(), Recorder(), Recorder()
+    for proto in (running, queued, refused):
+        dispatch(proto, scope("GET", "/v1/status"))
+    status, headers, body = refused.wait()
+    assert status == 503
+    assert headers["Retry-After"] == "1"
+    assert b'"busy"' in body
+    assert not running.done.is_set()
+    release.set()
+    assert running.wait()[0] == 204
+    assert queued.wait()[0] == 204
+    later = Recorder()
+    dispatch(later, scope("GET", "/v1/status"))
+    assert later.wait()[0] == 204
+    dispatch.stop()
+
+
+ADMIN = "a" * 32
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[ServeProcess]:
+    """One io thread, tokens required, only the gitea hook on."""
+    repo = make_repo(tmp_path / "config", dict(BASE_FILES))
+    config = tmp_path / "server.yaml"
+    settings = {
+        "tokens": [{"name": "admin", "token": ADMIN, "scopes": ["admin"]}],
+        "hooks": {"gitea": hooks_settings()["gitea"]},
+    }
+    config.write_text(yaml.safe_dump(settings))
+    with ServeProcess(
+        repo, tmp_path / "state", config=config, extra_args=["--io-threads", "1"]
+    ) as server:
+        yield server
+
+
+def test_bodies_nobody_may_send_are_never_waited_for(guarded: ServeProcess) -> None:
+    # Each client sends its headers, then holds its body back: a server that read it would
+    # hold its one io thread, and the reads below would time out.
+    slow = {}
+    for path in ["/v1/subscriptions", "/v1/hooks/github", "/v1/nowhere"]:
+        client = socket.create_connection(("127.0.0.1", guarded.port), timeout=10)
+        client.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+            "Content-Type: application/json\r\n\r\n".encode()
+        )
+        slow[path] = client
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    for _ in range(5):
+        assert guarded.get(SEARCH, headers=auth, timeout=5).status_code == 200
+        assert guarded.get("/v1/status", headers=auth, timeout=5).status_code == 200
+    statuses = {}
+    for path, client in slow.items():
+        with client:
+            client.sendall(b"{}        ")
+            statuses[path] = client.recv(65536).split(b" ", 2)[1]
+    assert statuses == {
+        "/v1/subscriptions": b"401",
+        "/v1/hooks/github": b"404",
+        "/v1/nowhere": b"404",
+    }
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl for an HTTP/2 client")
+def test_an_http2_body_without_length_or_chunking_is_read(guarded: ServeProcess) -> None:
+    doc = json.dumps({"url": "http://127.0.0.1:9/hook", "environments": ["production"]})
+    out = subprocess.run(
+        [
+            "curl", "-s", "--http2-prior-knowledge", "-T", "-", "-X", "POST",
+            "-H", f"Authorization: Bearer {ADMIN}", "-H", "Content-Type: application/json",
+            "-w", "\n%{http_version} %{http_code}",
+            guarded.url + "/v1/subscriptions",
+        ],
+        input=doc.encode(), capture_output=True, timeout=30, check=True,
+    ).stdout.decode()  # fmt: skip
+    body, _, versions = out.rpartition("\n")
+    assert versions == "2 201", out
+    assert json.loads(body)["url"] == "http://127.0.0.1:9/hook"
