@@ -44,11 +44,28 @@ class CompileCache:
     pairs: dict[
         tuple[str, str], tuple[PairKey, Config | None, list[Problem], list[SchemaProblem]]
     ] = field(default_factory=dict)
+    # The layout of the last paths seen, which only a new, gone or renamed file changes.
+    layout: tuple[tuple[str, ...], Layout, list[Problem]] | None = None
+    # What the last merge of every pair was made from: when the layout, the environments'
+    # chains and the schema set are the very same, only pairs with a layer whose blob changed
+    # are looked at again.
+    merged: _MergeBasis | None = None
 
     def keep_only(self, blobs: set[tuple[str, str]]) -> None:
         """Forget parses of blobs no longer in the repository."""
         for key in [k for k in self.parsed if k not in blobs]:
             del self.parsed[key]
+
+
+@dataclass
+class _MergeBasis:
+    layout: Layout
+    chains: dict[str, tuple[str, ...]]
+    schemas: SchemaSet
+    blobs: dict[str, str]
+    layers: dict[tuple[str, str], list[str]]
+    # layer file -> the pairs it is a layer of
+    users: dict[str, list[tuple[str, str]]]
 
 
 class CompileResult(NamedTuple):
@@ -118,7 +135,7 @@ def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> Compil
     problems += found
     paths = [p for p in files.files if p not in skip]
     blobs = {p: _blob(p, files) for p in paths if p != MANIFEST_PATH}
-    layout, found = discover(paths)
+    layout, found = _discover(paths, cache)
     problems += found
     schemas, found = _schemas(files, blobs, cache)
     problems += found
@@ -144,6 +161,16 @@ def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> Compil
         configs=configs,
     )
     return CompileResult(revision, [])
+
+
+def _discover(paths: list[str], cache: CompileCache | None) -> tuple[Layout, list[Problem]]:
+    key = tuple(paths)
+    if cache is not None and cache.layout is not None and cache.layout[0] == key:
+        return cache.layout[1], list(cache.layout[2])
+    layout, problems = discover(paths)
+    if cache is not None:
+        cache.layout = (key, layout, list(problems))
+    return layout, problems
 
 
 def _schemas(
@@ -210,18 +237,36 @@ def _merge_all(
     # Environments share the first layers of a service (base/_all, base/<service>, and a
     # parent's along an extends chain): each prefix of layers is merged once.
     prefixes: Prefixes = {}
+    basis = _merge_basis(manifest, layout, schemas, blobs, cache)
+    dirty: set[tuple[str, str]] | None = None
+    if cache is not None and cache.merged is basis:
+        # The same layout, chains and schemas as the last merge: only the pairs of a
+        # changed blob can differ from what the cache holds.
+        last = basis.blobs
+        dirty = {
+            pair
+            for p, blob in blobs.items()
+            if last.get(p) != blob
+            for pair in basis.users.get(p, ())
+        }
     for env in manifest.environments:
         for service in layout.services:
-            paths = layout.layers(manifest, env, service)
-            key: PairKey = (tuple((p, blobs[p]) for p in paths), schemas.keys.get(service, ""))
-            seen.add((env, service))
-            hit = cache.pairs.get((env, service)) if cache is not None else None
-            if hit is not None and hit[0] == key:
+            pair = (env, service)
+            seen.add(pair)
+            hit = cache.pairs.get(pair) if cache is not None else None
+            if hit is not None and dirty is not None and pair not in dirty:
                 _, config, found, errors = hit
             else:
-                config, found, errors = _merge_one(env, service, paths, trees, schemas, prefixes)
-                if cache is not None:
-                    cache.pairs[(env, service)] = (key, config, found, errors)
+                paths = basis.layers[pair]
+                key: PairKey = (tuple((p, blobs[p]) for p in paths), schemas.keys.get(service, ""))
+                if hit is not None and hit[0] == key:
+                    _, config, found, errors = hit
+                else:
+                    config, found, errors = _merge_one(
+                        env, service, paths, trees, schemas, prefixes
+                    )
+                    if cache is not None:
+                        cache.pairs[pair] = (key, config, found, errors)
             problems += found
             if config is not None:
                 configs[(env, service)] = config
@@ -230,6 +275,8 @@ def _merge_all(
     if cache is not None:
         for gone in [k for k in cache.pairs if k not in seen]:
             del cache.pairs[gone]
+        basis.blobs = blobs
+        cache.merged = basis
     for (source, key_path, message), where in schema_problems.items():
         # A value set in base/_all.yaml can fail several services' schemas: name each.
         used = sorted({schemas.paths[w.split("/", 1)[1]] for w in where})
@@ -239,6 +286,34 @@ def _merge_all(
 
 
 Prefixes = dict[tuple[str, ...], tuple[Node, tuple[Problem, ...]]]
+
+
+def _merge_basis(
+    manifest: Manifest,
+    layout: Layout,
+    schemas: SchemaSet,
+    blobs: dict[str, str],
+    cache: CompileCache | None,
+) -> _MergeBasis:
+    """The last merge's basis if this merge has the same one, else a new one."""
+    chains = {env: manifest.chain(env) for env in manifest.environments}
+    last = cache.merged if cache is not None else None
+    if (
+        last is not None
+        and last.layout is layout
+        and last.schemas is schemas
+        and last.chains == chains
+    ):
+        return last
+    layers: dict[tuple[str, str], list[str]] = {}
+    users: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for env in manifest.environments:
+        for service in layout.services:
+            paths = layout.layers(manifest, env, service)
+            layers[(env, service)] = paths
+            for path in paths:
+                users[path].append((env, service))
+    return _MergeBasis(layout, chains, schemas, dict(blobs), layers, dict(users))
 
 
 def _merge_one(

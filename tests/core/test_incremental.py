@@ -60,6 +60,16 @@ STEPS: list[tuple[str, dict[str, str | None]]] = [
     ("same content moved", {"base/web.yaml": None, "base/web.yml": "port: 8081\n"}),
     ("a conflict", {"environments/eu/_all.yaml": "region: {name: eu}\n"}),
     ("service removed", {"base/jobs.yaml": None, "environments/staging/jobs.yaml": None}),
+    # Values alone, where only the pairs of the changed blobs are merged again.
+    ("one value, layout kept", {"environments/eu/_all.yaml": "region: eu-west\n"}),
+    ("the value back", {"environments/eu/_all.yaml": "region: eu\n"}),
+    ("a value and a broken manifest", {"gitconf.yaml": "version: [\n", "base/web.yml": "x: 1\n"}),
+    ("manifest back, another value", {"gitconf.yaml": MANIFEST, "base/web.yml": "port: 8083\n"}),
+    (
+        "a setting, not the chains",
+        {"gitconf.yaml": MANIFEST + "validation: {require_schema: false}\n"},
+    ),
+    ("then a value", {"base/_all.yaml": "region: us-east\n"}),
 ]
 
 
