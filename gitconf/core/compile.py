@@ -249,6 +249,10 @@ def _merge_all(
             if last.get(p) != blob
             for pair in basis.users.get(p, ())
         }
+    if cache is not None:
+        # Set again once every pair is merged: a merge that raises midway must not leave
+        # pairs newer than the blobs the basis remembers.
+        cache.merged = None
     for env in manifest.environments:
         for service in layout.services:
             pair = (env, service)

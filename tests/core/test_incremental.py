@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from gitconf.core import compile as compile_module
 from gitconf.core.compile import CompileCache, CompileResult, compile_fileset
 from gitconf.core.explain import explain_config
 from gitconf.core.model import FileSet
@@ -160,3 +161,31 @@ def test_one_changed_schema_revalidates_only_its_service(monkeypatch: pytest.Mon
     files["schemas/_common/defs.json"] = COMMON.replace("65535", "1000").encode()
     compile_fileset(FileSet(files), cache)
     assert {service for _, service in merged} == {"api", "web"}
+
+
+def test_a_compile_that_raises_midway_leaves_the_cache_sound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # gitconf's poller drops the cache after an exception; a cache kept anyway must still
+    # give what a cold compile gives, never a pair merged from the failed commit's files.
+    def files(region: str) -> FileSet:
+        data = {**START, "base/_all.yaml": f"region: {region}\n"}
+        return FileSet({p: c.encode() for p, c in data.items()})
+
+    cache = CompileCache()
+    compile_fileset(files("us"), cache)
+    merge_one = compile_module._merge_one
+    calls = []
+
+    def fails_on_the_third(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[:2])
+        if len(calls) == 3:
+            raise RuntimeError("a bug")
+        return merge_one(*args, **kwargs)
+
+    monkeypatch.setattr(compile_module, "_merge_one", fails_on_the_third)
+    with pytest.raises(RuntimeError):
+        compile_fileset(files("ap"), cache)
+    monkeypatch.setattr(compile_module, "_merge_one", merge_one)
+    assert len(calls) == 3  # two pairs were merged from region ap before it failed
+    assert snapshot(compile_fileset(files("us"), cache)) == snapshot(compile_fileset(files("us")))
