@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -349,6 +350,18 @@ def _merge_one(
     validator = schemas.validators.get(service)
     try:
         errors = list(schema_errors(validator, tree)) if validator is not None else []
+    except re.error as exc:
+        # The meta-schema does not check that a pattern is a regular expression.
+        schema = schemas.paths.get(service, "its schema")
+        problems.append(
+            Problem(
+                Source(schema),
+                f"cannot validate {env}/{service}: the schema (or one it refers to) has a "
+                f"pattern that is not a regular expression: {exc}",
+                hint="patterns are ECMA 262 regular expressions, checked with Python's re",
+            )
+        )
+        errors = []
     except (AttributeError, TypeError, Unresolvable) as exc:
         # A valid schema that $refs into one that failed the meta-schema (reported on its
         # own) can make jsonschema fail midway; the commit is rejected for that problem.

@@ -10,7 +10,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from gitconf.core.compile import compile_fileset
 from gitconf.core.locate import schema_errors
+from gitconf.core.model import FileSet
 from gitconf.core.parse import parse_yaml
 from gitconf.core.validate import SchemaCache, load_schemas
 
@@ -153,3 +155,27 @@ def test_keys_follow_the_files_a_schema_read() -> None:
     assert before.keys["sibling"] != after.keys["sibling"]
     again, _ = load_schemas(encoded(files), cache=cache)
     assert again.keys == before.keys
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"name": {"type": "string", "pattern": "("}}},
+        {"type": "object", "patternProperties": {"[": {"type": "string"}}},
+    ],
+)
+def test_a_pattern_that_is_no_regular_expression_is_a_problem_at_the_schema(
+    schema: dict[str, Any],
+) -> None:
+    files = {
+        "gitconf.yaml": b"version: 1\nenvironments:\n  production: {}\n",
+        "schemas/api.schema.json": json.dumps(schema).encode(),
+        "base/api.yaml": b"name: x\n",
+    }
+    result = compile_fileset(FileSet(files))
+    assert result.revision is None
+    [problem] = result.problems
+    assert problem.render().startswith(
+        "schemas/api.schema.json:1:1: cannot validate production/api: the schema (or one it "
+        "refers to) has a pattern that is not a regular expression"
+    )
