@@ -16,7 +16,7 @@ from gitconf.core.compile import compile_fileset
 from gitconf.core.diff import diff_revisions, to_json_report, to_markdown, to_text
 from gitconf.core.explain import explain_config
 from gitconf.core.model import CompiledRevision, FileSet
-from gitconf.core.render import FORMATS, render
+from gitconf.core.render import FORMATS, RenderError, render
 from gitconf.errors import GitconfError, Problem
 from gitconf.git.folder import fileset_from_dir, is_url
 from gitconf.runtime import collector_paused
@@ -134,7 +134,11 @@ def render_cmd(env: str, service: str, repo: str, ref: str | None, fmt: str) -> 
     """Print the merged config of SERVICE in ENV."""
     revision = compile_or_report(read_fileset(repo, ref), err=True)
     config = _config(revision, env, service)
-    click.echo(render(config.value, fmt).decode(), nl=False)
+    try:
+        rendered = render(config.value, fmt)
+    except RenderError as exc:
+        raise RenderError(f"{env}/{service} cannot be rendered as {fmt}: {exc}") from None
+    click.echo(rendered.decode(), nl=False)
 
 
 @main.command()

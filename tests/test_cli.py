@@ -869,3 +869,27 @@ def test_the_console_script_keeps_exit_codes_and_output_when_it_exits_hard(tmp_p
     assert invalid.returncode == 1
     assert invalid.stdout.startswith("base/payments.yaml:2:1: db: duplicate key 'db'")
     assert run("validate", "--repo", str(tmp_path / "missing")).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("db:\n  pool: 1\ndb_pool: 2\n", ["keys db.pool and db_pool", "DB_POOL"]),
+        ("a-b: 1\na.b: 2\n", ['keys a-b and ["a.b"]', "A_B"]),
+        ('"--": 1\n', ["key -- has no letter or digit"]),
+    ],
+)
+def test_render_env_refuses_keys_that_would_lose_a_value(
+    tmp_path: Path, body: str, words: list[str]
+) -> None:
+    repo = make_repo(
+        tmp_path / "clash",
+        {
+            "gitconf.yaml": MINIMAL_MANIFEST,
+            "schemas/payments.schema.json": OPEN_SCHEMA,
+            "base/payments.yaml": body,
+        },
+    )
+    result = invoke("render", "staging", "payments", "--repo", str(repo), "--format", "env")
+    expect_one_line_exit_2(result, "staging/payments cannot be rendered as env", *words)
+    assert json.loads(ok(invoke("render", "staging", "payments", "--repo", str(repo))))

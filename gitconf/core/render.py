@@ -10,8 +10,9 @@ import yaml
 
 from gitconf.core.model import KeyPath, format_path
 from gitconf.core.parse import resolve_plain
+from gitconf.errors import GitconfError
 
-__all__ = ["FORMATS", "flatten", "render", "to_env", "to_json", "to_yaml"]
+__all__ = ["FORMATS", "RenderError", "flatten", "render", "to_env", "to_json", "to_yaml"]
 
 FORMATS = ("json", "yaml", "env")
 
@@ -79,11 +80,32 @@ def _env_value(value: Any) -> str:
     return f'"{escaped}"'
 
 
+class RenderError(GitconfError):
+    """A config that cannot be written in a format; the message names the keys and why."""
+
+
 def to_env(value: Any) -> bytes:
-    """`DB_POOL_MAX=50` lines, one per leaf; values quoted where a shell would need it."""
+    """`DB_POOL_MAX=50` lines, one per leaf; values quoted where a shell would need it.
+
+    RenderError when two keys would make the same variable (`db.pool` and `db_pool`), or a
+    key has no letter or digit to make one of: a variable must not silently lose a value.
+    """
     lines = []
+    names: dict[str, str] = {}
     for path, leaf in flatten(value).items():
+        if not path:
+            if leaf in ({}, []):
+                continue  # an empty config: no variables
+            raise RenderError("the config is a single value, not keys: env lines need keys")
         name = _ENV_NAME.sub("_", path).strip("_").upper()
+        if not name:
+            raise RenderError(f"key {path} has no letter or digit to make a variable name of")
+        first = names.setdefault(name, path)
+        if first != path:
+            raise RenderError(
+                f"keys {first} and {path} would both be the variable {name}; "
+                "rename one, or read this config as json or yaml"
+            )
         lines.append(f"{name}={_env_value(leaf)}\n")
     return "".join(lines).encode()
 

@@ -56,7 +56,7 @@ def _prepared(
     )
     served = reader.revision(request.args.get("ref"), principal)
     reply = reader.get_body(
-        lambda s: build(s, fmt), served, request.headers.get("If-None-Match"), env, service
+        lambda s: build(s, fmt), served, request.headers.get("If-None-Match"), env, service, fmt
     )
     return to_response(reply)
 

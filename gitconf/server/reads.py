@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from gitconf.core.compile import compile_fileset
+from gitconf.core.render import RenderError
 from gitconf.errors import GitconfError, UsageError
 from gitconf.git.remote import Mirror
 from gitconf.runtime import collector_paused
@@ -56,6 +57,18 @@ def etag_matches(header: str | None, etag: str) -> bool:
         return True
     bare = etag.removeprefix("W/")
     return any(tag.strip().removeprefix("W/") == bare for tag in header.split(","))
+
+
+def _rendered(make: Callable[[], Body | None], what: str, fmt: str) -> Body | None:
+    """make(); a config the format cannot carry is a 422 that says which keys and why."""
+    try:
+        return make()
+    except RenderError as exc:
+        raise ApiError(
+            422,
+            "not_representable",
+            f"{what} cannot be served as {fmt}: {exc}",
+        ) from None
 
 
 class RefCache:
@@ -197,7 +210,7 @@ class ConfigReader:
         principal = self.require_read(authorization, env)
         seconds = self._wait_seconds(wait)
         served = self.revision(ref, principal)
-        body = served.body(env, service, fmt)
+        body = _rendered(lambda: served.body(env, service, fmt), f"{env}/{service}", fmt)
         if body is None:
             raise self.not_found(served, env, service)
         if not etag_matches(if_none_match, body.etag):
@@ -284,9 +297,10 @@ class ConfigReader:
         if_none_match: str | None,
         env: str,
         service: str | None,
+        fmt: str = "json",
     ) -> Reply:
         """A reply for another prepared body (a whole environment, an explain)."""
-        body = build(served)
+        body = _rendered(lambda: build(served), f"{env}/{service}" if service else env, fmt)
         if body is None:
             raise self.not_found(served, env, service)
         status = 304 if etag_matches(if_none_match, body.etag) else 200

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
+from werkzeug.test import Client
 
 from gitconf.bootstrap import Server
-from gitconf.testing import commit_all, git
+from gitconf.testing import OPEN_SCHEMA, commit_all, git, make_repo
+from tests.conftest import BASE_FILES
 
 
 def error_code(response: Any) -> str:
@@ -352,3 +354,28 @@ def test_problems_of_unreadable_environments_stay_hidden(secured: Any, repo: Pat
     response = server_client.get(f"/v1/config/production/payments?ref={bad}", headers=prod)
     assert response.status_code == 422
     assert "hunter2-secret" not in response.get_data(as_text=True)
+
+
+def test_a_config_env_lines_cannot_carry_is_a_422_naming_the_keys(
+    tmp_path: Path, make_server: Callable[..., Any]
+) -> None:
+    files = {
+        **BASE_FILES,
+        "schemas/clash.schema.json": OPEN_SCHEMA,
+        "base/clash.yaml": "db:\n  pool: 1\ndb_pool: 2\n",
+    }
+    server = make_server(make_repo(tmp_path / "clash", files))
+    assert server.poller.run_once() == "published"
+    for app in (server.app.wsgi_app, server.wsgi):  # the Flask view and the fast path
+        client = Client(app)
+        response = client.get("/v1/config/staging/clash?format=env")
+        assert response.status_code == 422
+        error = response.json["error"]
+        assert error["code"] == "not_representable"
+        assert "staging/clash cannot be served as env" in error["message"]
+        assert "keys db.pool and db_pool would both be the variable DB_POOL" in error["message"]
+        value = client.get("/v1/config/staging/clash").json
+        assert value == {"region": "us-east-1", "db": {"pool": 1}, "db_pool": 2}
+        whole = client.get("/v1/config/staging?format=env")
+        assert whole.status_code == 422
+        assert "staging cannot be served as env" in whole.json["error"]["message"]
