@@ -78,12 +78,14 @@ class Outbox:
     ) -> tuple[int, int]:
         """Add delivery rows in one transaction; (rows added, older deliveries superseded).
 
-        A row whose (subscription, environment, service, revision) exists is skipped, so a
-        change set written twice adds nothing. An undelivered older event for the same
+        A row whose (subscription, environment, service, revision, previous revision) exists
+        is skipped, so a change set written twice adds nothing (a rollback to a revision sent
+        before comes from another previous revision: it is new). An undelivered older event for the same
         subscription and config is superseded by the new one. `cursor` (key, revision) is
         moved in the same transaction.
         """
         added = superseded = 0
+        rows = [{**r, "base_revision": r.get("previous_revision") or ""} for r in rows]
         with self._writing() as conn:
             if rows:
                 insert = insert_ignore(self.engine, deliveries)

@@ -42,6 +42,10 @@ subscriptions = sa.Table(
     sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
 )
 
+# The deliveries' unique key, and the one before base_revision joined it.
+DELIVERY_KEY = "uq_deliveries_change"
+_OLD_DELIVERY_KEY = "uq_deliveries_key"
+
 deliveries = sa.Table(
     "deliveries",
     metadata,
@@ -53,6 +57,9 @@ deliveries = sa.Table(
     sa.Column("service", sa.String(255), nullable=False),
     sa.Column("revision", sa.String(64), nullable=False),
     sa.Column("previous_revision", sa.String(64), nullable=True),
+    # previous_revision or "": part of the unique key, so a rollback to a revision already
+    # notified (from another base) is a new event, while writing one change set twice is not.
+    sa.Column("base_revision", sa.String(64), nullable=False, server_default=""),
     sa.Column("body", sa.Text, nullable=False),
     # pending | delivered | dead | superseded | cancelled
     sa.Column("state", sa.String(16), nullable=False),
@@ -66,7 +73,12 @@ deliveries = sa.Table(
     sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("claimed_by", sa.String(128), nullable=True),
     sa.UniqueConstraint(
-        "subscription_id", "environment", "service", "revision", name="uq_deliveries_key"
+        "subscription_id",
+        "environment",
+        "service",
+        "revision",
+        "base_revision",
+        name=DELIVERY_KEY,
     ),
     sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
     sa.Index("ix_deliveries_subscription", "subscription_id", "state", "id"),
@@ -104,9 +116,12 @@ def migrate(engine: Engine) -> list[str]:
     which is all this schema has needed so far.
     """
     done: list[str] = []
+    if engine.dialect.name == "sqlite":
+        done += _rekey_deliveries_sqlite(engine)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(7428190312)"))
+            done += _rekey_deliveries_postgresql(conn)
         existing = set(sa.inspect(conn).get_table_names())
         metadata.create_all(conn, tables=list(OWN_TABLES))
         for table in OWN_TABLES:
@@ -122,3 +137,83 @@ def migrate(engine: Engine) -> list[str]:
     for change in done:
         log.info("store: added column %s", change)
     return done
+
+
+def _old_key(conn: sa.Connection) -> bool:
+    """Whether deliveries exists with the unique key from before base_revision."""
+    inspector = sa.inspect(conn)
+    if "deliveries" not in inspector.get_table_names():
+        return False
+    columns = {c["name"] for c in inspector.get_columns("deliveries")}
+    return "base_revision" not in columns
+
+
+def _rekey_deliveries_postgresql(conn: sa.Connection) -> list[str]:
+    """Add base_revision and make it part of the unique key, in the caller's transaction."""
+    if not _old_key(conn):
+        return []
+    conn.execute(
+        sa.text("ALTER TABLE deliveries ADD COLUMN base_revision VARCHAR(64) NOT NULL DEFAULT ''")
+    )
+    conn.execute(sa.text("UPDATE deliveries SET base_revision = COALESCE(previous_revision, '')"))
+    conn.execute(sa.text(f"ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS {_OLD_DELIVERY_KEY}"))
+    conn.execute(
+        sa.text(
+            f"ALTER TABLE deliveries ADD CONSTRAINT {DELIVERY_KEY} UNIQUE "
+            "(subscription_id, environment, service, revision, base_revision)"
+        )
+    )
+    return ["deliveries.base_revision (in the unique key)"]
+
+
+def _rekey_deliveries_sqlite(engine: Engine) -> list[str]:
+    """Rebuild deliveries with base_revision in its unique key, keeping every row and id.
+
+    SQLite cannot change a table's constraints in place: this is its documented procedure
+    (a new table, copy, drop, rename), with foreign keys off so that delivery_attempts keeps
+    pointing at the same ids, and checked before the commit.
+    """
+    with engine.connect() as conn:
+        if not _old_key(conn):
+            return []
+    columns = [c.name for c in deliveries.columns]
+    names = ", ".join(f'"{c}"' for c in columns)
+    copied = ", ".join(
+        "COALESCE(previous_revision, '')" if c == "base_revision" else f'"{c}"' for c in columns
+    )
+    create = str(sa.schema.CreateTable(deliveries).compile(dialect=engine.dialect))
+    create = create.replace("CREATE TABLE deliveries ", "CREATE TABLE deliveries__rekeyed ", 1)
+    raw = engine.raw_connection()
+    try:
+        dbapi = raw.driver_connection
+        assert dbapi is not None
+        isolation = dbapi.isolation_level
+        dbapi.isolation_level = None  # statements as written: BEGIN and COMMIT are ours
+        cursor = dbapi.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(create)
+            cursor.execute(
+                f"INSERT INTO deliveries__rekeyed ({names}) SELECT {copied} FROM deliveries"
+            )
+            cursor.execute("DROP TABLE deliveries")
+            cursor.execute("ALTER TABLE deliveries__rekeyed RENAME TO deliveries")
+            for index in deliveries.indexes:
+                cursor.execute(str(sa.schema.CreateIndex(index).compile(dialect=engine.dialect)))
+            problems = cursor.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                cursor.execute("ROLLBACK")
+                raise RuntimeError(f"rebuilding deliveries would break foreign keys: {problems}")
+            cursor.execute("COMMIT")
+        except BaseException:
+            if dbapi.in_transaction:
+                cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+            dbapi.isolation_level = isolation
+    finally:
+        raw.close()
+    return ["deliveries.base_revision (in the unique key)"]

@@ -17,7 +17,7 @@ from gitconf.notify.events import CHANGED
 from gitconf.notify.outbox import Attempt, Outbox
 from gitconf.notify.subscriptions import SubscriptionStore
 from gitconf.store.db import create_schema, make_engine
-from gitconf.store.outbox import deliveries, migrate
+from gitconf.store.outbox import attempts, deliveries, migrate, outbox_cursor, subscriptions
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 R1, R2, R3 = "1" * 40, "2" * 40, "3" * 40
@@ -267,3 +267,106 @@ def test_prune_drops_old_finished_deliveries_only(outbox: Outbox, subs: Subscrip
     assert outbox.prune(utcnow() - dt.timedelta(days=7)) == 0
     assert outbox.prune(utcnow() + dt.timedelta(seconds=1)) == 1
     assert outbox.counts() == {"pending": 1}, "a pending delivery is never pruned"
+
+
+def _before_base_revision() -> sa.MetaData:
+    """The notification tables as gitconf created them before base_revision (its old key)."""
+    old = sa.MetaData()
+    subscriptions.to_metadata(old)
+    columns = [
+        sa.Column(
+            c.name,
+            c.type,
+            *([sa.ForeignKey("subscriptions.id")] if c.name == "subscription_id" else []),
+            primary_key=c.primary_key,
+            nullable=c.nullable,
+            unique=c.unique,
+            autoincrement=c.autoincrement,
+        )
+        for c in deliveries.columns
+        if c.name != "base_revision"
+    ]
+    sa.Table(
+        "deliveries",
+        old,
+        *columns,
+        sa.UniqueConstraint(
+            "subscription_id", "environment", "service", "revision", name="uq_deliveries_key"
+        ),
+    )
+    attempts.to_metadata(old)
+    outbox_cursor.to_metadata(old)
+    return old
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_migrate_puts_the_previous_revision_in_the_key_and_keeps_every_row(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'old.db'}"
+        if store == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    engine = make_engine(url)
+    _before_base_revision().create_all(engine)
+    SubscriptionStore(engine).create(
+        url="http://127.0.0.1/a",
+        secret=SECRET,
+        environments=["*"],
+        services=["*"],
+        events=[CHANGED],
+        include_config=False,
+        name=None,
+    )
+    [sub] = SubscriptionStore(engine).all()
+    first, second = row(sub.id, "prod", "api", R2, previous_revision=R1), row(sub.id, "", "", R3)
+    with engine.begin() as conn:
+        conn.execute(sa.table("deliveries", *map(sa.column, first)).insert(), [first, second])
+        [delivery_id] = conn.execute(
+            sa.text("SELECT id FROM deliveries WHERE revision = :r"), {"r": R2}
+        ).scalars()
+        conn.execute(
+            attempts.insert(),
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "number": 1,
+                    "attempted_at": utcnow(),
+                    "status_code": 204,
+                }
+            ],
+        )
+
+    assert migrate(engine) == ["deliveries.base_revision (in the unique key)"]
+    assert migrate(engine) == []
+    with engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(deliveries.c.id, deliveries.c.revision, deliveries.c.base_revision).order_by(
+                deliveries.c.id
+            )
+        ).all()
+        assert [(r, b) for _, r, b in kept] == [(R2, R1), (R3, "")]
+        assert kept[0][0] == delivery_id
+        joined = sa.select(attempts.c.status_code).join(
+            deliveries, attempts.c.delivery_id == deliveries.c.id
+        )
+        assert conn.execute(joined).scalars().all() == [204]
+        keys = sa.inspect(conn).get_unique_constraints("deliveries")
+        assert ["subscription_id", "environment", "service", "revision", "base_revision"] in [
+            k["column_names"] for k in keys
+        ]
+    outbox = Outbox(engine)
+    # The same change set again adds nothing; a rollback to R2 from R3 is a new event.
+    again = row(sub.id, "prod", "api", R2, previous_revision=R1, n=1)
+    assert outbox.enqueue([again], R2)[0] == 0
+    rollback = row(sub.id, "prod", "api", R2, previous_revision=R3, n=2)
+    assert outbox.enqueue([rollback], R2)[0] == 1
+    if store == "sqlite":
+        # Foreign keys are still enforced.
+        with engine.connect() as conn, pytest.raises(sa.exc.IntegrityError):
+            conn.execute(
+                attempts.insert(),
+                [{"delivery_id": 999_999, "number": 1, "attempted_at": utcnow()}],
+            )
+    engine.dispose()

@@ -5,19 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from gitconf.bootstrap import Server
 from gitconf.testing import git
 from tests.notify.conftest import deliver_until, publish, subscribe
 from tests.notify.receiver import Receiver
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: the outbox's unique key (subscription, environment, service, revision) "
-    "skips the rollback's events as duplicates of those sent when that revision was new",
-)
 def test_a_rollback_to_an_older_revision_is_notified(
     server: Server, repo: Path, receivers: Callable[..., Receiver]
 ) -> None:
