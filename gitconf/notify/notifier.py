@@ -268,6 +268,7 @@ class Notifier:
         )
         previous = base.revision if base else None
         stamp = iso(utcnow()) or ""
+        token = uuid.uuid4().hex  # this change set's, in each row
         rows = []
         for change in changes:
             for sub in subs:
@@ -284,18 +285,17 @@ class Notifier:
                     base_url=self.base_url,
                     include_config=sub.include_config,
                 )
-                rows.append(
-                    self._row(
-                        event_id,
-                        sub.id,
-                        CHANGED,
-                        change.environment,
-                        change.service,
-                        new.revision,
-                        previous,
-                        event,
-                    )
+                row = self._row(
+                    event_id,
+                    sub.id,
+                    CHANGED,
+                    change.environment,
+                    change.service,
+                    new.revision,
+                    previous,
+                    event,
                 )
+                rows.append({**row, "change_set": token})
         return rows
 
     @staticmethod

@@ -269,8 +269,8 @@ def test_prune_drops_old_finished_deliveries_only(outbox: Outbox, subs: Subscrip
     assert outbox.counts() == {"pending": 1}, "a pending delivery is never pruned"
 
 
-def _before_base_revision() -> sa.MetaData:
-    """The notification tables as gitconf created them before base_revision (its old key)."""
+def _before_change_set() -> sa.MetaData:
+    """The notification tables as gitconf created them before change_set (its old key)."""
     old = sa.MetaData()
     subscriptions.to_metadata(old)
     columns = [
@@ -284,7 +284,7 @@ def _before_base_revision() -> sa.MetaData:
             autoincrement=c.autoincrement,
         )
         for c in deliveries.columns
-        if c.name != "base_revision"
+        if c.name != "change_set"
     ]
     sa.Table(
         "deliveries",
@@ -293,24 +293,43 @@ def _before_base_revision() -> sa.MetaData:
         sa.UniqueConstraint(
             "subscription_id", "environment", "service", "revision", name="uq_deliveries_key"
         ),
+        sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
+        sa.Index("ix_deliveries_subscription", "subscription_id", "state", "id"),
     )
     attempts.to_metadata(old)
     outbox_cursor.to_metadata(old)
     return old
 
 
+def _shape(engine: Engine) -> tuple[Any, ...]:
+    """The deliveries table's columns, unique keys and indexes, as the database reports them."""
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        columns = sorted((c["name"], c["nullable"]) for c in inspector.get_columns("deliveries"))
+        keys = sorted(
+            tuple(k["column_names"]) for k in inspector.get_unique_constraints("deliveries")
+        )
+        indexes = sorted(
+            (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+            for i in inspector.get_indexes("deliveries")
+        )
+        return columns, keys, indexes
+
+
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
-def test_migrate_puts_the_previous_revision_in_the_key_and_keeps_every_row(
+def test_migrate_adds_change_set_to_the_key_and_keeps_every_row(
     store: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'old.db'}"
-        if store == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    engine = make_engine(url)
-    _before_base_revision().create_all(engine)
-    SubscriptionStore(engine).create(
+    def url(name: str) -> str:
+        if store == "sqlite":
+            return f"sqlite:///{tmp_path / name}"
+        return str(request.getfixturevalue("pg_url"))
+
+    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}") if store == "sqlite" else None
+    engine = make_engine(url("old.db"))
+    _before_change_set().create_all(engine)
+    subs = SubscriptionStore(engine)
+    subs.create(
         url="http://127.0.0.1/a",
         secret=SECRET,
         environments=["*"],
@@ -319,54 +338,46 @@ def test_migrate_puts_the_previous_revision_in_the_key_and_keeps_every_row(
         include_config=False,
         name=None,
     )
-    [sub] = SubscriptionStore(engine).all()
+    [sub] = subs.all()
     first, second = row(sub.id, "prod", "api", R2, previous_revision=R1), row(sub.id, "", "", R3)
+    table = sa.table("deliveries", *map(sa.column, first))
     with engine.begin() as conn:
-        conn.execute(sa.table("deliveries", *map(sa.column, first)).insert(), [first, second])
-        [delivery_id] = conn.execute(
-            sa.text("SELECT id FROM deliveries WHERE revision = :r"), {"r": R2}
-        ).scalars()
-        conn.execute(
-            attempts.insert(),
-            [
-                {
-                    "delivery_id": delivery_id,
-                    "number": 1,
-                    "attempted_at": utcnow(),
-                    "status_code": 204,
-                }
-            ],
-        )
+        conn.execute(table.insert(), [first, second])
+        found = conn.execute(sa.text("SELECT id FROM deliveries WHERE revision = :r"), {"r": R2})
+        [delivery_id] = found.scalars()
+        attempt = {"delivery_id": delivery_id, "number": 1, "attempted_at": utcnow()}
+        conn.execute(attempts.insert(), [{**attempt, "status_code": 204}])
 
-    assert migrate(engine) == ["deliveries.base_revision (in the unique key)"]
+    assert migrate(engine) == ["deliveries.change_set (in the unique key)"]
     assert migrate(engine) == []
+    if fresh is not None:  # the rebuilt table is the table a new store gets
+        create_schema(fresh)
+        migrate(fresh)
+        assert _shape(engine) == _shape(fresh)
+        fresh.dispose()
+    else:
+        columns, keys, indexes = _shape(engine)
+        assert ("subscription_id", "environment", "service", "revision", "change_set") in keys
+        assert ("change_set", False) in columns
+        names = {name for name, _, _ in indexes}
+        assert {"ix_deliveries_due", "ix_deliveries_subscription"} <= names
     with engine.connect() as conn:
-        kept = conn.execute(
-            sa.select(deliveries.c.id, deliveries.c.revision, deliveries.c.base_revision).order_by(
-                deliveries.c.id
-            )
-        ).all()
-        assert [(r, b) for _, r, b in kept] == [(R2, R1), (R3, "")]
+        query = sa.select(deliveries.c.id, deliveries.c.revision, deliveries.c.change_set)
+        kept = conn.execute(query.order_by(deliveries.c.id)).all()
+        assert [(r, c) for _, r, c in kept] == [(R2, ""), (R3, "")]
         assert kept[0][0] == delivery_id
         joined = sa.select(attempts.c.status_code).join(
             deliveries, attempts.c.delivery_id == deliveries.c.id
         )
         assert conn.execute(joined).scalars().all() == [204]
-        keys = sa.inspect(conn).get_unique_constraints("deliveries")
-        assert ["subscription_id", "environment", "service", "revision", "base_revision"] in [
-            k["column_names"] for k in keys
-        ]
     outbox = Outbox(engine)
-    # The same change set again adds nothing; a rollback to R2 from R3 is a new event.
+    # A row without a change set is written once per revision; each change set is news.
     again = row(sub.id, "prod", "api", R2, previous_revision=R1, n=1)
     assert outbox.enqueue([again], R2)[0] == 0
-    rollback = row(sub.id, "prod", "api", R2, previous_revision=R3, n=2)
+    rollback = row(sub.id, "prod", "api", R2, previous_revision=R3, n=2, change_set="c1")
     assert outbox.enqueue([rollback], R2)[0] == 1
     if store == "sqlite":
         # Foreign keys are still enforced.
         with engine.connect() as conn, pytest.raises(sa.exc.IntegrityError):
-            conn.execute(
-                attempts.insert(),
-                [{"delivery_id": 999_999, "number": 1, "attempted_at": utcnow()}],
-            )
+            conn.execute(attempts.insert(), [{**attempt, "delivery_id": 999_999}])
     engine.dispose()
