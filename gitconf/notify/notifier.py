@@ -268,7 +268,6 @@ class Notifier:
         )
         previous = base.revision if base else None
         stamp = iso(utcnow()) or ""
-        token = uuid.uuid4().hex  # this change set's, in each row
         rows = []
         for change in changes:
             for sub in subs:
@@ -285,17 +284,18 @@ class Notifier:
                     base_url=self.base_url,
                     include_config=sub.include_config,
                 )
-                row = self._row(
-                    event_id,
-                    sub.id,
-                    CHANGED,
-                    change.environment,
-                    change.service,
-                    new.revision,
-                    previous,
-                    event,
+                rows.append(
+                    self._row(
+                        event_id,
+                        sub.id,
+                        CHANGED,
+                        change.environment,
+                        change.service,
+                        new.revision,
+                        previous,
+                        event,
+                    )
                 )
-                rows.append({**row, "change_set": token})
         return rows
 
     @staticmethod

@@ -78,15 +78,12 @@ class Outbox:
     ) -> tuple[int, int]:
         """Add delivery rows in one transaction; (rows added, older deliveries superseded).
 
-        A row whose (subscription, environment, service, revision, change_set) exists is
-        skipped: a row without a change_set (a rejection) is written once per revision; the
-        notifier gives each change set its own, so a revision published again (a rollback,
-        or the roll forward after it) is news. An undelivered older event for the same
+        A row whose (subscription, environment, service, revision) exists is skipped, so a
+        change set written twice adds nothing. An undelivered older event for the same
         subscription and config is superseded by the new one. `cursor` (key, revision) is
         moved in the same transaction.
         """
         added = superseded = 0
-        rows = [{"change_set": "", **r} for r in rows]
         with self._writing() as conn:
             if rows:
                 insert = insert_ignore(self.engine, deliveries)
