@@ -182,6 +182,16 @@ class Mirror:
         ref = self.repository().references.get(self.tracking_ref)
         return str(ref.target) if ref is not None else None
 
+    def descends(self, commit: str, ancestor: str) -> bool:
+        """Whether commit is a descendant of ancestor in the mirror (False if either is
+        unknown here, or they are the same)."""
+        with self._read_lock:
+            repo = self._reader()
+            try:
+                return bool(repo.descendant_of(commit, ancestor))
+            except (pygit2.GitError, KeyError, ValueError):
+                return False
+
     def fileset(self, ref: str) -> tuple[str, FileSet]:
         """The commit id and config files of a ref (branch, tag or sha) in the mirror."""
         with self._read_lock:

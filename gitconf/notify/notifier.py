@@ -68,6 +68,7 @@ class Notifier:
         load_revision: Callable[[str], ServedRevision] | None = None,
         exclusive_store: bool = False,
         migrate: Callable[[], object] | None = None,
+        descends: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.outbox = outbox
         self.subscriptions = subscriptions
@@ -80,6 +81,8 @@ class Notifier:
         self.cursor_key = cursor_key
         self.load_revision = load_revision
         self.exclusive_store = exclusive_store
+        # Whether a commit descends from another, as far as this server's clone knows.
+        self.descends = descends or (lambda _commit, _ancestor: False)
         self.store_error: str | None = None
         self._migrate = migrate
         self._schema_ready = migrate is None
@@ -224,6 +227,11 @@ class Notifier:
         cursor = self.outbox.cursor(self.cursor_key)
         if cursor == new.revision:
             return  # written already: publishing again adds nothing
+        if cursor is not None and self.descends(cursor, new.revision):
+            # The outbox holds a later revision's change set than this (another replica is
+            # ahead of this one, or the branch was rolled back): writing from here would
+            # move the cursor back and tell subscribers of a change back to an older commit.
+            return
         if cursor is None:
             base = previous or self._missed_base
         elif previous is not None and previous.revision == cursor:

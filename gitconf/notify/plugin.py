@@ -43,6 +43,7 @@ def install(server: Server) -> None:
         # A SQLite file in the state dir has one server: a restart may take back its leases.
         exclusive_store=server.engine.dialect.name == "sqlite",
         migrate=lambda: migrate(server.engine),
+        descends=server.mirror.descends,
     )
     # A store that is down at start is reported in /v1/status and tried again by the worker:
     # reads and publishing do not need it.

@@ -16,9 +16,9 @@ from tests.notify.receiver import Receiver
 @pytest.mark.xfail(
     strict=True,
     reason="known gap: the outbox's unique key (subscription, environment, service, revision) "
-    "skips the rollback's events as duplicates of those sent when that revision was new; that "
-    "key also hides the change sets a replica that is behind writes, so replicas must stop "
-    "moving the cursor back before the key can change",
+    "would skip the rollback's events as duplicates of those sent when that revision was new, "
+    "so the rollback is not written at all; changing that key needs replicas that have not "
+    "fetched the newer commit to stop moving the cursor back (that key makes it harmless now)",
 )
 def test_a_rollback_to_an_older_revision_is_notified(
     server: Server, repo: Path, receivers: Callable[..., Receiver]
@@ -34,3 +34,21 @@ def test_a_rollback_to_an_older_revision_is_notified(
     assert server.poller.run_once() == "published"
     assert server.publisher.served.revision == good
     deliver_until(server, lambda: len(receiver.accepted()) == 3, timeout=3)
+
+
+def test_the_change_after_a_rollback_is_measured_from_what_subscribers_last_heard(
+    server: Server, repo: Path, receivers: Callable[..., Receiver]
+) -> None:
+    client = server.app.test_client()
+    receiver = receivers()
+    subscribe(client, receiver.url, environments=["staging"], services=["search"])
+    good = publish(server, repo, {"base/search.yaml": "shards: [s1]\n"})
+    deliver_until(server, lambda: len(receiver.accepted()) == 1)
+    bad = publish(server, repo, {"base/search.yaml": "shards: [s1, s2, s3]\n"})
+    deliver_until(server, lambda: len(receiver.accepted()) == 2)
+    git(repo, "reset", "-q", "--hard", good)
+    assert server.poller.run_once() == "published"
+    fixed = publish(server, repo, {"base/search.yaml": "shards: [s1, s2]\n"})
+    deliver_until(server, lambda: len(receiver.accepted()) == 3)
+    event = receiver.accepted()[2].event["data"]
+    assert (event["revision"], event["previous_revision"]) == (fixed, bad)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from gitconf.bootstrap import Server
 from gitconf.store.db import create_schema, make_engine
-from gitconf.testing import make_repo
+from gitconf.testing import commit_all, make_repo
 from gitconf.testing.server import wait_until
 from tests.conftest import BASE_FILES
 
@@ -103,3 +103,36 @@ def test_change_set_writers_take_turns_across_replicas(pg_url: str) -> None:
     assert order == ["first in", "first out", "second in"]
     for engine in engines:
         engine.dispose()
+
+
+def test_a_replica_that_is_behind_never_writes_a_change_back(
+    tmp_path: Path, pg_url: str, make_server: Callable[..., Server]
+) -> None:
+    repo = make_repo(tmp_path / "config", dict(BASE_FILES))
+    ahead = make_server(repo, state_dir=str(tmp_path / "ahead"), database_url=pg_url)
+    behind = make_server(repo, state_dir=str(tmp_path / "behind"), database_url=pg_url)
+    for server in (ahead, behind):
+        assert server.poller.run_once() == "published"
+    client = ahead.app.test_client()
+    doc = {"url": "http://127.0.0.1:9/x", "environments": ["staging"], "services": ["search"]}
+    assert client.post("/v1/subscriptions", json=doc).status_code == 201
+    first = ahead.publisher.served.revision
+    newer = commit_all(repo, "more shards", {"base/search.yaml": "shards: [s9]\n"})
+    assert ahead.poller.run_once() == "published"  # the hook reached this replica
+    behind.mirror.fetch()  # the other has fetched the commit, and not published it yet
+    assert behind.publisher.served.revision == first
+
+    def outbox() -> tuple[str, list[tuple[str, str]]]:
+        with ahead.engine.connect() as conn:
+            cursor = conn.execute(sa.text("SELECT revision FROM outbox_cursor")).scalar_one()
+            rows = conn.execute(sa.text("SELECT revision, state FROM deliveries ORDER BY id"))
+            return cursor, [(r, s) for r, s in rows]
+
+    assert outbox() == (newer, [(newer, "pending")])
+    for _ in range(2):  # both replicas' safety ticks
+        behind.deps.extras["notifier"].catch_up()
+        ahead.deps.extras["notifier"].catch_up()
+    # No change back to the first revision, and the one event is still the one to deliver.
+    assert outbox() == (newer, [(newer, "pending")])
+    assert behind.poller.run_once() == "published"
+    assert outbox() == (newer, [(newer, "pending")])
