@@ -11,7 +11,7 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from gitconf.server.deps import Deps
-from gitconf.server.errors import ApiError, error_body
+from gitconf.server.errors import ApiError, error_body, internal_error
 
 __all__ = ["create_app", "deps", "json_response"]
 
@@ -68,11 +68,7 @@ def create_app(dependencies: Deps, blueprints: Iterable[Blueprint] | None = None
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return Response(
-            error_body("internal", "an unexpected error occurred; see the server log"),
-            status=500,
-            content_type="application/json",
-        )
+        return _api_error(internal_error())
 
     @app.after_request
     def _count(response: Response) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["ApiError", "error_body"]
+__all__ = ["ApiError", "error_body", "error_parts", "internal_error"]
 
 
 class ApiError(Exception):
@@ -30,3 +30,20 @@ class ApiError(Exception):
 def error_body(code: str, message: str, **extra: Any) -> bytes:
     """The JSON bytes of an error."""
     return (json.dumps({"error": {"code": code, "message": message, **extra}}) + "\n").encode()
+
+
+def error_parts(exc: ApiError) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The status, headers (the error's own, then JSON's type and the length) and body of an
+    error, for the paths that answer without Flask."""
+    body = error_body(exc.code, exc.message, **exc.extra)
+    headers = [
+        *exc.headers.items(),
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+    ]
+    return exc.status, headers, body
+
+
+def internal_error() -> ApiError:
+    """The 500 of an unexpected error: what went wrong goes to the log, not to the caller."""
+    return ApiError(500, "internal", "an unexpected error occurred; see the server log")

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from gitconf.metrics import Metrics
 from gitconf.served import ServedRevision
-from gitconf.server.errors import ApiError, error_body
+from gitconf.server.errors import ApiError, error_parts
 from gitconf.server.reads import ConfigReader, Reply, etag_matches, negotiate
 
 __all__ = ["STATUS_LINES", "FastReads"]
@@ -116,13 +116,7 @@ class FastReads:
                 authorization=authorization,
             )
         except ApiError as exc:
-            body = error_body(exc.code, exc.message, **exc.extra)
-            headers = [
-                *exc.headers.items(),
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(body))),
-            ]
-            reply = Reply(exc.status, headers, body)
+            reply = Reply(*error_parts(exc))
         else:
             self._remember(cache, key, env, service, fmt, authorization)
         self._count(reply.status)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from gitconf.server.errors import error_body
+from gitconf.server.errors import ApiError, error_parts, internal_error
 from gitconf.server.fast import FastReads
 
 __all__ = ["BodyRoute", "GranianDispatch", "granian_supported", "install"]
@@ -50,8 +50,15 @@ _BASE_ENVIRON: dict[str, Any] = {
     "wsgi.run_once": False,
     "wsgi.version": (1, 0),
 }
-_INTERNAL_ERROR = error_body("internal", "an unexpected error occurred; see the server log")
-_BUSY = error_body("busy", "too many requests are in progress; retry shortly")
+_INTERNAL_ERROR = error_parts(internal_error())
+_BUSY = error_parts(
+    ApiError(
+        503,
+        "busy",
+        "too many requests are in progress; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+)
 
 
 class BodyRoute(NamedTuple):
@@ -96,12 +103,7 @@ class GranianDispatch:
             proto.response_bytes(reply.status, reply.headers, reply.body)
             return
         if not self._slots.acquire(blocking=False):
-            headers = [
-                ("Retry-After", "1"),
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(_BUSY))),
-            ]
-            proto.response_bytes(503, headers, _BUSY)
+            proto.response_bytes(*_BUSY)
             return
         try:
             environ = _BASE_ENVIRON | scope
@@ -156,11 +158,7 @@ class GranianDispatch:
             log.exception(
                 "unexpected error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
             )
-            headers = [
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(_INTERNAL_ERROR))),
-            ]
-            proto.response_bytes(500, headers, _INTERNAL_ERROR)
+            proto.response_bytes(*_INTERNAL_ERROR)
         finally:
             self._slots.release()
 
