@@ -100,9 +100,8 @@ class Server:
         for plugin in PLUGINS:
             plugin(self)
         self.app: Flask = create_app(self.deps, self.blueprints)
-        self.fast = FastReads(self.reader, self.metrics, self.app.wsgi_app)
         # The WSGI app: the fast read path in front of Flask.
-        self.wsgi: Callable[..., Any] = self.fast
+        self.wsgi = FastReads(self.reader, self.metrics, self.app.wsgi_app)
 
     def ensure_schema(self) -> bool:
         """Create or migrate the store's tables; an unreachable store is reported, not fatal.

@@ -74,9 +74,7 @@ def run(settings: Settings, banner: str | None = None) -> None:
         server = build(settings)
         server.start()
         if dispatched:
-            dispatch = GranianDispatch(
-                server.fast, server.app.wsgi_app, request_threads, server.body_routes
-            )
+            dispatch = GranianDispatch(server.wsgi, request_threads, server.body_routes)
             # On SIGTERM/SIGINT, long polls answer at once so granian's drain is quick.
             install(dispatch, server.publisher.close_waiters)
             # Runs when the worker exits after granian's graceful shutdown (SIGTERM/SIGINT):

@@ -37,8 +37,6 @@ __all__ = ["BodyRoute", "GranianDispatch", "granian_supported", "install"]
 
 log = logging.getLogger(__name__)
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
 _BASE_ENVIRON: dict[str, Any] = {
     "GATEWAY_INTERFACE": "CGI/1.1",
     "SCRIPT_NAME": "",
@@ -79,18 +77,19 @@ class BodyRoute(NamedTuple):
 
 
 class GranianDispatch:
-    """granian's request callback for gitconf: `dispatch(proto, scope)`."""
+    """granian's request callback for gitconf: `dispatch(proto, scope)`.
+
+    Plain reads are fast's; everything else goes to the app behind it (fast.app).
+    """
 
     def __init__(
         self,
         fast: FastReads,
-        app: WSGIApp,
         threads: int,
         body_routes: Iterable[BodyRoute] = (),
         queue: int | None = None,
     ) -> None:
         self.fast = fast
-        self.app = app
         self.body_routes = tuple(body_routes)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="gitconf-request")
         # Requests running or waiting for a thread: past this, 503 at once, so a busy pool
@@ -145,7 +144,7 @@ class GranianDispatch:
             return written.append
 
         try:
-            result = self.app(environ, start_response)
+            result = self.fast.app(environ, start_response)
             try:
                 body = b"".join([*written, *result])
             finally:

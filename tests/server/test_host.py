@@ -184,7 +184,7 @@ def test_an_app_that_raises_gets_a_json_500(server: Any) -> None:
     def broken(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         raise RuntimeError("boom")
 
-    dispatch = GranianDispatch(FastReads(server.reader, server.metrics, broken), broken, 1)
+    dispatch = GranianDispatch(FastReads(server.reader, server.metrics, broken), 1)
     proto = Recorder()
     dispatch(proto, scope("GET", "/v1/status"))
     status, headers, body = proto.wait()
@@ -199,7 +199,7 @@ def test_only_admitted_body_routes_have_their_body_read(server: Any) -> None:
         BodyRoute("POST", "/v1/things", 10, lambda env: env.get("HTTP_AUTHORIZATION") == "yes"),
         BodyRoute("POST", "/v1/hooks/", 10, lambda env: True),
     ]
-    dispatch = GranianDispatch(FastReads(server.reader, server.metrics, echo), echo, 2, routes)
+    dispatch = GranianDispatch(FastReads(server.reader, server.metrics, echo), 2, routes)
     cases = [
         # (method, path, headers, read sizes asked, body the app got)
         ("POST", "/v1/things", {"HTTP_AUTHORIZATION": "yes"}, [11], b"0123456789A"),
@@ -227,7 +227,7 @@ def test_a_full_pool_answers_503_at_once(server: Any) -> None:
         start_response("204 No Content", [])
         return []
 
-    dispatch = GranianDispatch(FastReads(server.reader, server.metrics, slow), slow, 1, queue=1)
+    dispatch = GranianDispatch(FastReads(server.reader, server.metrics, slow), 1, queue=1)
     running, queued, refused = Recorder(), Recorder(), Recorder()
     for proto in (running, queued, refused):
         dispatch(proto, scope("GET", "/v1/status"))
