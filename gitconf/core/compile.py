@@ -63,10 +63,11 @@ class _MergeBasis:
     layout: Layout
     chains: dict[str, tuple[str, ...]]
     schemas: SchemaSet
-    blobs: dict[str, str]
     layers: dict[tuple[str, str], list[str]]
     # layer file -> the pairs it is a layer of
     users: dict[str, list[tuple[str, str]]]
+    # The blobs of the last merge made on this basis, set once it is done.
+    blobs: dict[str, str] = field(default_factory=dict)
 
 
 class CompileResult(NamedTuple):
@@ -238,7 +239,7 @@ def _merge_all(
     # Environments share the first layers of a service (base/_all, base/<service>, and a
     # parent's along an extends chain): each prefix of layers is merged once.
     prefixes: Prefixes = {}
-    basis = _merge_basis(manifest, layout, schemas, blobs, cache)
+    basis = _merge_basis(manifest, layout, schemas, cache)
     dirty: set[tuple[str, str]] | None = None
     if cache is not None and cache.merged is basis:
         # The same layout, chains and schemas as the last merge: only the pairs of a
@@ -297,7 +298,6 @@ def _merge_basis(
     manifest: Manifest,
     layout: Layout,
     schemas: SchemaSet,
-    blobs: dict[str, str],
     cache: CompileCache | None,
 ) -> _MergeBasis:
     """The last merge's basis if this merge has the same one, else a new one."""
@@ -318,7 +318,7 @@ def _merge_basis(
             layers[(env, service)] = paths
             for path in paths:
                 users[path].append((env, service))
-    return _MergeBasis(layout, chains, schemas, dict(blobs), layers, dict(users))
+    return _MergeBasis(layout, chains, schemas, layers, dict(users))
 
 
 def _merge_one(
