@@ -110,19 +110,36 @@ def test_incremental_equals_cold_at_every_step(with_oids: bool) -> None:
         assert incremental == cold, name
 
 
-def test_one_changed_file_remerges_only_its_configs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gitconf.core.compile as compile_module
+class Merges:
+    """The (environment, service) pairs compiles merged; the merge numbered fail_at raises."""
 
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.fail_at: int | None = None
+
+
+@pytest.fixture
+def merges(monkeypatch: pytest.MonkeyPatch) -> Merges:
+    spy = Merges()
+    real = compile_module._merge_one
+
+    def merge_one(env: str, service: str, *args: Any, **kwargs: Any) -> Any:
+        spy.calls.append((env, service))
+        if len(spy.calls) == spy.fail_at:
+            raise RuntimeError("a bug")
+        return real(env, service, *args, **kwargs)
+
+    monkeypatch.setattr(compile_module, "_merge_one", merge_one)
+    return spy
+
+
+def test_one_changed_file_remerges_only_its_configs(
+    monkeypatch: pytest.MonkeyPatch, merges: Merges
+) -> None:
     files = {p: c.encode() for p, c in START.items()}
     cache = CompileCache()
     compile_fileset(FileSet(files), cache)
-    merged: list[tuple[str, str]] = []
-    real = compile_module._merge_one
-
-    def spy(env: str, service: str, *args: Any) -> Any:
-        merged.append((env, service))
-        return real(env, service, *args)
-
+    merges.calls.clear()
     parsed: list[str] = []
     real_parse = compile_module.parse_yaml
 
@@ -130,42 +147,30 @@ def test_one_changed_file_remerges_only_its_configs(monkeypatch: pytest.MonkeyPa
         parsed.append(path)
         return real_parse(path, data)
 
-    monkeypatch.setattr(compile_module, "_merge_one", spy)
     monkeypatch.setattr(compile_module, "parse_yaml", parse_spy)
     files["environments/production/api.yaml"] = b"port: 444\n"
     result = compile_fileset(FileSet(files), cache)
     assert result.revision is not None
-    assert sorted(merged) == [("eu", "api"), ("production", "api")]
+    assert sorted(merges.calls) == [("eu", "api"), ("production", "api")]
     assert parsed == ["environments/production/api.yaml"]
 
 
-def test_one_changed_schema_revalidates_only_its_service(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gitconf.core.compile as compile_module
-
+def test_one_changed_schema_revalidates_only_its_service(merges: Merges) -> None:
     files = {p: c.encode() for p, c in START.items()}
     cache = CompileCache()
     compile_fileset(FileSet(files), cache)
-    merged: list[tuple[str, str]] = []
-    real = compile_module._merge_one
-
-    def spy(env: str, service: str, *args: Any) -> Any:
-        merged.append((env, service))
-        return real(env, service, *args)
-
-    monkeypatch.setattr(compile_module, "_merge_one", spy)
+    merges.calls.clear()
     files["schemas/web.schema.json"] = STRICT.encode()
     result = compile_fileset(FileSet(files), cache)
     assert {p.message for p in result.problems} == {"'x' is a required property"}
-    assert sorted(merged) == [("eu", "web"), ("production", "web"), ("staging", "web")]
-    merged.clear()
+    assert sorted(merges.calls) == [("eu", "web"), ("production", "web"), ("staging", "web")]
+    merges.calls.clear()
     files["schemas/_common/defs.json"] = COMMON.replace("65535", "1000").encode()
     compile_fileset(FileSet(files), cache)
-    assert {service for _, service in merged} == {"api", "web"}
+    assert {service for _, service in merges.calls} == {"api", "web"}
 
 
-def test_a_compile_that_raises_midway_leaves_the_cache_sound(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_compile_that_raises_midway_leaves_the_cache_sound(merges: Merges) -> None:
     # gitconf's poller drops the cache after an exception; a cache kept anyway must still
     # give what a cold compile gives, never a pair merged from the failed commit's files.
     def files(region: str) -> FileSet:
@@ -174,18 +179,10 @@ def test_a_compile_that_raises_midway_leaves_the_cache_sound(
 
     cache = CompileCache()
     compile_fileset(files("us"), cache)
-    merge_one = compile_module._merge_one
-    calls = []
-
-    def fails_on_the_third(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args[:2])
-        if len(calls) == 3:
-            raise RuntimeError("a bug")
-        return merge_one(*args, **kwargs)
-
-    monkeypatch.setattr(compile_module, "_merge_one", fails_on_the_third)
+    merges.calls.clear()
+    merges.fail_at = 3
     with pytest.raises(RuntimeError):
         compile_fileset(files("ap"), cache)
-    monkeypatch.setattr(compile_module, "_merge_one", merge_one)
-    assert len(calls) == 3  # two pairs were merged from region ap before it failed
+    merges.fail_at = None
+    assert len(merges.calls) == 3  # two pairs were merged from region ap before it failed
     assert snapshot(compile_fileset(files("us"), cache)) == snapshot(compile_fileset(files("us")))

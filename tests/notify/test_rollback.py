@@ -13,6 +13,19 @@ from tests.notify.conftest import deliver_until, publish, subscribe
 from tests.notify.receiver import Receiver
 
 
+def rolled_back(server: Server, repo: Path, receiver: Receiver) -> tuple[str, str]:
+    """Publish good, then bad, each heard by receiver; then roll back to good: (good, bad)."""
+    subscribe(server.app.test_client(), receiver.url, environments=["staging"], services=["search"])
+    good = publish(server, repo, {"base/search.yaml": "shards: [s1]\n"})
+    deliver_until(server, lambda: len(receiver.accepted()) == 1)
+    bad = publish(server, repo, {"base/search.yaml": "shards: [s1, s2, s3]\n"})
+    deliver_until(server, lambda: len(receiver.accepted()) == 2)
+    git(repo, "reset", "-q", "--hard", good)  # what a force-push of the older commit does
+    assert server.poller.run_once() == "published"
+    assert server.publisher.served.revision == good
+    return good, bad
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="known gap: the outbox's unique key (subscription, environment, service, revision) "
@@ -23,31 +36,16 @@ from tests.notify.receiver import Receiver
 def test_a_rollback_to_an_older_revision_is_notified(
     server: Server, repo: Path, receivers: Callable[..., Receiver]
 ) -> None:
-    client = server.app.test_client()
     receiver = receivers()
-    subscribe(client, receiver.url, environments=["staging"], services=["search"])
-    good = publish(server, repo, {"base/search.yaml": "shards: [s1]\n"})
-    deliver_until(server, lambda: len(receiver.accepted()) == 1)
-    publish(server, repo, {"base/search.yaml": "shards: [s1, s2, s3]\n"})
-    deliver_until(server, lambda: len(receiver.accepted()) == 2)
-    git(repo, "reset", "-q", "--hard", good)  # what a force-push of the older commit does
-    assert server.poller.run_once() == "published"
-    assert server.publisher.served.revision == good
+    rolled_back(server, repo, receiver)
     deliver_until(server, lambda: len(receiver.accepted()) == 3, timeout=3)
 
 
 def test_the_change_after_a_rollback_is_measured_from_what_subscribers_last_heard(
     server: Server, repo: Path, receivers: Callable[..., Receiver]
 ) -> None:
-    client = server.app.test_client()
     receiver = receivers()
-    subscribe(client, receiver.url, environments=["staging"], services=["search"])
-    good = publish(server, repo, {"base/search.yaml": "shards: [s1]\n"})
-    deliver_until(server, lambda: len(receiver.accepted()) == 1)
-    bad = publish(server, repo, {"base/search.yaml": "shards: [s1, s2, s3]\n"})
-    deliver_until(server, lambda: len(receiver.accepted()) == 2)
-    git(repo, "reset", "-q", "--hard", good)
-    assert server.poller.run_once() == "published"
+    _, bad = rolled_back(server, repo, receiver)
     fixed = publish(server, repo, {"base/search.yaml": "shards: [s1, s2]\n"})
     deliver_until(server, lambda: len(receiver.accepted()) == 3)
     event = receiver.accepted()[2].event["data"]
