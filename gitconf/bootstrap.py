@@ -17,17 +17,18 @@ from gitconf.jobs.poll import PollContext, Poller
 from gitconf.metrics import Metrics
 from gitconf.notify.plugin import install as install_notify
 from gitconf.replicas import install as install_replicas
-from gitconf.served import Publisher
+from gitconf.served import DamagedSnapshot, Publisher
 from gitconf.server.app import create_app
 from gitconf.server.auth import Auth
 from gitconf.server.deps import Deps
 from gitconf.server.fast import FastReads
 from gitconf.server.host import BodyRoute
-from gitconf.server.reads import ConfigReader, RefCache
+from gitconf.server.reads import ConfigReader, RefCache, worker_explainer
 from gitconf.settings import Settings
 from gitconf.spring.plugin import install as install_spring
 from gitconf.store.db import create_schema, make_engine
 from gitconf.store.revisions import RevisionLog
+from gitconf.worker.proxy import CompileWorker
 
 __all__ = ["Server", "build"]
 
@@ -58,15 +59,6 @@ class Server:
         self.schema_ready = False
         self.ensure_schema()
         self.metrics = Metrics()
-        self.publisher = Publisher(self.state_dir)
-        try:
-            served = self.publisher.load_persisted()
-        except ValueError as exc:
-            log.error("ignoring the persisted revision: %s", exc)
-            served = None
-        if served is not None:
-            self.metrics.set_served(served.revision)
-            log.info("serving the persisted revision %s", served.revision[:12])
         self.mirror = Mirror(
             settings.repo,
             self.state_dir / "repo.git",
@@ -75,18 +67,46 @@ class Server:
             settings.fetch_timeout,
             self.environ,
         )
+        self.compiler = CompileWorker(
+            self.mirror.path,
+            timeout=settings.compile_timeout,
+            max_memory=settings.compile_max_memory,
+            log_level=settings.log_level,
+        )
+        explainer = worker_explainer(self.compiler)
+        self.publisher = Publisher(self.state_dir)
+        try:
+            served = self.publisher.load_persisted(explainer)
+        except DamagedSnapshot as exc:
+            self.publisher.persist.load_error = (
+                f"{exc}; it is not served: the clone's head is compiled instead"
+            )
+            log.error("%s", self.publisher.persist.load_error)
+            served = None
+        if served is not None:
+            self.metrics.set_served(served.revision)
+            log.info("serving the persisted revision %s", served.revision[:12])
+        self.revisions = RevisionLog(self.engine, settings.branch, source=key[:16])
+        if self.schema_ready:
+            self._adopt_legacy()
         self.poll = PollContext(
-            self.mirror, self.publisher, RevisionLog(self.engine, settings.branch), self.metrics
+            self.mirror,
+            self.publisher,
+            self.revisions,
+            self.metrics,
+            self.compiler,
+            explainer=explainer,
         )
         self.poller = Poller(self.poll, settings.poll_interval)
         self.auth = Auth(settings.tokens, self.environ)
         self.reader = ConfigReader(
             self.publisher,
             self.auth,
-            RefCache(self.mirror, settings.ref_cache_size),
+            RefCache(self.mirror, self.compiler, explainer),
             settings.max_waiters,
             settings.max_wait,
         )
+        self.metrics.watch_parts(self.publisher, self.compiler)
         self.metrics.long_polls.set_function(lambda: self.reader.waiting)
         self.deps = Deps(settings, self.poll, self.reader, self.auth, self.metrics, self.poller)
         self.blueprints: list[Any] = []
@@ -102,6 +122,12 @@ class Server:
         self.app: Flask = create_app(self.deps, self.blueprints)
         # The WSGI app: the fast read path in front of Flask.
         self.wsgi = FastReads(self.reader, self.metrics, self.app.wsgi_app)
+
+    def _adopt_legacy(self) -> None:
+        try:
+            self.revisions.adopt_legacy()
+        except Exception as exc:  # the history is nice to have; serving does not need it
+            log.warning("cannot copy the old revisions table: %s", exc)
 
     def ensure_schema(self) -> bool:
         """Create or migrate the store's tables; an unreachable store is reported, not fatal.
@@ -119,6 +145,8 @@ class Server:
             return False
         self.schema_error = None
         self.schema_ready = True
+        if getattr(self, "revisions", None) is not None:
+            self._adopt_legacy()
         return True
 
     def start(self) -> None:
@@ -135,6 +163,7 @@ class Server:
                 stop()
             except Exception:
                 log.exception("stopping a part failed")
+        self.compiler.close()
         self.engine.dispose()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -81,7 +82,36 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        self.persist_failures = Counter(
+            "gitconf_persist_failures",
+            "Failed writes of the served revision to the state dir (a full disk, say).",
+            registry=r,
+        )
+        self.persist_behind = Gauge(
+            "gitconf_persist_behind",
+            "1 while the revision on disk is not the served one (a restart would serve older).",
+            registry=r,
+        )
+        self.compile_worker_restarts = Gauge(
+            "gitconf_compile_worker_restarts",
+            "Times the compile worker ended (a compile past a limit, or a crash) and was replaced.",
+            registry=r,
+        )
         self._served: str | None = None
+
+    def watch_parts(self, publisher: Any, compiler: Any) -> None:
+        """Read the persistence and compile worker gauges from those parts at each scrape."""
+        self.persist_behind.set_function(lambda: 1.0 if publisher.persist_behind else 0.0)
+        self.compile_worker_restarts.set_function(lambda: compiler.restarts)
+        seen = [0]
+
+        def failures() -> None:
+            new = publisher.persist.failures - seen[0]
+            if new > 0:
+                self.persist_failures.inc(new)
+                seen[0] += new
+
+        self.before_scrape.append(failures)
 
     def scrape(self) -> bytes:
         """The metrics in Prometheus' text format."""

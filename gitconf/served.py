@@ -1,33 +1,40 @@
 """The served revision: response bodies and ETags prepared at publish time, swapped atomically.
 
-A Snapshot is the plain, persistable form of a compiled revision (values and provenance). A
-ServedRevision holds the bytes the read path returns; building one from a Snapshot is the
-only work publish does for reads, so a request is a dictionary lookup.
+A ServedRevision holds the bytes the read path returns: the JSON body of every config
+(shared by every revision and config that has the same bytes), made by the compile worker.
+Other formats and documents (YAML, env lines, a whole environment) are made from those bytes
+on first request; explain documents come from the worker, which holds the provenance. No parse
+tree and no compile cache lives in the serving process.
 
-Publishing is incremental: the compile cache hands back the very same Config object for an
-(environment, service) whose inputs did not change, so a snapshot reuses the previous one's
-plain value, explain and persisted bytes for it, and prepare reuses its body. A commit that
-changes one file re-encodes only the configs that file is a layer of.
+The Publisher swaps the whole revision (a reader sees old or new, never a mix), wakes waiting
+readers, and persists it off the poll thread (gitconf.store.snapshots), retrying with backoff
+when the disk refuses.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitconf.core.explain import explain_config
-from gitconf.core.model import CompiledRevision, Config, Manifest
-from gitconf.core.render import render, to_json
+from gitconf.core.render import etag_of, render
+from gitconf.store.snapshots import DamagedSnapshot, PersistedRevision, SnapshotStore
+from gitconf.worker.messages import Built
 
-__all__ = ["Body", "Publisher", "ServedRevision", "Snapshot", "prepare", "snapshot_of"]
+__all__ = [
+    "Body",
+    "DamagedSnapshot",
+    "PersistStatus",
+    "Publisher",
+    "ServedRevision",
+    "from_built",
+    "from_persisted",
+    "make_body",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +43,11 @@ CONTENT_TYPES = {
     "yaml": "application/yaml",
     "env": "text/plain; charset=utf-8",
 }
-SNAPSHOT_VERSION = 1
+# Bodies made on request (YAML, env, explain, whole environments) kept per revision; past
+# this, each is made anew per request instead of growing the process.
+LAZY_BYTES = 64 * 1024 * 1024
+ConfigKey = tuple[str, str]
+Explainer = Callable[[str, str, str], bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,171 +61,36 @@ class Body:
 
 def make_body(data: bytes, fmt: str) -> Body:
     """A Body whose ETag is a hash of its bytes, so equal bytes keep equal ETags."""
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-    return Body(data, f'"{digest}"', CONTENT_TYPES[fmt])
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A compiled revision in plain values: what is persisted and served."""
-
-    revision: str
-    environments: tuple[str, ...]
-    services: tuple[str, ...]
-    values: dict[tuple[str, str], Any]
-    explain: dict[tuple[str, str], list[dict[str, Any]]]
-    layers: dict[tuple[str, str], list[str]]
-    published_at: str = ""
-    # The manifest's webhook subscribers, as plain dicts (see subscription_docs).
-    subscriptions: tuple[dict[str, Any], ...] = ()
-    # The compiled Configs the entries were made from (empty for a snapshot read from disk):
-    # the next snapshot reuses an entry whose Config is the very same object.
-    configs: Mapping[tuple[str, str], Config] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-    # Each config's persisted JSON, encoded once and shared by later snapshots that reuse it.
-    _encoded: dict[tuple[str, str], bytes] = field(default_factory=dict, compare=False, repr=False)
-
-    def to_json(self) -> bytes:
-        """The persisted form."""
-        return b"".join(self.json_chunks())
-
-    def json_chunks(self) -> Iterator[bytes]:
-        """The persisted form in pieces, to write without building it whole."""
-        # The same bytes as json.dumps of the whole document, but each config's part is encoded
-        # once per Config and reused, so persisting after a one-file commit encodes a few.
-        head = _dumps(
-            {
-                "version": SNAPSHOT_VERSION,
-                "revision": self.revision,
-                "published_at": self.published_at,
-                "environments": list(self.environments),
-                "services": list(self.services),
-            }
-        )
-        yield head[:-1] + b',"configs":['
-        for index, key in enumerate(self.values):
-            if index:
-                yield b","
-            yield self._encoded_config(key)
-        yield b'],"subscriptions":' + _dumps(list(self.subscriptions)) + b"}"
-
-    def _encoded_config(self, key: tuple[str, str]) -> bytes:
-        data = self._encoded.get(key)
-        if data is None:
-            env, svc = key
-            data = self._encoded[key] = _dumps(
-                {
-                    "environment": env,
-                    "service": svc,
-                    "value": self.values[key],
-                    "explain": self.explain[key],
-                    "layers": self.layers[key],
-                }
-            )
-        return data
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Snapshot:
-        """Read a persisted snapshot; ValueError if it is not one."""
-        doc = json.loads(data)
-        if not isinstance(doc, dict) or doc.get("version") != SNAPSHOT_VERSION:
-            raise ValueError("not a gitconf snapshot of a known version")
-        configs = doc["configs"]
-        return cls(
-            revision=doc["revision"],
-            environments=tuple(doc["environments"]),
-            services=tuple(doc["services"]),
-            values={(c["environment"], c["service"]): c["value"] for c in configs},
-            explain={(c["environment"], c["service"]): c["explain"] for c in configs},
-            layers={(c["environment"], c["service"]): c["layers"] for c in configs},
-            published_at=doc.get("published_at", ""),
-            subscriptions=tuple(doc.get("subscriptions", ())),
-        )
-
-
-def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def snapshot_of(
-    sha: str,
-    revision: CompiledRevision,
-    published_at: str = "",
-    previous: Snapshot | None = None,
-) -> Snapshot:
-    """The snapshot of a compiled revision at commit sha.
-
-    With previous, every config whose Config object is the one previous was made from keeps
-    previous's value, explain, layers and encoded bytes (the compile cache returns the same
-    object only when the config's inputs are unchanged); the others are computed.
-    """
-    values: dict[tuple[str, str], Any] = {}
-    explain: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    layers: dict[tuple[str, str], list[str]] = {}
-    encoded: dict[tuple[str, str], bytes] = {}
-    before = previous.configs if previous is not None else {}
-    for key, config in revision.configs.items():
-        if previous is not None and before.get(key) is config:
-            values[key] = previous.values[key]
-            explain[key] = previous.explain[key]
-            layers[key] = previous.layers[key]
-            # .get, not iteration: the persist thread may be filling previous's bytes now.
-            data = previous._encoded.get(key)
-            if data is not None:
-                encoded[key] = data
-        else:
-            values[key] = config.value
-            explain[key] = explain_config(config)
-            layers[key] = list(config.layers)
-    return Snapshot(
-        revision=sha,
-        environments=revision.environments,
-        services=revision.services,
-        values=values,
-        explain=explain,
-        layers=layers,
-        published_at=published_at,
-        subscriptions=subscription_docs(revision.manifest),
-        configs=revision.configs,
-        _encoded=encoded,
-    )
-
-
-def subscription_docs(manifest: Manifest) -> tuple[dict[str, Any], ...]:
-    """The manifest's subscriptions as plain, persistable dicts."""
-    return tuple(
-        {
-            "name": spec.name,
-            "url": spec.url,
-            "environments": list(spec.environments),
-            "services": list(spec.services),
-            "secret_env": spec.secret_env,
-            "events": list(spec.events),
-            "include_config": spec.include_config,
-            "source": str(spec.source),
-        }
-        for spec in manifest.subscriptions
-    )
+    return Body(data, etag_of(data), CONTENT_TYPES[fmt])
 
 
 @dataclass
 class ServedRevision:
-    """The bytes of one revision, by (environment, service) and format.
+    """The bytes of one revision, by (environment, service) and format."""
 
-    JSON bodies are made at publish time; YAML, env, explain and whole-environment bodies on
-    first request (each made once per revision).
-    """
+    revision: str
+    environments: tuple[str, ...]
+    services: tuple[str, ...]
+    json: dict[ConfigKey, Body]
+    published_at: str = ""
+    # The manifest's webhook subscribers, as plain dicts.
+    subscriptions: tuple[dict[str, Any], ...] = ()
+    # The revision `changed` is relative to, and the changed key paths of each config whose
+    # body differs from base's (None: not known, as for a revision loaded from disk).
+    base: str | None = None
+    changed: dict[ConfigKey, tuple[str, ...]] = field(default_factory=dict)
+    explainer: Explainer | None = field(default=None, repr=False, compare=False)
+    _lazy: dict[tuple[str, str, str], Body] = field(default_factory=dict, repr=False)
+    _lazy_bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    snapshot: Snapshot
-    json: dict[tuple[str, str], Body]
-    _lazy: dict[tuple[str, str, str], Body] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def has(self, env: str, service: str) -> bool:
+        """Whether the revision has a config for (env, service)."""
+        return (env, service) in self.json
 
-    @property
-    def revision(self) -> str:
-        """The commit sha."""
-        return self.snapshot.revision
+    def value(self, env: str, service: str) -> Any:
+        """One config as plain values (decoded from its served JSON)."""
+        return json.loads(self.json[(env, service)].data)
 
     def body(self, env: str, service: str, fmt: str = "json") -> Body | None:
         """The prepared body of one config in a format, or None if there is no such config."""
@@ -223,14 +99,14 @@ class ServedRevision:
         key = (env, service, fmt)
         body = self._lazy.get(key)
         if body is None:
-            if (env, service) not in self.snapshot.values:
+            if (env, service) not in self.json:
                 return None
-            body = self._make(key, lambda: render(self.snapshot.values[(env, service)], fmt), fmt)
+            body = self._make(key, lambda: render(self.value(env, service), fmt), fmt)
         return body
 
     def environment_body(self, env: str, fmt: str = "json") -> Body | None:
         """Every service of an environment in one document."""
-        if env not in self.snapshot.environments:
+        if env not in self.environments:
             return None
         key = (env, "", fmt)
         body = self._lazy.get(key)
@@ -241,9 +117,7 @@ class ServedRevision:
                     "environment": env,
                     "revision": self.revision,
                     "services": {
-                        svc: self.snapshot.values[(env, svc)]
-                        for svc in self.snapshot.services
-                        if (env, svc) in self.snapshot.values
+                        svc: self.value(env, svc) for svc in self.services if self.has(env, svc)
                     },
                 }
                 return render(doc, fmt)
@@ -252,23 +126,21 @@ class ServedRevision:
         return body
 
     def explain_body(self, env: str, service: str) -> Body | None:
-        """The provenance of every leaf of one config, as JSON."""
-        if (env, service) not in self.snapshot.values:
+        """The provenance of every leaf of one config, as JSON (from the compile worker)."""
+        if (env, service) not in self.json or self.explainer is None:
             return None
         key = (env, service, "explain")
         body = self._lazy.get(key)
         if body is None:
+            explainer = self.explainer
 
             def build() -> bytes:
-                return to_json(
-                    {
-                        "environment": env,
-                        "service": service,
-                        "revision": self.revision,
-                        "layers": self.snapshot.layers[(env, service)],
-                        "leaves": self.snapshot.explain[(env, service)],
-                    }
-                )
+                data = explainer(self.revision, env, service)
+                if data is None:
+                    raise LookupError(
+                        f"the compile worker has no {env}/{service} of {self.revision}"
+                    )
+                return data
 
             body = self._make(key, build, "json")
         return body
@@ -276,32 +148,97 @@ class ServedRevision:
     def _make(self, key: tuple[str, str, str], build: Callable[[], bytes], fmt: str) -> Body:
         with self._lock:
             body = self._lazy.get(key)
-            if body is None:
-                body = self._lazy[key] = make_body(build(), fmt)
-            return body
+            if body is not None:
+                return body
+        body = make_body(build(), fmt)
+        with self._lock:
+            if self._lazy_bytes + len(body.data) <= LAZY_BYTES:
+                body = self._lazy.setdefault(key, body)
+                self._lazy_bytes += len(body.data)
+        return body
+
+    def etags(self) -> dict[ConfigKey, str]:
+        """Every config's ETag."""
+        return {key: body.etag for key, body in self.json.items()}
+
+    def size(self) -> int:
+        """The bytes of its distinct JSON bodies."""
+        return sum(len(b.data) for b in {id(b): b for b in self.json.values()}.values())
 
 
-def prepare(snapshot: Snapshot, previous: ServedRevision | None = None) -> ServedRevision:
-    """Prepare the JSON bodies of a snapshot, sharing bytes with equal bodies already served.
+def _bodies_by_etag(revisions: Iterable[ServedRevision | None]) -> dict[str, Body]:
+    shared: dict[str, Body] = {}
+    for revision in revisions:
+        if revision is not None:
+            for body in revision.json.values():
+                shared.setdefault(body.etag, body)
+    return shared
 
-    A config whose value is the very object previous was prepared from (snapshot_of reuses
-    it for an unchanged config) keeps previous's body without being encoded again.
-    """
-    before = previous.snapshot.values if previous is not None else {}
-    shared: dict[str, Body] | None = None
-    bodies: dict[tuple[str, str], Body] = {}
-    for key, value in snapshot.values.items():
-        if previous is not None and before.get(key) is value:
-            bodies[key] = previous.json[key]
-            continue
-        if shared is None:
-            shared = {}
-            if previous is not None:
-                for old in previous.json.values():
-                    shared.setdefault(old.etag, old)
-        body = make_body(to_json(value), "json")
-        bodies[key] = shared.setdefault(body.etag, body)
-    return ServedRevision(snapshot, bodies)
+
+def from_built(
+    built: Built,
+    previous: ServedRevision | None,
+    *,
+    published_at: str = "",
+    explainer: Explainer | None = None,
+) -> ServedRevision | None:
+    """The served form of a revision the worker built; None if a body it did not send is not
+    previous's either (the worker's idea of what is served was wrong: ask for every body)."""
+    shared = _bodies_by_etag([previous]) if built.bodies.keys() != built.etags.values() else {}
+    bodies: dict[ConfigKey, Body] = {}
+    for key, etag in built.etags.items():
+        body = shared.get(etag)
+        if body is None:
+            data = built.bodies.get(etag)
+            if data is None:
+                return None
+            body = shared[etag] = Body(data, etag, CONTENT_TYPES["json"])
+        bodies[key] = body
+    based = previous is not None and built.base == previous.revision
+    return ServedRevision(
+        revision=built.sha,
+        environments=built.environments,
+        services=built.services,
+        json=bodies,
+        published_at=published_at,
+        subscriptions=built.subscriptions,
+        base=built.base if based else None,
+        changed=built.changed if based else {},
+        explainer=explainer,
+    )
+
+
+def from_persisted(
+    persisted: PersistedRevision, explainer: Explainer | None = None
+) -> ServedRevision:
+    """The served form of a revision read from disk."""
+    shared: dict[str, Body] = {}
+    bodies = {}
+    for key, etag in persisted.etags.items():
+        body = shared.get(etag)
+        if body is None:
+            body = shared[etag] = Body(persisted.bodies[etag], etag, CONTENT_TYPES["json"])
+        bodies[key] = body
+    return ServedRevision(
+        revision=persisted.revision,
+        environments=persisted.environments,
+        services=persisted.services,
+        json=bodies,
+        published_at=persisted.published_at,
+        subscriptions=persisted.subscriptions,
+        explainer=explainer,
+    )
+
+
+@dataclass
+class PersistStatus:
+    """How persisting the served revision went, for /v1/status, /readyz and /metrics."""
+
+    persisted: str | None = None  # the revision on disk
+    error: str | None = None
+    failures: int = 0
+    # Why the revision on disk at start was not served (damaged, unreadable), if it was not.
+    load_error: str | None = None
 
 
 class Publisher:
@@ -313,6 +250,8 @@ class Publisher:
 
     def __init__(self, state_dir: Path | None = None) -> None:
         self.state_dir = state_dir
+        self.store = SnapshotStore(state_dir / "served.db") if state_dir is not None else None
+        self.persist = PersistStatus()
         self._served: ServedRevision | None = None
         self._changed = threading.Condition()
         self._generation = 0
@@ -324,40 +263,81 @@ class Publisher:
         """The revision being served (a reader keeps the object it got: old or new, whole)."""
         return self._served
 
-    def publish(self, snapshot: Snapshot, *, persist: bool = True) -> ServedRevision:
-        """Serve snapshot from now on, then persist it so a restart serves it too.
+    def publish(self, served: ServedRevision, *, persist: bool = True) -> ServedRevision:
+        """Serve served from now on, then persist it so a restart serves it too.
 
         Readers see the new revision before it is on disk. A crash in between leaves the
-        previously persisted snapshot, which was published, so good, too: a restart serves it
-        at once and its first poll catches up. The file is only ever replaced whole.
+        previously persisted revision, which was published, so good, too: a restart serves it
+        at once and its first poll catches up.
         """
-        served = prepare(snapshot, self._served)
         with self._changed:
             self._served = served
             self._generation += 1
             self._changed.notify_all()
-        if persist and self.state_dir is not None:
+        if persist and self.store is not None:
             writer = self._writer
             if writer is not None:
-                writer.submit(snapshot)
+                writer.submit(served)
             else:
-                self._persist(snapshot)
+                self._persist(served)
         return served
 
-    def _persist(self, snapshot: Snapshot) -> None:
-        assert self.state_dir is not None
+    def _persist(self, served: ServedRevision) -> None:
+        """Write served to disk; on failure record why (and raise, for the writer to retry)."""
+        assert self.store is not None
         try:
-            write_atomic(self.state_dir / "served.json", snapshot.json_chunks())
-        except OSError as exc:  # what is in memory is served; a restart serves the older file
-            log.error("cannot persist revision %s: %s", snapshot.revision[:12], exc)
+            self.store.write(
+                revision=served.revision,
+                published_at=served.published_at,
+                environments=served.environments,
+                services=served.services,
+                subscriptions=served.subscriptions,
+                etags=served.etags(),
+                body_of={b.etag: b.data for b in served.json.values()},
+            )
+        except Exception as exc:
+            self.persist.failures += 1
+            self.persist.error = (
+                f"cannot persist revision {served.revision[:12]} to {self.store.path}: {exc}; "
+                "it is served from memory, and a restart would serve "
+                + (
+                    f"the older {self.persist.persisted[:12]}"
+                    if self.persist.persisted
+                    else "nothing"
+                )
+                + " until this succeeds (retrying)"
+            )
+            log.error("%s", self.persist.error)
+            raise
+        if self.persist.error:
+            log.info(
+                "persisted revision %s again after %d failure(s)",
+                served.revision[:12],
+                self.persist.failures,
+            )
+        self.persist.persisted = served.revision
+        self.persist.error = None
+
+    @property
+    def persist_behind(self) -> bool:
+        """Whether the revision on disk is not the served one."""
+        served = self._served
+        return (
+            served is not None
+            and self.store is not None
+            and self.persist.persisted != served.revision
+        )
 
     def start(self) -> None:
-        """Persist in a writer thread from now on (the latest snapshot wins)."""
-        if self._writer is None and self.state_dir is not None:
+        """Persist in a writer thread from now on (the latest revision wins)."""
+        if self._writer is None and self.store is not None:
             self._writer = _Writer(self._persist)
+            served = self._served
+            if served is not None and self.persist.persisted != served.revision:
+                self._writer.submit(served)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the last published snapshot is on disk; False on timeout."""
+        """Wait until the last published revision is on disk (or failed); False on timeout."""
         writer = self._writer
         return writer.flush(timeout) if writer is not None else True
 
@@ -366,19 +346,23 @@ class Publisher:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.stop()
+        if self.store is not None:
+            self.store.close()
 
-    def load_persisted(self) -> ServedRevision | None:
-        """Serve the snapshot persisted by an earlier run, if there is a sound one."""
-        if self.state_dir is None:
+    def load_persisted(self, explainer: Explainer | None = None) -> ServedRevision | None:
+        """Serve the revision persisted by an earlier run, if there is a sound one.
+
+        DamagedSnapshot if it cannot be trusted (nothing is served from it then).
+        """
+        if self.store is None:
             return None
-        path = self.state_dir / "served.json"
-        try:
-            snapshot = Snapshot.from_json(path.read_bytes())
-        except FileNotFoundError:
+        assert self.state_dir is not None
+        _remove_leftovers(self.state_dir)
+        persisted = self.store.load()
+        if persisted is None:
             return None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} is not a usable snapshot: {exc}") from exc
-        return self.publish(snapshot, persist=False)
+        self.persist.persisted = persisted.revision
+        return self.publish(from_persisted(persisted, explainer), persist=False)
 
     def wait_for_change(self, generation: int, timeout: float) -> int:
         """Block until a publish after generation, or timeout, or close_waiters(); return the
@@ -404,22 +388,36 @@ class Publisher:
         return self._generation
 
 
-class _Writer:
-    """A thread that persists the latest snapshot submitted; ones it had no time for are skipped."""
+def _remove_leftovers(state_dir: Path) -> None:
+    """Files of the snapshot format before served.db, and temporary files a crash left."""
+    for path in state_dir.glob(".served.json.*"):
+        path.unlink(missing_ok=True)
+    legacy = state_dir / "served.json"
+    if legacy.exists():
+        log.info("removing %s: revisions are persisted in served.db now", legacy)
+        legacy.unlink(missing_ok=True)
 
-    def __init__(self, write: Callable[[Snapshot], None]) -> None:
+
+class _Writer:
+    """A thread that persists the latest revision submitted; ones it had no time for are
+    skipped, and a failed write is retried with backoff until a newer one replaces it."""
+
+    RETRY_FIRST = 1.0
+    RETRY_MAX = 60.0
+
+    def __init__(self, write: Callable[[ServedRevision], None]) -> None:
         self._write = write
         self._cond = threading.Condition()
-        self._pending: Snapshot | None = None
+        self._pending: ServedRevision | None = None
         self._busy = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="gitconf-persist", daemon=True)
         self._thread.start()
 
-    def submit(self, snapshot: Snapshot) -> None:
-        """Write snapshot soon, instead of any older one still waiting."""
+    def submit(self, served: ServedRevision) -> None:
+        """Write served soon, instead of any older one still waiting."""
         with self._cond:
-            self._pending = snapshot
+            self._pending = served
             self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -428,49 +426,36 @@ class _Writer:
             return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)
 
     def stop(self) -> None:
-        """Write what is pending, then end the thread."""
+        """Write what is pending (one try), then end the thread."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join()
 
     def _run(self) -> None:
+        delay = 0.0
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending is not None or self._stopping)
-                snapshot, self._pending = self._pending, None
-                if snapshot is None:
+                served, self._pending = self._pending, None
+                if served is None:
                     return
                 self._busy = True
             try:
-                self._write(snapshot)
+                self._write(served)
+                delay = 0.0
             except Exception:
-                log.exception("persisting revision %s failed", snapshot.revision[:12])
+                with self._cond:
+                    if self._pending is None:
+                        self._pending = served  # nothing newer: try this one again
+                    self._busy = False
+                    self._cond.notify_all()
+                    if self._stopping:
+                        return
+                    delay = min(delay * 2, self.RETRY_MAX) if delay else self.RETRY_FIRST
+                    self._cond.wait_for(lambda: self._stopping, delay)
+                continue
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
-
-
-def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """Write a file so that a reader or a crash sees the old or the new content, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if isinstance(data, bytes):
-                handle.write(data)
-            else:
-                handle.writelines(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -70,6 +70,17 @@ class Settings:
     hooks: Mapping[str, Any] = field(default_factory=dict, repr=False)
     subscribers: Mapping[str, Any] = field(default_factory=dict)
     delivery: Mapping[str, float] = field(default_factory=dict)
+    compile: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def compile_timeout(self) -> float:
+        """CPU seconds one compile may take (compile.timeout)."""
+        return float(self.compile.get("timeout", 60.0))
+
+    @property
+    def compile_max_memory(self) -> int:
+        """Bytes of address space the compile worker may use (compile.max_memory)."""
+        return parse_size(self.compile.get("max_memory", "2GiB"), "compile.max_memory")
 
     @property
     def host(self) -> str:
@@ -96,6 +107,37 @@ class Settings:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "kb": 1000, "kib": 1024,
+    "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
+    "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
+    "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
+}  # fmt: skip
+_MIN_COMPILE_MEMORY = 128 * 1024**2
+
+
+def parse_size(value: int | str, where: str) -> int:
+    """Bytes from an integer or a size such as `2GiB`, `512 MiB` or `1.5G`."""
+    if isinstance(value, int):
+        size = value
+    else:
+        text = value.strip()
+        number = text.rstrip("BbKkMmGgTtIi ")
+        unit = text[len(number) :].strip().lower()
+        try:
+            size = int(float(number) * _UNITS[unit])
+        except (ValueError, KeyError):
+            raise SettingsError(
+                f"{where}: {value!r} is not a size; write bytes or a size such as 2GiB or 512MiB"
+            ) from None
+    if size < _MIN_COMPILE_MEMORY:
+        raise SettingsError(
+            f"{where}: {value!r} is below the minimum of 128MiB (the worker alone needs ~60MiB)"
+        )
+    return size
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -178,6 +220,7 @@ def load_settings(
     settings = Settings(**values)
     _check_listen(settings)
     _check_delivery(settings)
+    settings.compile_max_memory  # noqa: B018 - a bad size is an error now, not at the first compile
     return settings
 
 

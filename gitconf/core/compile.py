@@ -52,6 +52,19 @@ class CompileCache:
     # are looked at again.
     merged: _MergeBasis | None = None
 
+    def fork(self) -> CompileCache:
+        """A cache for compiling another commit: it starts with what this one holds (parse
+        results, schema checks and merges are values nobody changes) and changes nothing here."""
+        files = self.schema_files
+        return CompileCache(
+            parsed=dict(self.parsed),
+            schemas=self.schemas,
+            schema_files=SchemaCache(dict(files.files), dict(files.refs), dict(files.bundles)),
+            pairs=dict(self.pairs),
+            layout=self.layout,
+            merged=None,
+        )
+
     def keep_only(self, blobs: set[tuple[str, str]]) -> None:
         """Forget parses of blobs no longer in the repository."""
         for key in [k for k in self.parsed if k not in blobs]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -12,7 +13,16 @@ from gitconf.core.model import KeyPath, format_path
 from gitconf.core.parse import resolve_plain
 from gitconf.errors import GitconfError
 
-__all__ = ["FORMATS", "RenderError", "flatten", "render", "to_env", "to_json", "to_yaml"]
+__all__ = [
+    "FORMATS",
+    "RenderError",
+    "etag_of",
+    "flatten",
+    "render",
+    "to_env",
+    "to_json",
+    "to_yaml",
+]
 
 FORMATS = ("json", "yaml", "env")
 
@@ -119,3 +129,8 @@ def render(value: Any, fmt: str) -> bytes:
     if fmt == "env":
         return to_env(value)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def etag_of(data: bytes) -> str:
+    """The strong ETag of served bytes: a hash of them, so equal bytes keep equal ETags."""
+    return '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'

@@ -192,6 +192,19 @@ class Mirror:
             except (pygit2.GitError, KeyError, ValueError):
                 return False
 
+    def resolve(self, ref: str) -> str:
+        """The commit id a ref (branch, tag or sha) names in the mirror; UsageError if none."""
+        with self._read_lock:
+            repo = self._reader()
+            try:
+                commit = resolve(repo, ref)
+            except UsageError:
+                if ref == self.branch and repo.references.get(self.tracking_ref) is not None:
+                    commit = resolve(repo, self.tracking_ref)
+                else:
+                    raise
+            return str(commit.id)
+
     def fileset(self, ref: str) -> tuple[str, FileSet]:
         """The commit id and config files of a ref (branch, tag or sha) in the mirror."""
         with self._read_lock:

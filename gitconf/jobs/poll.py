@@ -18,13 +18,14 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from gitconf.core.compile import CompileCache, CompileResult, compile_fileset
+from gitconf import __version__
 from gitconf.errors import GitconfError, Problem
 from gitconf.git.remote import FetchError, Mirror
 from gitconf.metrics import Metrics
-from gitconf.runtime import collector_paused
-from gitconf.served import Publisher, ServedRevision, snapshot_of
+from gitconf.served import Explainer, Publisher, ServedRevision, from_built
 from gitconf.store.revisions import RevisionLog
+from gitconf.worker.messages import Adopt, Built, Compile, Failed, Refused, Revision
+from gitconf.worker.proxy import CompileWorker, WorkerDied, limit_problem
 
 __all__ = ["PollContext", "PollStatus", "Poller", "tick"]
 
@@ -60,10 +61,19 @@ class PollContext:
     publisher: Publisher
     revisions: RevisionLog
     metrics: Metrics
+    compiler: CompileWorker
     status: PollStatus = field(default_factory=PollStatus)
-    cache: CompileCache = field(default_factory=CompileCache)
+    explainer: Explainer | None = None
     on_published: list[PublishedHook] = field(default_factory=list)
     on_rejected: list[RejectedHook] = field(default_factory=list)
+    # The served revision the compile worker was told of, and in which of its lives.
+    warmed: tuple[str, int] | None = None
+
+    @property
+    def made_by(self) -> str:
+        """What a verdict is made by: a rejection holds only for the same gitconf and limits."""
+        compiler = self.compiler
+        return f"gitconf {__version__}; compile {compiler.timeout:g}s {compiler.max_memory}B"
 
 
 def tick(ctx: PollContext) -> str:
@@ -71,67 +81,129 @@ def tick(ctx: PollContext) -> str:
     status = ctx.status
     status.last_poll_at = _now_iso()
     started = time.perf_counter()
+    fetch_error: str | None = None
     try:
         head = ctx.mirror.fetch()
     except (FetchError, GitconfError) as exc:
-        return _finish(ctx, "error", str(exc))
+        fetch_error = str(exc)
+        # With nothing served (a first start, or a snapshot that could not be used), the
+        # commit the clone already holds is better than a 503 while the remote is down.
+        local = ctx.mirror.head() if ctx.publisher.served is None else None
+        if local is None:
+            return _finish(ctx, "error", fetch_error)
+        log.warning("the remote is unreachable; compiling the clone's head %s", local[:12])
+        head = local
     finally:
         ctx.metrics.fetch_seconds.observe(time.perf_counter() - started)
     status.head = head
     served = ctx.publisher.served
     if served is not None and served.revision == head:
-        return _finish(ctx, "unchanged")
+        _warm(ctx, served)
+        return _finish(ctx, "error" if fetch_error else "unchanged", fetch_error)
     if _known_rejected(ctx, head):
-        return _finish(ctx, "unchanged")
+        return _finish(ctx, "error" if fetch_error else "unchanged", fetch_error)
+    result = _compile(ctx, head, served)
+    if fetch_error and result != "error":
+        return _finish(ctx, "error", fetch_error)
+    return result
+
+
+def _compile(ctx: PollContext, head: str, served: ServedRevision | None) -> str:
+    """Compile head in the worker, then publish or reject it."""
     started = time.perf_counter()
     try:
-        sha, files = ctx.mirror.fileset(head)
-        with collector_paused():
-            result = compile_fileset(files, ctx.cache)
-    except GitconfError as exc:
-        return _finish(ctx, "error", str(exc))
-    except Exception as exc:  # a bug of gitconf's must not pass for a healthy poll
-        log.exception("compiling %s failed", head[:12])
-        ctx.cache = CompileCache()  # it may hold half of what the failed compile did
-        problem = Problem(
-            None, f"internal error compiling this commit: {exc.__class__.__name__}: {exc}"
-        )
-        result = CompileResult(None, [problem])
-        sha = head
-    ctx.metrics.compile_seconds.observe(time.perf_counter() - started)
-    if result.revision is None:
-        _record(ctx, sha, "rejected", result.problems)
+        reply = ctx.compiler.call(Compile(head, served.revision if served else None))
+    except WorkerDied as died:
+        if died.limit is None:
+            return _failed(ctx, head, f"the compile worker {died.reason}")
+        limit = limit_problem(died, ctx.compiler.timeout, ctx.compiler.max_memory)
+        reply = Refused(head, [limit], limit=True)
+    finally:
+        ctx.metrics.compile_seconds.observe(time.perf_counter() - started)
+    if isinstance(reply, Failed):
+        return _failed(ctx, head, f"compiling {head[:12]} failed: {reply.message}")
+    if isinstance(reply, Refused):
+        _record(ctx, head, "rejected", reply.problems)
         ctx.metrics.rejected.inc()
-        log.warning("rejected %s: %d problem(s)", sha[:12], len(result.problems))
+        log.warning("rejected %s: %d problem(s)", head[:12], len(reply.problems))
         for reject_hook in ctx.on_rejected:
-            _safely(reject_hook, sha, result.problems)
+            _safely(reject_hook, head, reply.problems)
         return _finish(ctx, "rejected")
-    previous = ctx.publisher.served
-    base = previous.snapshot if previous is not None else None
-    snapshot = snapshot_of(sha, result.revision, _now_iso(), base)
-    new = ctx.publisher.publish(snapshot)
+    assert isinstance(reply, Built)
+    try:
+        new = _publish(ctx, reply, served)
+    except Exception as exc:  # a bug of gitconf's must not pass for a healthy poll
+        log.exception("publishing %s failed", head[:12])
+        return _failed(ctx, head, f"publishing {head[:12]} failed: {exc.__class__.__name__}: {exc}")
+    ctx.warmed = (head, ctx.compiler.restarts)
     ctx.metrics.published.inc()
-    ctx.metrics.set_served(sha)
-    _record(ctx, sha, "published")
-    log.info("published %s", sha[:12])
+    ctx.metrics.set_served(head)
+    _record(ctx, head, "published")
+    log.info("published %s", head[:12])
     for publish_hook in ctx.on_published:
-        _safely(publish_hook, previous, new)
+        _safely(publish_hook, served, new)
     return _finish(ctx, "published")
+
+
+def _publish(ctx: PollContext, built: Built, served: ServedRevision | None) -> ServedRevision:
+    now = _now_iso()
+    new = from_built(built, served, published_at=now, explainer=ctx.explainer)
+    if new is None:
+        # The worker's idea of the served revision was not ours: take every body.
+        full = ctx.compiler.call(Revision(built.sha))
+        if not isinstance(full, Built):
+            raise GitconfError(f"the compile worker could not send every body: {full}")
+        new = from_built(full, None, published_at=now, explainer=ctx.explainer)
+        assert new is not None
+        if served is not None and built.base == served.revision:
+            new.base, new.changed = built.base, built.changed
+    return ctx.publisher.publish(new)
+
+
+def _warm(ctx: PollContext, served: ServedRevision) -> None:
+    """Have the compile worker hold the served revision (after a restart of either), so the
+    next push compiles incrementally and sends only what changed."""
+    if ctx.warmed == (served.revision, ctx.compiler.restarts):
+        return
+    try:
+        reply = ctx.compiler.call(Adopt(served.revision))
+    except WorkerDied as died:
+        log.warning("the compile worker could not load the served revision: %s", died.reason)
+        return
+    if isinstance(reply, dict):
+        ctx.warmed = (served.revision, ctx.compiler.restarts)
+        if reply != served.etags():
+            log.warning(
+                "revision %s compiles to other bodies than the persisted ones (a new gitconf?); "
+                "they are served from the next commit on",
+                served.revision[:12],
+            )
+    else:
+        log.warning("the compile worker could not load the served revision: %s", reply)
+
+
+def _failed(ctx: PollContext, head: str, message: str) -> str:
+    """gitconf failed, not the commit: record an error, and try again at the next poll."""
+    log.error("%s", message)
+    _record(ctx, head, "error", [Problem(None, message)])
+    return _finish(ctx, "error", message)
 
 
 def _known_rejected(ctx: PollContext, head: str) -> bool:
     if ctx.status.last_result == "rejected" and ctx.status.head == head:
         return True
     try:
-        return ctx.revisions.state_of(head) == "rejected"
+        verdict = ctx.revisions.verdict(head)
     except Exception as exc:  # the store is down: compile again rather than stop serving
         ctx.status.store_error = str(exc)
         return False
+    # A rejection by another gitconf or other limits is made again: it may differ now.
+    return verdict is not None and verdict.state == "rejected" and verdict.made_by == ctx.made_by
 
 
 def _record(ctx: PollContext, sha: str, state: str, problems: list[Problem] | None = None) -> None:
     try:
-        ctx.revisions.record(sha, state, problems)
+        ctx.revisions.record(sha, state, problems, ctx.made_by)
         ctx.status.store_error = None
     except Exception as exc:  # a locked or full database must not stop publishing
         log.error("cannot record %s as %s in the store: %s", sha[:12], state, exc)

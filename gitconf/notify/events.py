@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
-
-from gitconf.core.diff import diff_values
 
 __all__ = [
     "CHANGED",
@@ -49,18 +47,24 @@ class Change(NamedTuple):
 def change_set(
     old_etags: Mapping[tuple[str, str], str],
     new_etags: Mapping[tuple[str, str], str],
-    old_values: Mapping[tuple[str, str], Any],
-    new_values: Mapping[tuple[str, str], Any],
+    keys: Mapping[tuple[str, str], Sequence[str]],
+    config_of: Callable[[tuple[str, str]], Any] = lambda _key: None,
 ) -> list[Change]:
-    """Every config whose ETag changed, appeared or vanished, sorted by (environment, service)."""
+    """Every config whose ETag changed, appeared or vanished, sorted by (environment, service).
+
+    keys holds the changed key paths of each (from the compile worker); config_of gives a
+    config's new value, for subscribers that want it in the event.
+    """
     changes = []
     for key in sorted(old_etags.keys() | new_etags.keys()):
         before, after = old_etags.get(key), new_etags.get(key)
         if before == after:
             continue
         kind: Kind = "added" if before is None else "removed" if after is None else "changed"
-        keys = tuple(k.key for k in diff_values(old_values.get(key), new_values.get(key)))
-        changes.append(Change(key[0], key[1], kind, after, before, keys, new_values.get(key)))
+        config = config_of(key) if after is not None else None
+        changes.append(
+            Change(key[0], key[1], kind, after, before, tuple(keys.get(key, ())), config)
+        )
     return changes
 
 

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitconf.errors import Problem
 from gitconf.metrics import Metrics
@@ -45,6 +45,19 @@ RETENTION = dt.timedelta(days=7)  # finished deliveries are kept this long, for 
 PRUNE_EVERY = 3600.0  # seconds
 
 
+ConfigKey = tuple[str, str]
+# An older revision's ETags, and the changed keys of each config from it to a newer one.
+ChangesFrom = tuple[dict[ConfigKey, str], dict[ConfigKey, tuple[str, ...]]]
+
+
+class Base(NamedTuple):
+    """The revision a change set is measured from."""
+
+    revision: str
+    etags: dict[ConfigKey, str]
+    keys: dict[ConfigKey, tuple[str, ...]] | None = None
+
+
 def new_event_id() -> str:
     """A fresh event id (also the webhook-id of every attempt)."""
     return "evt_" + uuid.uuid4().hex
@@ -65,7 +78,7 @@ class Notifier:
         environ: Mapping[str, str],
         base_url: str,
         cursor_key: str,
-        load_revision: Callable[[str], ServedRevision] | None = None,
+        changes_between: Callable[[str, str], ChangesFrom | None] | None = None,
         exclusive_store: bool = False,
         migrate: Callable[[], object] | None = None,
         descends: Callable[[str, str], bool] | None = None,
@@ -79,7 +92,9 @@ class Notifier:
         self.environ = environ
         self.base_url = base_url
         self.cursor_key = cursor_key
-        self.load_revision = load_revision
+        # The ETags of an older revision and the changed keys from it to a newer one (from the
+        # compile worker), for a change set whose base is not a revision this process served.
+        self.changes_between = changes_between
         self.exclusive_store = exclusive_store
         # Whether a commit descends from another, as far as this server's clone knows.
         self.descends = descends or (lambda _commit, _ancestor: False)
@@ -91,7 +106,9 @@ class Notifier:
         )
         self._pruned_at = 0.0
         self._lock = threading.RLock()
-        self._known: OrderedDict[str, ServedRevision] = OrderedDict()
+        # The ETags of recent revisions (not their bodies: a base/_all.yaml commit changes
+        # every body, and four whole revisions would be four times the served bytes).
+        self._known: OrderedDict[str, dict[tuple[str, str], str]] = OrderedDict()
         # The previous revision of a change set that could not be written to a store without
         # a cursor yet: the next write diffs against it rather than taking a new baseline.
         self._missed_base: ServedRevision | None = None
@@ -140,7 +157,7 @@ class Notifier:
                     assert self._migrate is not None
                     self._migrate()
                     self._schema_ready = True
-                self.subscriptions.sync_manifest(new.snapshot.subscriptions)
+                self.subscriptions.sync_manifest(new.subscriptions)
                 self._write(previous, new, adopt_unknown=False)
             except Exception as exc:
                 self._failed(f"queueing the changes of {new.revision[:12]}", exc)
@@ -200,7 +217,7 @@ class Notifier:
                 if self.outbox.cursor(self.cursor_key) == served.revision:
                     self.store_error = None  # the store answers, and holds what is served
                     return
-                self.subscriptions.sync_manifest(served.snapshot.subscriptions)
+                self.subscriptions.sync_manifest(served.subscriptions)
                 self._write(None, served, adopt_unknown=True)
             except Exception as exc:
                 self._failed("catching up on the outbox", exc)
@@ -232,12 +249,17 @@ class Notifier:
             # ahead of this one, or the branch was rolled back): writing from here would
             # move the cursor back and tell subscribers of a change back to an older commit.
             return
+        base: Base | None = None
         if cursor is None:
-            base = previous or self._missed_base
+            start = previous or self._missed_base
+            if start is not None:
+                base = Base(start.revision, start.etags())
         elif previous is not None and previous.revision == cursor:
-            base = previous
+            base = Base(previous.revision, previous.etags())
         else:
-            base = self._revision(cursor) or (None if adopt_unknown else previous)
+            base = self._revision(cursor, new)
+            if base is None and not adopt_unknown and previous is not None:
+                base = Base(previous.revision, previous.etags())
             if base is None:
                 log.warning(
                     "cannot read revision %s to diff against; notifications resume from %s",
@@ -264,17 +286,21 @@ class Notifier:
                 superseded,
             )
 
-    def _rows(self, base: ServedRevision | None, new: ServedRevision) -> list[dict[str, Any]]:
+    def _rows(self, base: Base, new: ServedRevision) -> list[dict[str, Any]]:
         subs = [s for s in self.subscriptions.all(active_only=True) if CHANGED in s.events]
         if not subs:
             return []
+        keys = base.keys
+        if keys is None:
+            keys = new.changed if new.base == base.revision else self._keys(base.revision, new)
+        with_config = any(s.include_config for s in subs)
         changes = change_set(
-            {k: b.etag for k, b in base.json.items()} if base else {},
-            {k: b.etag for k, b in new.json.items()},
-            base.snapshot.values if base else {},
-            new.snapshot.values,
+            base.etags,
+            new.etags(),
+            keys,
+            (lambda key: new.value(*key)) if with_config else (lambda _key: None),
         )
-        previous = base.revision if base else None
+        previous = base.revision
         stamp = iso(utcnow()) or ""
         rows = []
         for change in changes:
@@ -336,19 +362,31 @@ class Notifier:
     def _remember(self, served: ServedRevision | None) -> None:
         if served is None:
             return
-        self._known[served.revision] = served
+        self._known[served.revision] = served.etags()
         self._known.move_to_end(served.revision)
         while len(self._known) > KNOWN_REVISIONS:
             self._known.popitem(last=False)
 
-    def _revision(self, sha: str) -> ServedRevision | None:
+    def _revision(self, sha: str, new: ServedRevision) -> Base | None:
+        """The ETags of revision sha (and the keys changed from it to new, if the compile
+        worker had to be asked anyway)."""
         known = self._known.get(sha)
-        if known is not None or self.load_revision is None:
-            return known
+        if known is not None:
+            return Base(sha, known)
+        found = self._changes(sha, new)
+        return Base(sha, found[0], found[1]) if found is not None else None
+
+    def _keys(self, sha: str, new: ServedRevision) -> dict[tuple[str, str], tuple[str, ...]]:
+        found = self._changes(sha, new)
+        return found[1] if found is not None else {}
+
+    def _changes(self, sha: str, new: ServedRevision) -> ChangesFrom | None:
+        if self.changes_between is None:
+            return None
         try:
-            return self.load_revision(sha)
+            return self.changes_between(sha, new.revision)
         except Exception as exc:
-            log.warning("cannot load revision %s: %s", sha[:12], exc)
+            log.warning("cannot compare revision %s with %s: %s", sha[:12], new.revision[:12], exc)
             return None
 
     def _failed(self, what: str, exc: Exception) -> None:

@@ -6,15 +6,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gitconf.notify import api, status
-from gitconf.notify.notifier import Notifier
+from gitconf.notify.notifier import ChangesFrom, Notifier
 from gitconf.notify.openapi import PATHS
 from gitconf.notify.outbox import Outbox
 from gitconf.notify.policy import DeliveryPolicy
 from gitconf.notify.subscriptions import SubscriptionStore
 from gitconf.notify.targets import TargetPolicy
-from gitconf.served import ServedRevision
 from gitconf.server.host import BodyRoute
 from gitconf.store.outbox import migrate
+from gitconf.worker.messages import ChangesBetween
 
 if TYPE_CHECKING:
     from gitconf.bootstrap import Server
@@ -24,10 +24,11 @@ __all__ = ["install"]
 
 def install(server: Server) -> None:
     """Add webhook notifications to a Server being built."""
-    refs = server.reader.refs
+    compiler = server.compiler
 
-    def load_revision(sha: str) -> ServedRevision:
-        return refs.get(sha, None)
+    def changes_between(old: str, new: str) -> ChangesFrom | None:
+        reply = compiler.call(ChangesBetween(old, new), wait=60.0)
+        return reply if isinstance(reply, tuple) else None
 
     notifier = Notifier(
         outbox=Outbox(server.engine),
@@ -39,7 +40,7 @@ def install(server: Server) -> None:
         environ=server.environ,
         base_url=server.settings.base_url(),
         cursor_key=server.state_dir.name,
-        load_revision=load_revision,
+        changes_between=changes_between,
         # A SQLite file in the state dir has one server: a restart may take back its leases.
         exclusive_store=server.engine.dialect.name == "sqlite",
         migrate=lambda: migrate(server.engine),

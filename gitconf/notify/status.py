@@ -27,7 +27,7 @@ def problems(notifier: Notifier) -> list[dict[str, Any]]:
     if notifier.worker.last_error:
         out.append(_problem("delivery_worker", f"notifications: {notifier.worker.last_error}"))
     served = notifier.publisher.served
-    for doc in served.snapshot.subscriptions if served else ():
+    for doc in served.subscriptions if served else ():
         where = f"{doc.get('source') or 'gitconf.yaml'}: subscription {doc['name']!r}"
         env = doc.get("secret_env")
         if not env:

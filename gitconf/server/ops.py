@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gitconf.core.diff import diff_configs, to_doc
+from gitconf.core.diff import to_doc
 from gitconf.git.remote import redact
 from gitconf.server.app import deps, json_response
 from gitconf.server.auth import Principal, visible_problems
@@ -39,12 +39,18 @@ def healthz() -> Response:
 @bp.get("/readyz")
 def readyz() -> Response:
     """A revision is loaded and served (it stays so while the remote is down)."""
-    served = deps().publisher.served
+    publisher = deps().publisher
+    served = publisher.served
     if served is None:
         return json_response(
             {"status": "not_ready", "message": "no valid revision loaded yet"}, 503
         )
-    return json_response({"status": "ready", "revision": served.revision})
+    doc: dict[str, Any] = {"status": "ready", "revision": served.revision}
+    if publisher.persist_behind:
+        # Serving is fine; a restart now would serve an older revision (or none).
+        doc["persistence"] = "behind"
+        doc["persisted_revision"] = publisher.persist.persisted
+    return json_response(doc)
 
 
 @bp.get("/metrics")
@@ -68,16 +74,15 @@ def environments() -> Response:
     d = deps()
     principal = d.reader.principal(request.headers.get("Authorization"))
     served = d.reader.revision(request.args.get("ref"), principal)
-    snap = served.snapshot
     return json_response(
         {
             "revision": served.revision,
             "environments": [
                 {
                     "name": env,
-                    "services": [s for s in snap.services if (env, s) in snap.values],
+                    "services": [s for s in served.services if served.has(env, s)],
                 }
-                for env in snap.environments
+                for env in served.environments
                 if principal.can_read(env)
             ],
         }
@@ -99,7 +104,7 @@ def status() -> Response:
     doc = {
         "ready": served is not None,
         "revision": served.revision if served else None,
-        "published_at": served.snapshot.published_at if served else None,
+        "published_at": served.published_at if served else None,
         "repo": redact(d.settings.repo),
         "branch": d.settings.branch,
         "poll": {
@@ -112,12 +117,45 @@ def status() -> Response:
             "branch_head": poll.head,
         },
         "store": {"ok": store_error is None, "error": store_error},
+        "persistence": {
+            "revision": d.publisher.persist.persisted,
+            "behind": d.publisher.persist_behind,
+            "error": d.publisher.persist.error,
+        },
+        "compile_worker": {
+            "pid": d.poll.compiler.pid,
+            "timeout": d.poll.compiler.timeout,
+            "max_memory": d.poll.compiler.max_memory,
+            "restarts": d.poll.compiler.restarts,
+            "last_exit": d.poll.compiler.last_death,
+        },
         "rejected": _visible(principal, rejected),
-        "problems": [p for source in d.extras.get("status_problems", []) for p in source()],
+        "problems": [
+            *_serving_problems(d.publisher),
+            *(p for source in d.extras.get("status_problems", []) for p in source()),
+        ],
     }
     for name, section in d.extras.get("status_sections", {}).items():
         doc[name] = section()
     return json_response(doc)
+
+
+def _serving_problems(publisher: Any) -> list[dict[str, Any]]:
+    """What an operator must fix about the served revision's persistence."""
+    out = []
+    if publisher.persist.error:
+        out.append(
+            {"source": "persistence", "code": "persist_failed", "message": publisher.persist.error}
+        )
+    if publisher.persist.load_error:
+        out.append(
+            {
+                "source": "persistence",
+                "code": "snapshot_unusable",
+                "message": publisher.persist.load_error,
+            }
+        )
+    return out
 
 
 @bp.get("/v1/revisions")
@@ -150,13 +188,9 @@ def diff() -> Response:
         raise ApiError(400, "missing_from", "give the older revision as ?from=<commit|branch|tag>")
     old = d.reader.revision(start, principal)
     new = d.reader.revision(request.args.get("to"), principal)
-    readable = {k: v for k, v in old.snapshot.values.items() if principal.can_read(k[0])}
-    newer = {k: v for k, v in new.snapshot.values.items() if principal.can_read(k[0])}
-    order = [*new.snapshot.environments, *old.snapshot.environments]
-    return json_response(
-        {
-            "from": old.revision,
-            "to": new.revision,
-            "changes": to_doc(diff_configs(readable, newer, order)),
-        }
-    )
+    changes = [
+        c
+        for c in d.reader.refs.diff(old.revision, new.revision)
+        if principal.can_read(c.environment)
+    ]
+    return json_response({"from": old.revision, "to": new.revision, "changes": to_doc(changes)})

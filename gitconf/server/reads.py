@@ -1,7 +1,7 @@
 """The config read path, shared by the Flask view and the fast WSGI dispatch in front of it.
 
-A read is a lookup of bytes prepared at publish time; nothing here touches Git or YAML
-except `?ref=`, which compiles an older revision once and keeps it in a small LRU cache.
+A read is a lookup of bytes prepared at publish time; nothing here touches YAML. `?ref=`
+asks the compile worker for an older revision once and keeps it in a cache bounded by bytes.
 """
 
 from __future__ import annotations
@@ -12,17 +12,25 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
 
-from gitconf.core.compile import compile_fileset
+from gitconf.core.diff import ConfigChange
 from gitconf.core.render import RenderError
-from gitconf.errors import GitconfError, UsageError
+from gitconf.errors import GitconfError, Problem, UsageError
 from gitconf.git.remote import Mirror
-from gitconf.runtime import collector_paused
-from gitconf.served import Body, Publisher, ServedRevision, prepare, snapshot_of
+from gitconf.served import Body, Publisher, ServedRevision, from_built
 from gitconf.server.auth import Auth, Principal, visible_problems
 from gitconf.server.errors import ApiError
 from gitconf.store.revisions import problem_doc
+from gitconf.worker.messages import DiffBetween, Explain, Failed, Refused, Revision
+from gitconf.worker.proxy import CompileWorker, WorkerBusy, WorkerDied, limit_problem
 
-__all__ = ["ConfigReader", "RefCache", "Reply", "etag_matches", "negotiate"]
+__all__ = [
+    "ConfigReader",
+    "RefCache",
+    "Reply",
+    "etag_matches",
+    "negotiate",
+    "worker_explainer",
+]
 
 FORMATS = {"json", "yaml", "env"}
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -71,19 +79,72 @@ def _rendered(make: Callable[[], Body | None], what: str, fmt: str) -> Body | No
         ) from None
 
 
-class RefCache:
-    """Revisions other than the served one, compiled on demand from the mirror; LRU-bounded."""
+REF_WAIT = 30.0  # seconds a ?ref= read waits for the compile worker before a 503
+EXPLAIN_WAIT = 10.0  # likewise for an explain of the served revision
+REF_CACHE_BYTES = 64 * 1024 * 1024
+REJECTIONS_KEPT = 64
 
-    def __init__(self, mirror: Mirror | None, size: int) -> None:
+
+def _busy(what: str) -> ApiError:
+    return ApiError(
+        503,
+        "compile_worker_busy",
+        f"{what} needs the compile worker, which is busy compiling another revision; retry shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
+def worker_explainer(compiler: CompileWorker | None) -> Callable[[str, str, str], bytes | None]:
+    """Explain documents from the compile worker; ApiError 503 when it is busy or failed."""
+
+    def explain(sha: str, env: str, service: str) -> bytes | None:
+        if compiler is None:
+            return None
+        try:
+            reply = compiler.call(Explain(sha, env, service), wait=EXPLAIN_WAIT)
+        except WorkerBusy:
+            raise _busy(f"the provenance of {env}/{service}") from None
+        except WorkerDied as died:
+            raise ApiError(
+                503,
+                "compile_worker_failed",
+                f"the compile worker ended while explaining {env}/{service}: {died.reason}",
+                headers={"Retry-After": "5"},
+            ) from None
+        if isinstance(reply, Failed):
+            raise ApiError(500, "explain_failed", f"explaining {env}/{service}: {reply.message}")
+        return reply if isinstance(reply, bytes) else None
+
+    return explain
+
+
+class RefCache:
+    """Revisions other than the served one, compiled on demand by the compile worker.
+
+    One compile per commit however many requests ask at once (single flight); valid revisions
+    kept up to a total of REF_CACHE_BYTES of bodies, least recently used dropped; rejected
+    ones are remembered too, so asking again answers 422 from memory.
+    """
+
+    def __init__(
+        self,
+        mirror: Mirror | None,
+        compiler: CompileWorker | None,
+        explainer: Callable[[str, str, str], bytes | None] | None = None,
+        max_bytes: int = REF_CACHE_BYTES,
+    ) -> None:
         self.mirror = mirror
-        self.size = size
+        self.compiler = compiler
+        self.explainer = explainer
+        self.max_bytes = max_bytes
         self._cache: OrderedDict[str, ServedRevision] = OrderedDict()
+        self._bytes = 0
+        self._rejected: OrderedDict[str, list[Problem]] = OrderedDict()
+        self._flights: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def get(
-        self, ref: str, served: ServedRevision | None, principal: Principal | None = None
-    ) -> ServedRevision:
-        """The revision a ref names; ApiError 404 if unknown, 422 if that commit is invalid."""
+    def resolve(self, ref: str) -> str:
+        """The commit a ref names; ApiError 400 for a malformed ref, 404 for an unknown one."""
         if self.mirror is None:
             raise ApiError(404, "unknown_ref", "this server has no repository to read refs from")
         # A branch, tag or commit, optionally ~N or ^: no revparse searches (`:/text`,
@@ -96,34 +157,111 @@ class RefCache:
         ):
             raise ApiError(400, "bad_ref", f"{ref!r} is not a branch, tag or commit")
         try:
-            sha, files = self.mirror.fileset(ref)
+            return self.mirror.resolve(ref)
         except (UsageError, GitconfError):
             raise ApiError(
                 404, "unknown_ref", f"unknown ref {ref!r}: no branch, tag or commit of that name"
             ) from None
+
+    def get(
+        self, ref: str, served: ServedRevision | None, principal: Principal | None = None
+    ) -> ServedRevision:
+        """The revision a ref names; ApiError 404 if unknown, 422 if that commit is invalid."""
+        sha = self.resolve(ref)
         if served is not None and served.revision == sha:
             return served
+        while True:
+            with self._lock:
+                hit = self._cache.get(sha)
+                if hit is not None:
+                    self._cache.move_to_end(sha)
+                    return hit
+                problems = self._rejected.get(sha)
+                if problems is not None:
+                    raise _invalid(ref, sha, problems, principal)
+                flight = self._flights.get(sha)
+                if flight is None:
+                    self._flights[sha] = threading.Event()
+                    break
+            # Another request compiles this commit now: wait for it, then look again.
+            if not flight.wait(REF_WAIT):
+                raise _busy(f"revision {sha[:12]}")
+        try:
+            compiled = self._compile(sha)
+        finally:
+            with self._lock:
+                self._flights.pop(sha).set()
+        if isinstance(compiled, list):
+            raise _invalid(ref, sha, compiled, principal)
+        return compiled
+
+    def _compile(self, sha: str) -> ServedRevision | list[Problem]:
+        assert self.compiler is not None
+        try:
+            reply = self.compiler.call(Revision(sha), wait=REF_WAIT)
+        except WorkerBusy:
+            raise _busy(f"revision {sha[:12]}") from None
+        except WorkerDied as died:
+            if died.limit is None:
+                raise ApiError(
+                    503,
+                    "compile_worker_failed",
+                    f"the compile worker ended while compiling {sha[:12]}: {died.reason}",
+                    headers={"Retry-After": "5"},
+                ) from None
+            reply = Refused(
+                sha, [limit_problem(died, self.compiler.timeout, self.compiler.max_memory)]
+            )
+        if isinstance(reply, Failed):
+            raise ApiError(500, "compile_failed", f"compiling {sha[:12]}: {reply.message}")
         with self._lock:
-            hit = self._cache.get(sha)
-            if hit is not None:
-                self._cache.move_to_end(sha)
-                return hit
-        with collector_paused():
-            result = compile_fileset(files)
-        if result.revision is None:
-            shown = visible_problems(principal, [problem_doc(p) for p in result.problems])
+            if isinstance(reply, Refused):
+                self._rejected[sha] = reply.problems
+                while len(self._rejected) > REJECTIONS_KEPT:
+                    self._rejected.popitem(last=False)
+                return reply.problems
+            compiled = from_built(reply, None, explainer=self.explainer)
+            assert compiled is not None
+            size = compiled.size()
+            self._cache[sha] = compiled
+            self._bytes += size
+            while self._bytes > self.max_bytes and len(self._cache) > 1:
+                _, dropped = self._cache.popitem(last=False)
+                self._bytes -= dropped.size()
+            return compiled
+
+    def diff(self, old: str, new: str) -> list[ConfigChange]:
+        """The effective changes between two commits, from the compile worker."""
+        assert self.compiler is not None
+        try:
+            reply = self.compiler.call(DiffBetween(old, new), wait=REF_WAIT)
+        except WorkerBusy:
+            raise _busy("a diff") from None
+        except WorkerDied as died:
+            raise ApiError(
+                503, "compile_worker_failed", f"the compile worker ended: {died.reason}",
+                headers={"Retry-After": "5"},
+            ) from None  # fmt: skip
+        if isinstance(reply, Refused):
             raise ApiError(
                 422,
                 "invalid_revision",
-                f"{ref} ({sha[:12]}) is not a valid revision: {len(result.problems)} problem(s)",
-                problems=[p["text"] for p in shown],
+                f"{reply.sha[:12]} is not a valid revision: {len(reply.problems)} problem(s)",
             )
-        compiled = prepare(snapshot_of(sha, result.revision))
-        with self._lock:
-            self._cache[sha] = compiled
-            while len(self._cache) > self.size:
-                self._cache.popitem(last=False)
-        return compiled
+        if isinstance(reply, Failed):
+            raise ApiError(500, "diff_failed", reply.message)
+        changes: list[ConfigChange] = reply
+        return changes
+
+
+def _invalid(ref: str, sha: str, problems: list[Problem], principal: Principal | None) -> ApiError:
+    shown = visible_problems(principal, [problem_doc(p) for p in problems])
+    return ApiError(
+        422,
+        "invalid_revision",
+        f"{ref} ({sha[:12]}) is not a valid revision: {len(problems)} problem(s)",
+        problems=[p["text"] for p in shown],
+    )
 
 
 class ConfigReader:
@@ -187,12 +325,12 @@ class ConfigReader:
 
     def not_found(self, served: ServedRevision, env: str, service: str | None) -> ApiError:
         """The 404 for an unknown environment or service, naming what exists."""
-        if env not in served.snapshot.environments:
-            known = ", ".join(served.snapshot.environments)
+        if env not in served.environments:
+            known = ", ".join(served.environments)
             return ApiError(
                 404, "unknown_environment", f"unknown environment {env!r}; known: {known}"
             )
-        known = ", ".join(served.snapshot.services)
+        known = ", ".join(served.services)
         return ApiError(404, "unknown_service", f"unknown service {service!r}; known: {known}")
 
     def config(

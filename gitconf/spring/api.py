@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from typing import Any
 
@@ -18,7 +19,7 @@ from werkzeug.routing import BaseConverter
 
 from gitconf.core.layers import RESERVED_SERVICES
 from gitconf.core.render import to_json, to_yaml
-from gitconf.served import Body, ServedRevision, Snapshot
+from gitconf.served import Body, ServedRevision
 from gitconf.server.app import deps
 from gitconf.server.auth import Principal
 from gitconf.server.errors import ApiError
@@ -122,11 +123,15 @@ def labelled_document(label: str, document: str) -> Response:
 def _environment(service: str, text: str, label: str | None) -> Response:
     principal, served = _begin(label)
     profiles = _profiles(text)
-    snap = served.snapshot
-    if service not in snap.services:
-        raise _unknown_service(snap, service)
-    envs = _readable(principal, snap, service, profiles)
+    if service not in served.services:
+        raise _unknown_service(served, service)
+    envs = _readable(principal, served, service, profiles)
     v2 = V2_JSON in request.headers.get("Accept", "")
+
+    def origins(env: str) -> dict[str, str]:
+        explain = served.explain_body(env, service)
+        leaves = json.loads(explain.data)["leaves"] if explain is not None else []
+        return {leaf["key"]: leaf["source"] for leaf in leaves}
 
     def build() -> bytes:
         sources = [
@@ -134,10 +139,8 @@ def _environment(service: str, text: str, label: str | None) -> Response:
                 env,
                 service,
                 served.revision,
-                snap.values[(env, service)],
-                {leaf["key"]: leaf["source"] for leaf in snap.explain[(env, service)]}
-                if v2
-                else None,
+                served.value(env, service),
+                origins(env) if v2 else None,
             )
             for env in reversed(envs)  # the last profile wins, so it comes first
         ]
@@ -152,15 +155,14 @@ def _document(name: str, label: str | None) -> Response:
     principal, served = _begin(label)
     stem, ext = name.rsplit(".", 1)
     fmt = DOCUMENT_FORMATS[ext]
-    snap = served.snapshot
-    readings = split_document(stem, snap.services, snap.environments)
+    readings = split_document(stem, served.services, served.environments)
     if not readings:
         raise ApiError(
             404,
             "unknown_document",
             f"cannot read {stem!r} as <service>-<environment>: no service and environment of "
-            f"revision {served.revision[:12]} match; services: {', '.join(snap.services)}; "
-            f"environments: {', '.join(snap.environments)}",
+            f"revision {served.revision[:12]} match; services: {', '.join(served.services)}; "
+            f"environments: {', '.join(served.environments)}",
         )
     if len(readings) > 1:
         both = " or ".join(r.describe() for r in readings)
@@ -172,10 +174,10 @@ def _document(name: str, label: str | None) -> Response:
             readings=[{"service": r.service, "profiles": list(r.profiles)} for r in readings],
         )
     service, profiles = readings[0]
-    envs = _readable(principal, snap, service, profiles)
+    envs = _readable(principal, served, service, profiles)
 
     def build() -> bytes:
-        value = merge_profiles([snap.values[(env, service)] for env in envs])
+        value = merge_profiles([served.value(env, service) for env in envs])
         if fmt == "json":
             return to_json(value)
         return to_yaml(value) if fmt == "yaml" else to_properties(value)
@@ -217,10 +219,10 @@ def _profiles(text: str) -> tuple[str, ...]:
 
 
 def _readable(
-    principal: Principal, snap: Snapshot, service: str, profiles: tuple[str, ...]
+    principal: Principal, served: ServedRevision, service: str, profiles: tuple[str, ...]
 ) -> tuple[str, ...]:
     """The profiles that are environments; 404 if none is, 403 if one may not be read."""
-    envs = tuple(p for p in profiles if p in snap.environments)
+    envs = tuple(p for p in profiles if p in served.environments)
     if not envs:
         hint = (
             "; Spring asks for 'default' when no profile is active: set spring.profiles.active"
@@ -231,21 +233,21 @@ def _readable(
             404,
             "unknown_environment",
             f"no environment among {','.join(profiles)!r}; known: "
-            f"{', '.join(snap.environments)}{hint}",
+            f"{', '.join(served.environments)}{hint}",
         )
     for env in envs:
         if not principal.can_read(env):
             raise ApiError(
                 403, "forbidden", f"token {principal.name!r} may not read environment {env!r}"
             )
-    if any((env, service) not in snap.values for env in envs):
-        raise _unknown_service(snap, service)
+    if any(not served.has(env, service) for env in envs):
+        raise _unknown_service(served, service)
     return envs
 
 
-def _unknown_service(snap: Snapshot, service: str) -> ApiError:
+def _unknown_service(served: ServedRevision, service: str) -> ApiError:
     return ApiError(
-        404, "unknown_service", f"unknown service {service!r}; known: {', '.join(snap.services)}"
+        404, "unknown_service", f"unknown service {service!r}; known: {', '.join(served.services)}"
     )
 
 

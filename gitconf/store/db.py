@@ -8,20 +8,36 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-__all__ = ["create_schema", "insert_ignore", "make_engine", "metadata", "revisions"]
+__all__ = [
+    "LEGACY_REVISIONS",
+    "create_schema",
+    "insert_ignore",
+    "make_engine",
+    "metadata",
+    "revisions",
+    "upsert",
+]
 
 metadata = sa.MetaData()
 
+# Every head a server saw, by the repository and branch it tracks (one store may serve several)
+# and the commit: published, rejected (with the gitconf that rejected it) or error.
 revisions = sa.Table(
-    "revisions",
+    "revision_log",
     metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
     sa.Column("sha", sa.String(64), primary_key=True),
     sa.Column("branch", sa.String(255), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),  # published | rejected
+    sa.Column("state", sa.String(16), nullable=False),  # published | rejected | error
     sa.Column("problems", sa.JSON, nullable=False, default=list),
+    # What made the verdict: a rejection holds only for the same gitconf and compile limits.
+    sa.Column("made_by", sa.String(128), nullable=False, default=""),
     sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+# The table before revision_log, keyed by sha alone: read once into revision_log.
+LEGACY_REVISIONS = "revisions"
 
 
 def make_engine(url: str) -> Engine:
@@ -47,6 +63,19 @@ def create_schema(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(7428190312)"))
         metadata.create_all(conn)
+
+
+def upsert(engine: Engine, table: sa.Table, keys: list[str], update: list[str]) -> Any:
+    """An INSERT that updates the columns in update when a row with the same keys exists."""
+    if engine.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(table)
+    elif engine.dialect.name == "sqlite":
+        stmt = sqlite.insert(table)
+    else:
+        raise NotImplementedError(f"no upsert for {engine.dialect.name}")
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={name: stmt.excluded[name] for name in update}
+    )
 
 
 def insert_ignore(engine: Engine, table: sa.Table) -> Any:

@@ -23,9 +23,15 @@ A, B = "a" * 40, "b" * 40
 def test_a_change_set_holds_what_changed_appeared_or_vanished() -> None:
     old_etags = {("prod", "pay"): '"1"', ("prod", "search"): '"2"', ("prod", "gone"): '"3"'}
     new_etags = {("prod", "pay"): '"9"', ("prod", "search"): '"2"', ("prod", "new"): '"4"'}
-    old_values = {("prod", "pay"): {"db": {"max": 1}, "x": 1}, ("prod", "gone"): {"k": 1}}
+    # The compile worker's changed keys (tests/server/test_served.py checks them against a
+    # cold diff).
+    keys = {
+        ("prod", "pay"): ("db.max", "x", "y"),
+        ("prod", "gone"): ("k",),
+        ("prod", "new"): ("n",),
+    }
     new_values = {("prod", "pay"): {"db": {"max": 2}, "y": 1}, ("prod", "new"): {"n": 1}}
-    changes = change_set(old_etags, new_etags, old_values, new_values)
+    changes = change_set(old_etags, new_etags, keys, new_values.__getitem__)
     assert changes == [
         Change("prod", "gone", "removed", None, '"3"', ("k",), None),
         Change("prod", "new", "added", '"4"', None, ("n",), {"n": 1}),
@@ -42,8 +48,9 @@ def test_a_change_set_holds_what_changed_appeared_or_vanished() -> None:
 
 
 def test_no_base_means_every_config_appeared() -> None:
-    changes = change_set({}, {("s", "p"): '"1"'}, {}, {("s", "p"): {"a": 1}})
+    changes = change_set({}, {("s", "p"): '"1"'}, {})
     assert [c.kind for c in changes] == ["added"]
+    assert changes[0].keys == ()
 
 
 @pytest.mark.parametrize(

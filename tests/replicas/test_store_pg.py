@@ -33,7 +33,7 @@ def test_replicas_starting_at_once_create_the_schema_once(pg_url: str) -> None:
     assert errors == []
     with engines[0].connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
-    assert {"revisions", "replicas"} <= tables
+    assert {"revision_log", "replicas"} <= tables
     for engine in engines:
         engine.dispose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from gitconf.testing import commit_all, git
 def served_value(server: Server, env: str, service: str) -> object:
     served = server.publisher.served
     assert served is not None
-    return served.snapshot.values[(env, service)]
+    return served.value(env, service)
 
 
 def test_first_tick_publishes_the_branch_head(server: Server, repo: Path) -> None:
@@ -26,14 +27,10 @@ def test_first_tick_publishes_the_branch_head(server: Server, repo: Path) -> Non
     }
 
 
-def test_unchanged_branch_does_nothing_more(server: Server, monkeypatch) -> None:
-    import gitconf.jobs.poll as poll
-
-    def no_compile(*args: object) -> None:
-        raise AssertionError("an unchanged branch must not be compiled")
-
-    monkeypatch.setattr(poll, "compile_fileset", no_compile)
+def test_unchanged_branch_does_nothing_more(server: Server) -> None:
+    compiles = server.compiler.sent["Compile"]
     assert server.poller.run_once() == "unchanged"
+    assert server.compiler.sent["Compile"] == compiles, "an unchanged branch is not compiled"
 
 
 def test_valid_commit_replaces_the_served_revision(server: Server, repo: Path) -> None:
@@ -46,7 +43,7 @@ def test_valid_commit_replaces_the_served_revision(server: Server, repo: Path) -
 
 
 def test_invalid_commit_is_rejected_and_the_last_good_keeps_serving(
-    server: Server, repo: Path, monkeypatch
+    server: Server, repo: Path
 ) -> None:
     good = server.publisher.served.revision
     bad = commit_all(repo, "break", {"environments/production/payments.yaml": "db: {port: abc}\n"})
@@ -59,24 +56,21 @@ def test_invalid_commit_is_rejected_and_the_last_good_keeps_serving(
     assert (problem["line"], problem["key"]) == (1, "db.port")
     assert "'abc' is not of type 'integer'" in problem["text"]
 
-    import gitconf.jobs.poll as poll
-
-    monkeypatch.setattr(poll, "compile_fileset", lambda *a: (_ for _ in ()).throw(AssertionError))
+    compiles = server.compiler.sent["Compile"]
     assert server.poller.run_once() == "unchanged"  # not compiled again until the branch moves
+    assert server.compiler.sent["Compile"] == compiles
 
 
 def test_rejected_commit_is_not_compiled_again_after_a_restart(
-    repo: Path, make_server: Callable[..., Server], monkeypatch
+    repo: Path, make_server: Callable[..., Server]
 ) -> None:
     first = make_server(repo)
     first.poller.run_once()
     commit_all(repo, "break", {"base/payments.yaml": "db: [1\n"})
     assert first.poller.run_once() == "rejected"
     second = make_server(repo)
-    import gitconf.jobs.poll as poll
-
-    monkeypatch.setattr(poll, "compile_fileset", lambda *a: (_ for _ in ()).throw(AssertionError))
     assert second.poller.run_once() == "unchanged"
+    assert second.compiler.sent["Compile"] == 0
 
 
 def test_unreachable_remote_keeps_serving_and_recovers(
@@ -145,22 +139,20 @@ def test_restart_serves_the_persisted_revision_without_the_remote(
     assert second.publisher.served.revision == good
 
 
-def test_a_compile_that_crashes_rejects_the_commit_and_says_why(
-    server: Server, repo: Path, monkeypatch
-) -> None:
-    import gitconf.jobs.poll as poll
-
+def test_a_compile_that_crashes_is_an_error_and_is_tried_again(server: Server, repo: Path) -> None:
     good = server.publisher.served.revision
     bad = commit_all(repo, "anything", {"base/_all.yaml": "region: x\n"})
-
-    def crash(*args: object) -> None:
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(poll, "compile_fileset", crash)
-    assert server.poller.run_once() == "rejected"
+    server.compiler.command = [sys.executable, "-m", "tests.worker.faulty"]
+    server.compiler.restart()
+    assert server.poller.run_once(forced=True) == "error"
     assert server.publisher.served.revision == good
-    [record] = server.poll.revisions.recent(state="rejected")
+    assert "RuntimeError: boom" in server.poll.status.last_error
+    [record] = server.poll.revisions.recent(state="error")
     assert record["revision"] == bad
-    assert (
-        "internal error compiling this commit: RuntimeError: boom" in record["problems"][0]["text"]
-    )
+    assert "RuntimeError: boom" in record["problems"][0]["text"]
+    # A bug of gitconf's is not the commit's fault: once it is fixed, the commit is served.
+    server.compiler.command = [sys.executable, "-m", "gitconf.worker"]
+    server.compiler.restart()
+    assert server.poller.run_once(forced=True) == "published"
+    assert server.publisher.served.revision == bad
+    assert server.poll.revisions.recent(state="error") == []

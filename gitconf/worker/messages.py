@@ -1,0 +1,105 @@
+"""What the server and its compile worker say to each other (pickled over a pipe)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from gitconf.errors import Problem
+
+__all__ = [
+    "Adopt",
+    "Built",
+    "ChangesBetween",
+    "Compile",
+    "DiffBetween",
+    "Explain",
+    "Failed",
+    "Refused",
+    "Revision",
+    "Started",
+]
+
+ConfigKey = tuple[str, str]
+
+
+class Compile(NamedTuple):
+    """Compile the commit sha of the mirror; the server serves base now (None: nothing)."""
+
+    sha: str
+    base: str | None
+
+
+class Revision(NamedTuple):
+    """Compile sha (a ref a request names) and send every body: the server has none of it."""
+
+    sha: str
+
+
+class Adopt(NamedTuple):
+    """The server serves sha now: keep its compiled revision, and diff the next one from it."""
+
+    sha: str
+
+
+class Explain(NamedTuple):
+    """The provenance document of one config of a revision."""
+
+    sha: str
+    environment: str
+    service: str
+
+
+class DiffBetween(NamedTuple):
+    """The effective changes, key by key, from one revision to another."""
+
+    old: str
+    new: str
+
+
+class ChangesBetween(NamedTuple):
+    """The changed key paths of every config whose body differs between two revisions."""
+
+    old: str
+    new: str
+
+
+class Started(NamedTuple):
+    """Sent before a compile starts: its largest files, to name if a limit stops it."""
+
+    sha: str
+    largest: list[tuple[str, int]]
+
+
+class Built(NamedTuple):
+    """A valid revision, as publishing needs it.
+
+    `bodies` holds the JSON bodies, by ETag, that the server's base revision does not have;
+    `changed` maps every config whose ETag differs from base's (or that appeared or vanished)
+    to its changed key paths, when base is known to the worker (else `base` is None and every
+    body is sent).
+    """
+
+    sha: str
+    environments: tuple[str, ...]
+    services: tuple[str, ...]
+    subscriptions: tuple[dict[str, Any], ...]
+    etags: dict[ConfigKey, str]
+    bodies: dict[str, bytes]
+    base: str | None
+    changed: dict[ConfigKey, tuple[str, ...]]
+    seconds: float
+
+
+class Refused(NamedTuple):
+    """The commit is invalid (or exceeded a compile limit): every problem found."""
+
+    sha: str
+    problems: list[Problem]
+    limit: bool = False
+
+
+class Failed(NamedTuple):
+    """The worker could not answer, and the commit is not to blame (a bug, an unreadable
+    mirror): the server retries later."""
+
+    message: str
