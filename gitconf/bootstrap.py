@@ -102,7 +102,7 @@ class Server:
         self.reader = ConfigReader(
             self.publisher,
             self.auth,
-            RefCache(self.mirror, self.compiler, explainer),
+            RefCache(self.mirror, self.compiler, explainer, settings.ref_cache_size),
             settings.max_waiters,
             settings.max_wait,
         )
@@ -156,14 +156,15 @@ class Server:
             start()
 
     def stop(self) -> None:
-        """Stop the workers; a poll or delivery in progress finishes first."""
+        """Stop the workers; a poll or delivery in progress finishes first (a compile in
+        progress is abandoned: the next start compiles that commit again)."""
+        self.compiler.close()
         self.poller.stop()
         for stop in reversed(self.on_stop):
             try:
                 stop()
             except Exception:
                 log.exception("stopping a part failed")
-        self.compiler.close()
         self.engine.dispose()
 
 

@@ -95,12 +95,12 @@ def tick(ctx: PollContext) -> str:
         head = local
     finally:
         ctx.metrics.fetch_seconds.observe(time.perf_counter() - started)
-    status.head = head
+    previous_head, status.head = status.head, head
     served = ctx.publisher.served
     if served is not None and served.revision == head:
         _warm(ctx, served)
         return _finish(ctx, "error" if fetch_error else "unchanged", fetch_error)
-    if _known_rejected(ctx, head):
+    if _known_rejected(ctx, head, previous_head):
         return _finish(ctx, "error" if fetch_error else "unchanged", fetch_error)
     result = _compile(ctx, head, served)
     if fetch_error and result != "error":
@@ -114,6 +114,8 @@ def _compile(ctx: PollContext, head: str, served: ServedRevision | None) -> str:
     try:
         reply = ctx.compiler.call(Compile(head, served.revision if served else None))
     except WorkerDied as died:
+        if ctx.compiler.closed:
+            return _finish(ctx, "error", "the server is stopping")
         if died.limit is None:
             return _failed(ctx, head, f"the compile worker {died.reason}")
         limit = limit_problem(died, ctx.compiler.timeout, ctx.compiler.max_memory)
@@ -189,8 +191,8 @@ def _failed(ctx: PollContext, head: str, message: str) -> str:
     return _finish(ctx, "error", message)
 
 
-def _known_rejected(ctx: PollContext, head: str) -> bool:
-    if ctx.status.last_result == "rejected" and ctx.status.head == head:
+def _known_rejected(ctx: PollContext, head: str, previous_head: str | None) -> bool:
+    if ctx.status.last_result == "rejected" and previous_head == head:
         return True
     try:
         verdict = ctx.revisions.verdict(head)

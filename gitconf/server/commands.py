@@ -43,6 +43,8 @@ def _configure_logging(level: str) -> None:
     )
     # APScheduler logs every run of the poll job at INFO: noise at a 2 s interval.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # A poll that waits for a long compile makes the interval job skip runs: expected, not news.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 def run(settings: Settings, banner: str | None = None) -> None:

@@ -122,7 +122,7 @@ class RefCache:
     """Revisions other than the served one, compiled on demand by the compile worker.
 
     One compile per commit however many requests ask at once (single flight); valid revisions
-    kept up to a total of REF_CACHE_BYTES of bodies, least recently used dropped; rejected
+    kept up to `size` of them and max_bytes of bodies, least recently used dropped; rejected
     ones are remembered too, so asking again answers 422 from memory.
     """
 
@@ -131,11 +131,13 @@ class RefCache:
         mirror: Mirror | None,
         compiler: CompileWorker | None,
         explainer: Callable[[str, str, str], bytes | None] | None = None,
+        size: int = 8,
         max_bytes: int = REF_CACHE_BYTES,
     ) -> None:
         self.mirror = mirror
         self.compiler = compiler
         self.explainer = explainer
+        self.size = size
         self.max_bytes = max_bytes
         self._cache: OrderedDict[str, ServedRevision] = OrderedDict()
         self._bytes = 0
@@ -225,7 +227,9 @@ class RefCache:
             size = compiled.size()
             self._cache[sha] = compiled
             self._bytes += size
-            while self._bytes > self.max_bytes and len(self._cache) > 1:
+            while (self._bytes > self.max_bytes or len(self._cache) > self.size) and len(
+                self._cache
+            ) > 1:
                 _, dropped = self._cache.popitem(last=False)
                 self._bytes -= dropped.size()
             return compiled

@@ -104,6 +104,11 @@ class CompileWorker:
         self._closed = False
 
     @property
+    def closed(self) -> bool:
+        """Whether close() was called: the server is stopping."""
+        return self._closed
+
+    @property
     def pid(self) -> int | None:
         """The worker's process id, if one runs."""
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
@@ -167,7 +172,9 @@ class CompileWorker:
                 proc.kill()
                 code = proc.wait()
         limit = None
-        if code == -signal.SIGXCPU:
+        if self._closed:
+            reason = "the server is stopping"
+        elif code == -signal.SIGXCPU:
             limit, reason = "timeout", f"past compile.timeout ({self.timeout:g} s of CPU time)"
         elif code == EXIT_MEMORY:
             limit, reason = "memory", f"past compile.max_memory ({_size(self.max_memory)})"

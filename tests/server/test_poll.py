@@ -156,3 +156,13 @@ def test_a_compile_that_crashes_is_an_error_and_is_tried_again(server: Server, r
     assert server.poller.run_once(forced=True) == "published"
     assert server.publisher.served.revision == bad
     assert server.poll.revisions.recent(state="error") == []
+
+
+def test_a_fix_pushed_after_a_rejected_commit_is_compiled_at_the_next_poll(
+    server: Server, repo: Path
+) -> None:
+    commit_all(repo, "break", {"environments/production/payments.yaml": "db: {port: abc}\n"})
+    assert server.poller.run_once() == "rejected"
+    fixed = commit_all(repo, "fix", {"environments/production/payments.yaml": "db: {port: 1}\n"})
+    assert server.poller.run_once() == "published"
+    assert server.publisher.served.revision == fixed
