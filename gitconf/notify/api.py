@@ -22,6 +22,7 @@ from gitconf.notify.targets import TargetRefused, check_url
 from gitconf.resources import own_schema
 from gitconf.server.app import deps, json_response
 from gitconf.server.errors import ApiError, error_body
+from gitconf.server.jsonbody import require_json
 
 __all__ = ["bp"]
 
@@ -75,6 +76,7 @@ def _field(error: ValidationError) -> str | None:
 
 def _body() -> dict[str, Any]:
     """The request's JSON object, checked against schemas/subscription.schema.json."""
+    require_json(request.content_type, "POST /v1/subscriptions")
     if (request.content_length or 0) > MAX_BODY:
         raise ApiError(413, "too_large", f"a subscription is at most {MAX_BODY} bytes of JSON")
     data = request.stream.read(MAX_BODY + 1)  # a chunked body has no Content-Length to check

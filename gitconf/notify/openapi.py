@@ -145,6 +145,7 @@ PATHS: dict[str, Any] = {
                 "401": _ERROR,
                 "403": _ERROR,
                 "413": _ERROR,
+                "415": _ERROR,
                 "503": _ERROR,
             },
         },
