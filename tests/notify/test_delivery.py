@@ -432,6 +432,23 @@ def test_retry_after_holds_every_delivery_to_that_subscriber(
     assert all((later - attempts[0]).total_seconds() >= 0.95 for later in attempts[1:])
 
 
+def test_retry_after_replaces_the_backoff_however_often_it_is_sent(
+    notify_server: Callable[..., Server], repo: Path, receivers: Callable[..., Receiver]
+) -> None:
+    # Backoffs of 0.5, 1, 2, 4 s: a pause longer than asked is the backoff showing through.
+    server = notify_server(delivery={"first_backoff": 0.5, "max_backoff": 600})
+    client = server.app.test_client()
+    busy = receivers(fail_first(4, Reply(429, {"Retry-After": "1"})))
+    sub = subscribe(client, busy.url, environments=["staging"], services=["search"])
+    publish(server, repo, shards(3))
+    deliver_until(server, lambda: busy.accepted(), timeout=30)
+    (delivery,) = deliveries(client, sub["id"])
+    assert [a["status_code"] for a in delivery["attempts"]] == [429, 429, 429, 429, 204]
+    times = [dt.datetime.fromisoformat(a["at"]) for a in delivery["attempts"]]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert all(0.95 <= gap < 2.0 for gap in gaps), gaps
+
+
 def test_a_store_that_is_down_at_start_is_reported_not_fatal(
     tmp_path: Path, repo: Path, make_server: Callable[..., Server]
 ) -> None:
