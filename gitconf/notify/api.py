@@ -29,7 +29,7 @@ bp = Blueprint("subscriptions", __name__)
 
 MAX_BODY = 64 * 1024
 MAX_DEPTH = 32  # a subscription nests 2 deep: an object of lists
-STATES = ("pending", "delivered", "dead", "superseded", "cancelled")
+STATES = ("pending", "delivered", "dead", "gone", "superseded", "cancelled")
 
 
 @bp.errorhandler(SQLAlchemyError)

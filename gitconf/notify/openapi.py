@@ -27,7 +27,7 @@ _EVENTS = {
     "minItems": 1,
     "uniqueItems": True,
 }
-_STATE = {"enum": ["pending", "delivered", "dead", "superseded", "cancelled"]}
+_STATE = {"enum": ["pending", "delivered", "dead", "gone", "superseded", "cancelled"]}
 
 CREATE: dict[str, Any] = {
     "type": "object",

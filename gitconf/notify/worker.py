@@ -360,6 +360,7 @@ class Worker:
         self.counts = counts
         self.metrics.outbox_pending.set(counts.get("pending", 0))
         self.metrics.webhook_dead.set(counts.get("dead", 0))
+        self.metrics.webhook_gone.set(counts.get("gone", 0))
 
 
 def _drain(response: requests.Response) -> None:

@@ -196,10 +196,21 @@ def test_410_gone_disables_the_subscription(
     assert shown["deliveries"] == {
         "pending": 0,
         "delivered": 0,
-        "dead": 1,
+        "dead": 0,
+        "gone": 1,
         "superseded": 0,
         "cancelled": 2,
     }
+    (ended,) = client.get(f"/v1/subscriptions/{sub['id']}/deliveries?state=gone").get_json()[
+        "deliveries"
+    ]
+    assert (ended["state"], ended["last_status"], ended["next_attempt_at"]) == ("gone", 410, None)
+    metrics = client.get("/metrics").text
+    assert "gitconf_webhook_gone_deliveries 1.0" in metrics
+    assert "gitconf_webhook_dead_deliveries 0.0" in metrics
+    assert 'gitconf_webhook_deliveries_total{outcome="gone"} 1.0' in metrics
+    notifications = client.get("/v1/status").get_json()["notifications"]
+    assert (notifications["gone"], notifications["dead"]) == (1, 0)
     publish(server, repo, shards(5))
     assert client.get(f"/v1/subscriptions/{sub['id']}").get_json()["deliveries"]["pending"] == 0
 
