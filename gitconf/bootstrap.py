@@ -121,7 +121,7 @@ class Server:
             plugin(self)
         self.app: Flask = create_app(self.deps, self.blueprints)
         # The WSGI app: the fast read path in front of Flask.
-        self.wsgi = FastReads(self.reader, self.metrics, self.app.wsgi_app)
+        self.wsgi = FastReads(self.reader, self.metrics, self.app.wsgi_app, self.deps.guard)
 
     def _adopt_legacy(self) -> None:
         try:

@@ -73,6 +73,11 @@ class Metrics:
             "Deliveries given up after delivery.max_age, in the store.",
             registry=r,
         )
+        self.webhook_gone = Gauge(
+            "gitconf_webhook_gone_deliveries",
+            "Deliveries whose subscriber answered 410 Gone (which disabled it), in the store.",
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "gitconf_outbox_pending", "Deliveries waiting in the outbox.", registry=r
         )

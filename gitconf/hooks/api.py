@@ -25,12 +25,14 @@ from gitconf.hooks.replay import ReplayCache
 from gitconf.metrics import Metrics
 from gitconf.server.app import json_response
 from gitconf.server.errors import ApiError
+from gitconf.server.jsonbody import nesting_exceeds
 
 __all__ = ["DEFAULT_MAX_BODY", "HookContext", "HookRefused", "make_blueprint"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
+MAX_DEPTH = 64  # JSON nesting: pushes nest about 10 deep (Bitbucket Cloud's)
 GITEA_SIGNATURES = ("X-Gitea-Signature", "X-Forgejo-Signature", "X-Gogs-Signature")
 
 
@@ -240,8 +242,16 @@ def _decode(body: bytes, mimetype: str) -> dict[str, Any]:
         text = body.decode("utf-8")
         if mimetype == "application/x-www-form-urlencoded":
             text = urllib.parse.parse_qs(text, strict_parsing=True)["payload"][0]
+        if nesting_exceeds(text.encode(), MAX_DEPTH):
+            raise HookRefused(
+                "malformed",
+                400,
+                "malformed_body",
+                f"the body nests arrays and objects more than {MAX_DEPTH} levels deep; a push "
+                "event from a Git host nests about 10",
+            )
         doc = json.loads(text)
-    except (ValueError, KeyError, RecursionError) as exc:
+    except (ValueError, KeyError) as exc:
         raise HookRefused(
             "malformed",
             400,

@@ -6,7 +6,6 @@ about (and, with include_config, the contents of) every config its globs match.
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
@@ -22,13 +21,15 @@ from gitconf.notify.targets import TargetRefused, check_url
 from gitconf.resources import own_schema
 from gitconf.server.app import deps, json_response
 from gitconf.server.errors import ApiError, error_body
+from gitconf.server.jsonbody import read_json
 
 __all__ = ["bp"]
 
 bp = Blueprint("subscriptions", __name__)
 
 MAX_BODY = 64 * 1024
-STATES = ("pending", "delivered", "dead", "superseded", "cancelled")
+MAX_DEPTH = 32  # a subscription nests 2 deep: an object of lists
+STATES = ("pending", "delivered", "dead", "gone", "superseded", "cancelled")
 
 
 @bp.errorhandler(SQLAlchemyError)
@@ -75,15 +76,14 @@ def _field(error: ValidationError) -> str | None:
 
 def _body() -> dict[str, Any]:
     """The request's JSON object, checked against schemas/subscription.schema.json."""
-    if (request.content_length or 0) > MAX_BODY:
-        raise ApiError(413, "too_large", f"a subscription is at most {MAX_BODY} bytes of JSON")
-    data = request.stream.read(MAX_BODY + 1)  # a chunked body has no Content-Length to check
-    if len(data) > MAX_BODY:
-        raise ApiError(413, "too_large", f"a subscription is at most {MAX_BODY} bytes of JSON")
-    try:
-        doc = json.loads(data or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    doc = read_json(
+        request,
+        what="POST /v1/subscriptions",
+        limit=MAX_BODY,
+        max_depth=MAX_DEPTH,
+        shape="a subscription is an object of strings and lists of strings "
+        "(see gitconf's schemas/subscription.schema.json)",
+    )
     if not isinstance(doc, dict):
         raise ApiError(
             400, "invalid_subscription", 'the body must be a JSON object such as {"url": "..."}'

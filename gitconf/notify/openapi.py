@@ -27,7 +27,7 @@ _EVENTS = {
     "minItems": 1,
     "uniqueItems": True,
 }
-_STATE = {"enum": ["pending", "delivered", "dead", "superseded", "cancelled"]}
+_STATE = {"enum": ["pending", "delivered", "dead", "gone", "superseded", "cancelled"]}
 
 CREATE: dict[str, Any] = {
     "type": "object",
@@ -145,6 +145,7 @@ PATHS: dict[str, Any] = {
                 "401": _ERROR,
                 "403": _ERROR,
                 "413": _ERROR,
+                "415": _ERROR,
                 "503": _ERROR,
             },
         },

@@ -230,8 +230,9 @@ class Outbox:
     ) -> None:
         """Log an attempt and move the delivery on, in one transaction.
 
-        delivered: done; retry: due again at next_at; dead: given up; gone: the subscriber
-        answered 410, so the subscription is disabled and its other deliveries cancelled.
+        delivered: done; retry: due again at next_at; dead: given up after max_age; gone: the
+        subscriber answered 410 Gone (state `gone`), so the subscription is disabled and its
+        other deliveries cancelled.
         With worker and lease_until, the worker's other leased rows of the same subscription
         are renewed, so a long batch keeps its claim.
         """
@@ -266,8 +267,8 @@ class Outbox:
             elif outcome == "retry":
                 assert next_at is not None
                 extra = {"next_attempt_at": next_at}
-            else:
-                extra = {"state": "dead"}
+            else:  # dead or gone: the state of that name
+                extra = {"state": outcome}
             moved = conn.execute(
                 deliveries.update()
                 .where(this, deliveries.c.state.in_(states))

@@ -74,6 +74,7 @@ def section(notifier: Notifier) -> dict[str, Any]:
         "pending": counts.get("pending", 0),
         "delivered": counts.get("delivered", 0),
         "dead": counts.get("dead", 0),
+        "gone": counts.get("gone", 0),
         "superseded": counts.get("superseded", 0),
         "store": {"ok": notifier.store_error is None, "error": notifier.store_error},
     }

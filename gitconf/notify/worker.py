@@ -237,12 +237,19 @@ class Worker:
         return made
 
     def _hold(self, sub_id: str, until: dt.datetime | None = None) -> None:
-        """Pause a failing subscriber's lane: about first_backoff, doubling per failure."""
+        """Pause a failing subscriber's lane: until the time its Retry-After asked for, else
+        about first_backoff, doubling per failure.
+
+        What a Retry-After asked replaces the backoff (policy.delay): the subscriber is
+        pacing us, which is no failure to back off further from.
+        """
         with self._lock:
+            if until is not None:
+                self._holds[sub_id] = until
+                return
             failures = self._failures[sub_id] = self._failures.get(sub_id, 0) + 1
-            delay = backoff(failures, self.policy, random.random())
-            held = utcnow() + dt.timedelta(seconds=delay)
-            self._holds[sub_id] = max(held, until) if until is not None else held
+            wait = backoff(failures, self.policy, random.random())
+            self._holds[sub_id] = utcnow() + dt.timedelta(seconds=wait)
 
     def _session(self, sub_id: str) -> requests.Session:
         with self._lock:
@@ -353,6 +360,7 @@ class Worker:
         self.counts = counts
         self.metrics.outbox_pending.set(counts.get("pending", 0))
         self.metrics.webhook_dead.set(counts.get("dead", 0))
+        self.metrics.webhook_gone.set(counts.get("gone", 0))
 
 
 def _drain(response: requests.Response) -> None:

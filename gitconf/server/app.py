@@ -42,6 +42,13 @@ def create_app(dependencies: Deps, blueprints: Iterable[Blueprint] | None = None
     for blueprint in [config_api.bp, ops.bp, *(blueprints or ())]:
         app.register_blueprint(blueprint)
 
+    @app.before_request
+    def _guard() -> None:
+        # Before routing, so an unknown path or a 405 is refused alike (gitconf.server.guard).
+        refused = dependencies.guard.refusal(request.environ)
+        if refused is not None:
+            raise refused
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return Response(

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from gitconf.metrics import Metrics
 from gitconf.served import ServedRevision
 from gitconf.server.errors import ApiError, error_parts
+from gitconf.server.guard import Guard
 from gitconf.server.reads import ConfigReader, Reply, etag_matches, negotiate
 
 __all__ = ["STATUS_LINES", "FastReads"]
@@ -30,6 +31,7 @@ _SIMPLE_QUERIES = {"": None, "format=json": "json", "format=yaml": "yaml", "form
 # through ConfigReader, so a client inventing headers cannot grow memory.
 _MAX_ENTRIES = 20_000
 _MAX_GRANTS = 10_000
+_MAX_HOSTS = 256  # loopback Host values seen (names, addresses and ports vary)
 
 
 class _Entry(NamedTuple):
@@ -51,13 +53,30 @@ class _Cache(NamedTuple):
     grants: set[tuple[str | None, str]]
 
 
+def _owned(path: str, query: str) -> tuple[str, str] | None:
+    """(environment, service) of a read this path answers; None for any other request."""
+    if not path.startswith(_PREFIX) or query not in _SIMPLE_QUERIES:
+        return None
+    env, sep, service = path[_PREFIX_LEN:].partition("/")
+    if not sep or not env or not service or "/" in service:
+        return None
+    return env, service
+
+
 class FastReads:
     """WSGI middleware: serve plain config reads directly, pass everything else on."""
 
-    def __init__(self, reader: ConfigReader, metrics: Metrics, app: WSGIApp) -> None:
+    def __init__(
+        self, reader: ConfigReader, metrics: Metrics, app: WSGIApp, guard: Guard | None = None
+    ) -> None:
         self.reader = reader
         self.app = app
+        self.guard = guard if guard is not None else Guard.of(reader.auth.enabled)
         self._metrics = metrics
+        # Without tokens only loopback Host values are answered: the ones found so, so that
+        # the check is a set lookup on the hot path (the cache below is not keyed by Host).
+        self._loopback_only = self.guard.loopback_only
+        self._hosts: set[str] = set()
         self._cache = _Cache(None, {}, set())
         # Requests counted per thread (by thread id, which a new thread may reuse) without a
         # lock, added to the Prometheus counter on scrape.
@@ -71,6 +90,15 @@ class FastReads:
         method = environ.get("REQUEST_METHOD")
         if method != "GET" and method != "HEAD":
             return None
+        if self._loopback_only:
+            host = environ.get("HTTP_HOST")
+            if host is not None and host not in self._hosts:
+                refused = self.guard.misdirected(host)
+                if refused is not None:
+                    return self._refuse(environ, refused, method == "HEAD")
+                if len(self._hosts) >= _MAX_HOSTS:
+                    self._hosts.clear()
+                self._hosts.add(host)
         cache = self._cache
         served = self.reader.publisher.served
         if cache.served is not served:
@@ -91,6 +119,14 @@ class FastReads:
             return reply
         return self._resolve(environ, key, cache, method == "HEAD")
 
+    def _refuse(self, environ: Mapping[str, Any], exc: ApiError, head: bool) -> Reply | None:
+        """A refusal of a read this path owns; None for the others, which Flask refuses."""
+        if _owned(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")) is None:
+            return None
+        status, headers, body = error_parts(exc)
+        self._count(status)
+        return Reply(status, headers, b"" if head else body)
+
     def _resolve(
         self,
         environ: Mapping[str, Any],
@@ -100,11 +136,10 @@ class FastReads:
     ) -> Reply | None:
         """A read not seen before: through ConfigReader; remember it if it succeeded."""
         path, query, accept = key
-        if not path.startswith(_PREFIX) or query not in _SIMPLE_QUERIES:
+        owned = _owned(path, query)
+        if owned is None:
             return None
-        env, sep, service = path[_PREFIX_LEN:].partition("/")
-        if not sep or not env or not service or "/" in service:
-            return None
+        env, service = owned
         authorization = environ.get("HTTP_AUTHORIZATION")
         try:
             fmt = negotiate(_SIMPLE_QUERIES[query], accept)

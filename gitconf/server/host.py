@@ -122,7 +122,8 @@ class GranianDispatch:
         method, path = scope.get("REQUEST_METHOD", ""), scope.get("PATH_INFO", "")
         for route in self.body_routes:
             if route.matches(method, path):
-                if not route.admit(scope):
+                # The app refuses these from their headers alone (gitconf.server.guard).
+                if not route.admit(scope) or self.fast.guard.refusal(scope) is not None:
                     return b""
                 declared = scope.get("CONTENT_LENGTH") or ""
                 if declared.isdigit() and int(declared) > route.limit:

@@ -236,7 +236,8 @@ def document(base_url: str, extra_paths: Iterable[Mapping[str, Any]] = ()) -> di
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A token from the server settings; scopes admin or read:<env glob>. "
-                    "Not required when the server has no tokens (loopback only).",
+                    "Not required when the server has no tokens (loopback only; a request "
+                    "for a Host that is not a loopback name or address is then 421).",
                 }
             },
             "schemas": {

@@ -54,7 +54,8 @@ deliveries = sa.Table(
     sa.Column("revision", sa.String(64), nullable=False),
     sa.Column("previous_revision", sa.String(64), nullable=True),
     sa.Column("body", sa.Text, nullable=False),
-    # pending | delivered | dead | superseded | cancelled
+    # pending | delivered | dead (undelivered after max_age) | gone (the subscriber answered
+    # 410) | superseded | cancelled
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
@@ -98,10 +99,11 @@ OWN_TABLES = (subscriptions, deliveries, attempts, outbox_cursor)
 
 
 def migrate(engine: Engine) -> list[str]:
-    """Create the missing tables and add columns that a newer gitconf defines; the changes made.
+    """Create the missing tables and add columns that a newer gitconf defines; what was done.
 
     Only additive changes are made in place (new tables, new nullable or defaulted columns),
-    which is all this schema has needed so far.
+    which is all this schema has needed so far. Rows an older gitconf wrote are brought to
+    today's meaning: a delivery ended by a 410 was recorded `dead`, and is `gone`.
     """
     done: list[str] = []
     with engine.begin() as conn:
@@ -118,7 +120,16 @@ def migrate(engine: Engine) -> list[str]:
                     continue
                 kind = column.type.compile(dialect=engine.dialect)
                 conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-                done.append(f"{table.name}.{column.name}")
+                done.append(f"added column {table.name}.{column.name}")
+        if deliveries.name in existing:
+            # A 410 ends a delivery at once, so a dead one whose last answer was 410 is gone.
+            regone = conn.execute(
+                deliveries.update()
+                .where(deliveries.c.state == "dead", deliveries.c.last_status == 410)
+                .values(state="gone")
+            ).rowcount
+            if regone:
+                done.append(f"marked {regone} delivery(ies) ended by a 410 gone, not dead")
     for change in done:
-        log.info("store: added column %s", change)
+        log.info("store: %s", change)
     return done

@@ -229,6 +229,26 @@ def test_a_malformed_body_is_400(
     assert counted(server, provider_of(variant), "malformed") == 1
 
 
+@pytest.mark.parametrize("depth", [65, 5_000])
+def test_a_deeply_nested_body_is_400_saying_so(
+    depth: int, server: Server, client: Any, polls: list[str]
+) -> None:
+    body = b'{"ref": "refs/heads/main", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    headers = {
+        "Content-Type": "application/json",
+        **signed_push("github", MAIN, BEFORE, "2" * 40)[0],
+    }
+    headers.update(signature_headers("github", body))
+    response = post(client, "github", headers, body)
+    assert response.status_code == 400
+    assert error_code(response) == "malformed_body"
+    assert response.get_json()["error"]["message"] == (
+        "the body nests arrays and objects more than 64 levels deep; a push event from a Git "
+        "host nests about 10"
+    )
+    assert polls == []
+
+
 @pytest.mark.parametrize(
     "variant, event, doc",
     [

@@ -167,3 +167,37 @@ def test_the_openapi_document_has_the_subscription_routes(client: Any) -> None:
     assert "get" in doc["paths"]["/v1/subscriptions/{sub_id}/deliveries"]
     routes = {r.rule for r in client.application.url_map.iter_rules()}
     assert {"/v1/subscriptions", "/v1/subscriptions/<sub_id>/deliveries"} <= routes
+
+
+@pytest.mark.parametrize("depth", [33, 1_000, 30_000])
+def test_deeply_nested_json_is_400_before_it_is_parsed(client: Any, depth: int) -> None:
+    body = '{"url": "http://127.0.0.1:9/", "name": ' + "[" * depth + "]" * depth + "}"
+    response = client.post("/v1/subscriptions", data=body, content_type="application/json")
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "too_deep"
+    assert error["message"] == (
+        "the body nests arrays and objects more than 32 levels deep; a subscription is an "
+        "object of strings and lists of strings (see gitconf's schemas/subscription.schema.json)"
+    )
+    assert client.get("/v1/subscriptions").get_json()["subscriptions"] == []
+
+
+def test_brackets_in_strings_are_not_nesting(client: Any) -> None:
+    name = '[{\\"[' * 50  # 150 openings, escaped quotes: all in one string
+    body = '{"url": "http://127.0.0.1:9/", "name": "' + name + '"}'
+    response = client.post("/v1/subscriptions", data=body, content_type="application/json")
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["name"] == name.replace('\\"', '"')
+    at_limit = '{"url": "http://127.0.0.1:9/", "name": ' + "[" * 31 + "]" * 31 + "}"
+    response = client.post("/v1/subscriptions", data=at_limit, content_type="application/json")
+    assert response.get_json()["error"]["code"] == "invalid_subscription", "parsed, then checked"
+
+
+@pytest.mark.parametrize("limit", ["9" * 5000, "-1", "1e3", "0x10", "nan"])
+def test_query_numbers_that_are_not_small_integers_are_400(client: Any, limit: str) -> None:
+    sub = client.post("/v1/subscriptions", json={"url": "http://127.0.0.1:9/"}).get_json()
+    for path in (f"/v1/subscriptions/{sub['id']}/deliveries", "/v1/revisions"):
+        response = client.get(path, query_string={"limit": limit})
+        assert response.status_code == 400, (path, response.get_json())
+        assert response.get_json()["error"]["code"] == "bad_limit"

@@ -196,10 +196,21 @@ def test_410_gone_disables_the_subscription(
     assert shown["deliveries"] == {
         "pending": 0,
         "delivered": 0,
-        "dead": 1,
+        "dead": 0,
+        "gone": 1,
         "superseded": 0,
         "cancelled": 2,
     }
+    (ended,) = client.get(f"/v1/subscriptions/{sub['id']}/deliveries?state=gone").get_json()[
+        "deliveries"
+    ]
+    assert (ended["state"], ended["last_status"], ended["next_attempt_at"]) == ("gone", 410, None)
+    metrics = client.get("/metrics").text
+    assert "gitconf_webhook_gone_deliveries 1.0" in metrics
+    assert "gitconf_webhook_dead_deliveries 0.0" in metrics
+    assert 'gitconf_webhook_deliveries_total{outcome="gone"} 1.0' in metrics
+    notifications = client.get("/v1/status").get_json()["notifications"]
+    assert (notifications["gone"], notifications["dead"]) == (1, 0)
     publish(server, repo, shards(5))
     assert client.get(f"/v1/subscriptions/{sub['id']}").get_json()["deliveries"]["pending"] == 0
 
@@ -430,6 +441,23 @@ def test_retry_after_holds_every_delivery_to_that_subscriber(
     )
     assert len(attempts) == 4
     assert all((later - attempts[0]).total_seconds() >= 0.95 for later in attempts[1:])
+
+
+def test_retry_after_replaces_the_backoff_however_often_it_is_sent(
+    notify_server: Callable[..., Server], repo: Path, receivers: Callable[..., Receiver]
+) -> None:
+    # Backoffs of 0.5, 1, 2, 4 s: a pause longer than asked is the backoff showing through.
+    server = notify_server(delivery={"first_backoff": 0.5, "max_backoff": 600})
+    client = server.app.test_client()
+    busy = receivers(fail_first(4, Reply(429, {"Retry-After": "1"})))
+    sub = subscribe(client, busy.url, environments=["staging"], services=["search"])
+    publish(server, repo, shards(3))
+    deliver_until(server, lambda: busy.accepted(), timeout=30)
+    (delivery,) = deliveries(client, sub["id"])
+    assert [a["status_code"] for a in delivery["attempts"]] == [429, 429, 429, 429, 204]
+    times = [dt.datetime.fromisoformat(a["at"]) for a in delivery["attempts"]]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert all(0.95 <= gap < 2.0 for gap in gaps), gaps
 
 
 def test_a_store_that_is_down_at_start_is_reported_not_fatal(

@@ -184,7 +184,8 @@ def test_410_disables_the_subscription_and_cancels_the_rest(
     found = subs.get(sub)
     assert found is not None and not found.active
     assert "410 Gone" in (found.disabled_reason or "")
-    assert outbox.counts() == {"dead": 1, "cancelled": 1}
+    assert outbox.counts() == {"gone": 1, "cancelled": 1}
+    assert [d["service"] for d in outbox.deliveries(sub, state="gone")] == ["a"]
     assert [s.id for s in subs.all(active_only=True)] == []
 
 
@@ -230,11 +231,28 @@ def test_migrate_adds_columns_a_newer_version_defines(tmp_path: Path) -> None:
         conn.exec_driver_sql(
             "CREATE TABLE outbox_cursor (key VARCHAR(64) PRIMARY KEY, revision VARCHAR(64) NOT NULL)"
         )
-    assert migrate(engine) == ["outbox_cursor.updated_at"]
+    assert migrate(engine) == ["added column outbox_cursor.updated_at"]
     assert migrate(engine) == []
     Outbox(engine).set_cursor("k", R1)
     assert Outbox(engine).cursor("k") == R1
     engine.dispose()
+
+
+def test_migrate_makes_the_deliveries_an_older_gitconf_ended_on_a_410_gone(
+    engine: Engine, outbox: Outbox, subs: SubscriptionStore
+) -> None:
+    sub = subs.create(url="http://127.0.0.1/", secret=SECRET).id
+    outbox.enqueue([row(sub, "prod", s, R1) for s in ("a", "b", "c")], R1)
+    with engine.begin() as conn:  # as gitconf wrote them before `gone` existed
+        for service, status in (("a", 410), ("b", 500)):
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.service == service)
+                .values(state="dead", last_status=status)
+            )
+    assert migrate(engine) == ["marked 1 delivery(ies) ended by a 410 gone, not dead"]
+    assert migrate(engine) == []
+    assert [s for _, _, s in states(engine)] == ["gone", "dead", "pending"]
 
 
 def test_concurrent_claims_never_share_a_row(

@@ -62,6 +62,10 @@ def compare(server: Server, path: str, headers: dict[str, str]) -> Any:
         ("/v1/config/production/payments?format=xml", {}, 400),
         ("/v1/config/nowhere/payments", {}, 404),
         ("/v1/config/production/nothing", {}, 404),
+        # Without tokens, a Host that is not loopback (DNS rebinding) is refused alike.
+        ("/v1/config/production/payments", {"Host": "attacker.example:8080"}, 421),
+        ("/v1/config/production/payments?format=yaml", {"Host": "attacker.example"}, 421),
+        ("/v1/config/production/payments", {"Host": "[::1]:8080"}, 200),
     ],
 )
 def test_open_server_paths_agree(

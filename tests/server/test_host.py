@@ -209,6 +209,10 @@ def test_only_admitted_body_routes_have_their_body_read(server: Any) -> None:
         ("POST", "/v1/hooks/github", {}, [11], b"0123456789A"),
         ("POST", "/v1/hooks/github", {"CONTENT_LENGTH": "5"}, [11], b"0123456789A"),
         ("POST", "/v1/hooks/github", {"CONTENT_LENGTH": "11"}, [], b""),
+        # What the app refuses from the headers (gitconf.server.guard) is not read either.
+        ("POST", "/v1/hooks/github", {"HTTP_ORIGIN": "https://evil.example"}, [], b""),
+        ("POST", "/v1/hooks/github", {"HTTP_HOST": "evil.example:8080"}, [], b""),
+        ("POST", "/v1/hooks/github", {"HTTP_HOST": "127.0.0.1:8080"}, [11], b"0123456789A"),
     ]
     for method, path, headers, asked, got in cases:
         body = Body(b"0123456789ABCDEF")
