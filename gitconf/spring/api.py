@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -27,6 +29,8 @@ from gitconf.spring.cache import BodyCache
 from gitconf.spring.names import (
     DEFAULT_LABELS,
     DOCUMENT_FORMATS,
+    BadName,
+    check_name,
     parse_label,
     parse_profiles,
     split_document,
@@ -120,7 +124,7 @@ def labelled_document(label: str, document: str) -> Response:
 
 
 def _environment(service: str, text: str, label: str | None) -> Response:
-    principal, served = _begin(label)
+    principal, served = _begin(label, application=service, profiles=text)
     profiles = _profiles(text)
     snap = served.snapshot
     if service not in snap.services:
@@ -149,7 +153,7 @@ def _environment(service: str, text: str, label: str | None) -> Response:
 
 
 def _document(name: str, label: str | None) -> Response:
-    principal, served = _begin(label)
+    principal, served = _begin(label, document=name)
     stem, ext = name.rsplit(".", 1)
     fmt = DOCUMENT_FORMATS[ext]
     snap = served.snapshot
@@ -185,10 +189,28 @@ def _document(name: str, label: str | None) -> Response:
     return _reply(body, served, profiles, envs)
 
 
-def _begin(label: str | None) -> tuple[Principal, ServedRevision]:
-    """The caller (401 first, as for every read) and the revision the label names."""
+@contextmanager
+def _names() -> Iterator[None]:
+    """A name of the request that gitconf refuses to read is a 400 naming the limit."""
+    try:
+        yield
+    except BadName as exc:
+        raise ApiError(400, exc.code, exc.message, limit=exc.limit) from None
+
+
+def _begin(label: str | None, **names: str) -> tuple[Principal, ServedRevision]:
+    """The caller (401 first, as for every read) and the revision the label names.
+
+    The label and the other names of the request (application=..., profiles=...) are checked
+    in between: a 400 for a name gitconf will not read, before any work is done on it.
+    """
     reader = deps().reader
     principal = reader.principal(bearer(request.headers.get("Authorization")))
+    with _names():
+        for what, text in names.items():
+            check_name(what, text)
+        if label is not None:
+            check_name("label", label)
     branch = deps().settings.branch
     # The server mirrors one branch: it answers to its name, and to the label Spring
     # clients send by default when it is main or master.

@@ -8,7 +8,10 @@ from typing import NamedTuple
 __all__ = [
     "DEFAULT_LABELS",
     "DOCUMENT_FORMATS",
+    "MAX_NAME_LENGTH",
+    "BadName",
     "Reading",
+    "check_name",
     "parse_label",
     "parse_profiles",
     "split_document",
@@ -18,6 +21,20 @@ __all__ = [
 DOCUMENT_FORMATS = {"json": "json", "yml": "yaml", "yaml": "yaml", "properties": "properties"}
 # Spring clients ask for "master" (older) or "main" (newer) when no label is configured.
 DEFAULT_LABELS = ("main", "master")
+# The longest name one path segment of a Spring request may carry: an application, a list of
+# profiles, a label or a document name. Real ones are tens of characters; the bound keeps the
+# work a request makes gitconf do on its names small, whatever it sends.
+MAX_NAME_LENGTH = 1024
+
+
+class BadName(ValueError):
+    """A Spring name gitconf refuses to read: a stable code, a message, the limit it passed."""
+
+    def __init__(self, code: str, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.limit = limit
 
 
 class Reading(NamedTuple):
@@ -30,6 +47,17 @@ class Reading(NamedTuple):
         """The reading in words, for error messages."""
         envs = ",".join(self.profiles)
         return f"service {self.service!r} in environment {envs!r}"
+
+
+def check_name(what: str, text: str) -> None:
+    """BadName if text, the `what` of a request (`application`, `label`, ...), is too long."""
+    if len(text) > MAX_NAME_LENGTH:
+        raise BadName(
+            "name_too_long",
+            f"the {what} {text[:40] + '...'!r} is {len(text)} characters long; gitconf reads "
+            f"Spring names of at most {MAX_NAME_LENGTH} characters: ask with a shorter one",
+            MAX_NAME_LENGTH,
+        )
 
 
 def parse_profiles(text: str) -> tuple[str, ...]:
@@ -50,12 +78,19 @@ def split_document(
     Spring splits at the last hyphen, so it cannot serve `api-production-eu`; here every hyphen
     is tried, and a reading counts when its service exists and at least one of its profiles is
     an environment (Spring ignores profiles it has no config for; so does gitconf).
+
+    Only the hyphens within the longest service name are tried, and the profiles are read only
+    after the part before the hyphen named a service, so the work grows with the stem's length
+    and not with its square.
     """
+    longest = max(map(len, services), default=0)
     readings = []
-    for index, char in enumerate(stem):
-        if char != "-":
-            continue
-        service, profiles = stem[:index], parse_profiles(stem[index + 1 :])
-        if service in services and any(p in environments for p in profiles):
-            readings.append(Reading(service, profiles))
+    index = stem.find("-", 0, longest + 1)
+    while index != -1:
+        service = stem[:index]
+        if service in services:
+            profiles = parse_profiles(stem[index + 1 :])
+            if any(p in environments for p in profiles):
+                readings.append(Reading(service, profiles))
+        index = stem.find("-", index + 1, longest + 1)
     return readings

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from gitconf.spring.names import Reading, parse_label, parse_profiles, split_document
+from gitconf.spring.names import (
+    MAX_NAME_LENGTH,
+    BadName,
+    Reading,
+    check_name,
+    parse_label,
+    parse_profiles,
+    split_document,
+)
 
 SERVICES = {"api", "api-production", "checkout", "web-app"}
 ENVIRONMENTS = {"staging", "production", "production-eu", "eu"}
@@ -64,4 +74,25 @@ def test_split_document(stem: str, readings: list[Reading]) -> None:
 def test_reading_describes_itself() -> None:
     assert Reading("api", ("production", "eu")).describe() == (
         "service 'api' in environment 'production,eu'"
+    )
+
+
+@pytest.mark.parametrize("services", [SERVICES, {"a", "a-", "a-,"}])
+def test_split_document_work_grows_with_the_stem_not_its_square(services: set[str]) -> None:
+    # 16,000 hyphens: reading the profiles after each of them took 10 s of CPU.
+    stem = "a" + "-," * 16000
+    started = time.process_time()
+    assert split_document(stem, services, ENVIRONMENTS) == []
+    assert time.process_time() - started < 2.0
+
+
+def test_check_name_refuses_names_past_the_limit() -> None:
+    check_name("label", "x" * MAX_NAME_LENGTH)
+    with pytest.raises(BadName) as caught:
+        check_name("label", "x" * (MAX_NAME_LENGTH + 1))
+    assert caught.value.code == "name_too_long"
+    assert caught.value.limit == MAX_NAME_LENGTH
+    assert str(caught.value) == (
+        f"the label {'x' * 40 + '...'!r} is {MAX_NAME_LENGTH + 1} characters long; gitconf "
+        f"reads Spring names of at most {MAX_NAME_LENGTH} characters: ask with a shorter one"
     )
