@@ -157,7 +157,8 @@ def _document(name: str, label: str | None) -> Response:
     stem, ext = name.rsplit(".", 1)
     fmt = DOCUMENT_FORMATS[ext]
     snap = served.snapshot
-    readings = split_document(stem, snap.services, snap.environments)
+    with _names():
+        readings = split_document(stem, snap.services, snap.environments)
     if not readings:
         raise ApiError(
             404,
@@ -230,7 +231,8 @@ def _begin(label: str | None, **names: str) -> tuple[Principal, ServedRevision]:
 
 
 def _profiles(text: str) -> tuple[str, ...]:
-    profiles = parse_profiles(text)
+    with _names():
+        profiles = parse_profiles(text)
     if not profiles:
         raise ApiError(
             400, "bad_profiles", f"{text!r} names no environment; give one, or several by comma"

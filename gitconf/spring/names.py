@@ -9,6 +9,7 @@ __all__ = [
     "DEFAULT_LABELS",
     "DOCUMENT_FORMATS",
     "MAX_NAME_LENGTH",
+    "MAX_PROFILES",
     "BadName",
     "Reading",
     "check_name",
@@ -25,6 +26,8 @@ DEFAULT_LABELS = ("main", "master")
 # profiles, a label or a document name. Real ones are tens of characters; the bound keeps the
 # work a request makes gitconf do on its names small, whatever it sends.
 MAX_NAME_LENGTH = 1024
+# The most distinct profiles one request may name; Spring Boot apps activate a handful.
+MAX_PROFILES = 32
 
 
 class BadName(ValueError):
@@ -61,8 +64,20 @@ def check_name(what: str, text: str) -> None:
 
 
 def parse_profiles(text: str) -> tuple[str, ...]:
-    """Comma-separated profiles, blanks dropped: `production,eu` -> ('production', 'eu')."""
-    return tuple(p for p in (part.strip() for part in text.split(",")) if p)
+    """Comma-separated profiles, blanks and repeats dropped: `production,eu` -> ('production', 'eu').
+
+    A repeated profile keeps its first place, as Spring Boot orders its active profiles;
+    BadName past MAX_PROFILES distinct ones.
+    """
+    profiles = tuple(dict.fromkeys(p for p in (part.strip() for part in text.split(",")) if p))
+    if len(profiles) > MAX_PROFILES:
+        raise BadName(
+            "too_many_profiles",
+            f"{len(profiles)} profiles asked for at once; gitconf reads at most {MAX_PROFILES} "
+            "distinct profiles in one request: ask for fewer",
+            MAX_PROFILES,
+        )
+    return profiles
 
 
 def parse_label(text: str) -> str:

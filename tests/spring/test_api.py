@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from gitconf.bootstrap import Server
 from gitconf.core.layers import RESERVED_SERVICES
 from gitconf.spring.api import V2_JSON
-from gitconf.spring.names import MAX_NAME_LENGTH
+from gitconf.spring.names import MAX_NAME_LENGTH, MAX_PROFILES
 from gitconf.testing import commit_all, git, make_repo
 from tests.spring.conftest import FILES, TOKENS, build_server
 
@@ -330,6 +330,36 @@ def test_a_document_name_of_many_hyphens_is_answered_at_once(client: Any) -> Non
     response = client.get("/a" + "-," * (MAX_NAME_LENGTH // 2 - 3) + ".json")
     assert time.process_time() - started < 2.0
     assert code(response) == "unknown_document"
+
+
+def test_repeated_profiles_are_read_once(client: Any, head: str) -> None:
+    # 8,000 repeats of staging made a 19.5 MB answer of 8,000 property sources.
+    many = ",".join(["staging", "production", "kubernetes"] * 30)
+    response = client.get(f"/payments/{many}")
+    assert response.status_code == 200
+    doc = response.get_json()
+    assert doc["profiles"] == ["staging", "production", "kubernetes"]
+    assert [s["name"] for s in doc["propertySources"]] == [
+        f"gitconf:production/payments@{head}",
+        f"gitconf:staging/payments@{head}",
+    ]
+    assert response.headers["X-Gitconf-Ignored-Profiles"] == "kubernetes"
+    assert client.get(f"/payments-{many}.json").get_json() == (
+        client.get("/payments-staging,production.json").get_json()
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/payments/{}", "/payments/{}/main", "/payments-{}.json", "/main/payments-{}.yml"]
+)
+def test_more_profiles_than_the_limit_are_400_naming_it(client: Any, path: str) -> None:
+    profiles = ",".join(["staging", *(f"p{i}" for i in range(MAX_PROFILES))])
+    response = client.get(path.format(profiles))
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "too_many_profiles"
+    assert error["limit"] == MAX_PROFILES
+    assert f"at most {MAX_PROFILES} distinct profiles" in error["message"]
 
 
 def test_a_name_past_the_limit_still_needs_a_token_first(secured: Any) -> None:

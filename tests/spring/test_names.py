@@ -8,6 +8,7 @@ import pytest
 
 from gitconf.spring.names import (
     MAX_NAME_LENGTH,
+    MAX_PROFILES,
     BadName,
     Reading,
     check_name,
@@ -28,10 +29,28 @@ ENVIRONMENTS = {"staging", "production", "production-eu", "eu"}
         (" production , eu ", ("production", "eu")),
         ("production,,eu,", ("production", "eu")),
         (",", ()),
+        # Repeats are dropped, each profile keeping its first place.
+        ("staging,production,staging,production", ("staging", "production")),
+        ("eu, eu,production", ("eu", "production")),
     ],
 )
 def test_parse_profiles(text: str, profiles: tuple[str, ...]) -> None:
     assert parse_profiles(text) == profiles
+
+
+def test_parse_profiles_refuses_more_than_the_limit_of_distinct_profiles() -> None:
+    many = [f"p{i}" for i in range(MAX_PROFILES)]
+    assert parse_profiles(",".join(many + many)) == tuple(many)
+    with pytest.raises(BadName) as caught:
+        parse_profiles(",".join([*many, "one-more"]))
+    assert caught.value.code == "too_many_profiles"
+    assert caught.value.limit == MAX_PROFILES
+    assert str(caught.value) == (
+        f"{MAX_PROFILES + 1} profiles asked for at once; gitconf reads at most {MAX_PROFILES} "
+        "distinct profiles in one request: ask for fewer"
+    )
+    with pytest.raises(BadName):
+        split_document("checkout-" + ",".join([*many, "staging"]), SERVICES, ENVIRONMENTS)
 
 
 @pytest.mark.parametrize(
@@ -56,6 +75,7 @@ def test_parse_label(text: str, label: str) -> None:
             [Reading("api", ("production-eu",)), Reading("api-production", ("eu",))],
         ),
         ("checkout-staging,production", [Reading("checkout", ("staging", "production"))]),
+        ("checkout-staging,staging", [Reading("checkout", ("staging",))]),
         (
             "checkout-production,kubernetes",
             [Reading("checkout", ("production", "kubernetes"))],
