@@ -2,7 +2,8 @@
 
 The routes never shadow gitconf's own: a converter refuses the reserved first segments (`v1`,
 `healthz`, ...), so `/v1/...` keeps its 404s and 405s, and Werkzeug tries static rules first.
-Bodies are built once per (revision, request) and kept in a small LRU with their ETags.
+Bodies are built once per (revision, request) and kept in an LRU bounded by bytes, with their
+ETags.
 """
 
 from __future__ import annotations
