@@ -197,6 +197,8 @@ def _names() -> Iterator[None]:
     try:
         yield
     except BadName as exc:
+        if exc.limit is None:
+            raise ApiError(400, exc.code, exc.message) from None
         raise ApiError(400, exc.code, exc.message, limit=exc.limit) from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import NamedTuple
 
@@ -28,12 +29,14 @@ DEFAULT_LABELS = ("main", "master")
 MAX_NAME_LENGTH = 1024
 # The most distinct profiles one request may name; Spring Boot apps activate a handful.
 MAX_PROFILES = 32
+# Unicode's control characters (category Cc): C0, DEL and C1.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class BadName(ValueError):
     """A Spring name gitconf refuses to read: a stable code, a message, the limit it passed."""
 
-    def __init__(self, code: str, message: str, limit: int) -> None:
+    def __init__(self, code: str, message: str, limit: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -53,13 +56,21 @@ class Reading(NamedTuple):
 
 
 def check_name(what: str, text: str) -> None:
-    """BadName if text, the `what` of a request (`application`, `label`, ...), is too long."""
+    """BadName if text, the `what` of a request (`application`, `label`, ...), is too long
+    or holds a control character (CR, LF, ...: no name has one, and no header can carry it)."""
     if len(text) > MAX_NAME_LENGTH:
         raise BadName(
             "name_too_long",
             f"the {what} {text[:40] + '...'!r} is {len(text)} characters long; gitconf reads "
             f"Spring names of at most {MAX_NAME_LENGTH} characters: ask with a shorter one",
             MAX_NAME_LENGTH,
+        )
+    control = _CONTROL.search(text)
+    if control:
+        raise BadName(
+            "bad_name",
+            f"the {what} {text!r} holds the control character {control.group()!r} at "
+            f"{control.start() + 1}; names are printable text: remove it from the request",
         )
 
 

@@ -362,6 +362,32 @@ def test_more_profiles_than_the_limit_are_400_naming_it(client: Any, path: str) 
     assert f"at most {MAX_PROFILES} distinct profiles" in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "what"),
+    [
+        # An ignored profile is named in a header, which cannot carry a CR or LF: it was 500.
+        ("/payments/staging,x%0Ay", "profiles"),
+        ("/payments/staging,x%0D%0AX-Injected:%20yes", "profiles"),
+        ("/payments/sta%0Dging", "profiles"),
+        ("/payments/staging,%7F", "profiles"),
+        ("/payments/staging,x%C2%85", "profiles"),
+        ("/pay%0Aments/staging", "application"),
+        ("/payments/staging/ma%01in", "label"),
+        ("/payments/staging/%09main", "label"),
+        ("/payments-sta%0Aging.json", "document"),
+        ("/ma%0Din/payments-staging.json", "label"),
+    ],
+)
+def test_control_characters_in_names_are_400(client: Any, path: str, what: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "bad_name"
+    assert error["message"].startswith(f"the {what} ")
+    assert "names are printable text" in error["message"]
+    assert "limit" not in error
+
+
 def test_a_name_past_the_limit_still_needs_a_token_first(secured: Any) -> None:
     assert secured.get(f"/payments/{LONG}").status_code == 401
 

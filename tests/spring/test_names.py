@@ -116,3 +116,20 @@ def test_check_name_refuses_names_past_the_limit() -> None:
         f"the label {'x' * 40 + '...'!r} is {MAX_NAME_LENGTH + 1} characters long; gitconf "
         f"reads Spring names of at most {MAX_NAME_LENGTH} characters: ask with a shorter one"
     )
+
+
+@pytest.mark.parametrize("char", ["\r", "\n", "\x00", "\t", "\x7f", "\x85"])
+def test_check_name_refuses_control_characters(char: str) -> None:
+    with pytest.raises(BadName) as caught:
+        check_name("profiles", f"staging,x{char}y")
+    assert caught.value.code == "bad_name"
+    assert caught.value.limit is None
+    assert str(caught.value) == (
+        f"the profiles {'staging,x' + char + 'y'!r} holds the control character {char!r} at 10; "
+        "names are printable text: remove it from the request"
+    )
+
+
+@pytest.mark.parametrize("text", ["production", "production, eu", "caf\u00e9", "\u2603", "a b"])
+def test_check_name_takes_printable_text(text: str) -> None:
+    check_name("profiles", text)
