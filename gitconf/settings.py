@@ -175,6 +175,8 @@ def load_settings(
     for number in ("poll_interval", "fetch_timeout", "max_wait"):
         if number in values:
             values[number] = float(values[number])
+    if "listen" in values:
+        values["listen"] = _listen_address(values["listen"])
     settings = Settings(**values)
     _check_listen(settings)
     _check_delivery(settings)
@@ -190,13 +192,34 @@ def _check_delivery(settings: Settings) -> None:
         )
 
 
+def _listen_address(listen: str) -> str:
+    """listen with its host as the IP address the server binds: `localhost` is 127.0.0.1.
+
+    The HTTP server binds an address, not a name. localhost (and `*.localhost`, RFC 6761)
+    always means this machine's loopback; any other name could resolve to several addresses,
+    or to another one tomorrow, so it is refused here rather than failing once serving starts.
+    """
+    host, port = listen.rsplit(":", 1)
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return listen
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return f"127.0.0.1:{port}"
+    raise SettingsError(
+        f"listen: {listen!r} names the host {host!r}, and gitconf listens on an IP address: "
+        f"use 127.0.0.1:{port} (this machine only), 0.0.0.0:{port} (every interface; tokens "
+        "required) or the address of one interface"
+    )
+
+
 def _check_listen(settings: Settings) -> None:
     if not 0 < settings.port < 65536:
         raise SettingsError(f"listen: port {settings.port} is out of range")
-    try:
-        loopback = ipaddress.ip_address(settings.host).is_loopback
-    except ValueError:  # a host name: only "localhost" is known to stay on this machine
-        loopback = settings.host == "localhost"
+    loopback = ipaddress.ip_address(settings.host).is_loopback
     if not settings.tokens and not loopback:
         raise SettingsError(
             f"listen: refusing to listen on {settings.listen} without tokens: anyone who reaches it "

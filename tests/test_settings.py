@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,9 +71,7 @@ def test_missing_repo_and_unreadable_file(tmp_path: Path) -> None:
         load_settings({}, environ={}, config_file=str(tmp_path / "missing.yaml"))
 
 
-@pytest.mark.parametrize(
-    "listen", ["0.0.0.0:8080", "127.evil.example:8080", "[::]:8080", "10.0.0.5:80"]
-)
+@pytest.mark.parametrize("listen", ["0.0.0.0:8080", "[::]:8080", "10.0.0.5:80"])
 def test_public_listen_needs_tokens(listen: str) -> None:
     with pytest.raises(SettingsError, match="refusing to listen"):
         load_settings({"repo": "r", "listen": listen}, environ={})
@@ -83,6 +82,40 @@ def test_public_listen_needs_tokens(listen: str) -> None:
 @pytest.mark.parametrize("listen", ["127.0.0.1:1", "127.3.4.5:1", "[::1]:1", "localhost:1"])
 def test_loopback_listen_needs_no_tokens(listen: str) -> None:
     assert load_settings({"repo": "r", "listen": listen}, environ={}).port == 1
+
+
+@pytest.mark.parametrize(
+    ("listen", "address"),
+    [
+        ("localhost:8123", "127.0.0.1:8123"),
+        ("LOCALHOST:8123", "127.0.0.1:8123"),
+        ("localhost.:8123", "127.0.0.1:8123"),
+        ("gitconf.localhost:8123", "127.0.0.1:8123"),
+        ("127.0.0.1:8123", "127.0.0.1:8123"),
+        ("[::1]:8123", "[::1]:8123"),
+    ],
+)
+def test_a_loopback_name_is_listened_on_as_its_address(listen: str, address: str) -> None:
+    # granian binds addresses only: "localhost" passed the settings, then crashed at start.
+    settings = load_settings({"repo": "r", "listen": listen}, environ={})
+    assert settings.listen == address
+    assert settings.base_url() == f"http://{address}"
+
+
+@pytest.mark.parametrize("listen", ["127.evil.example:8080", "config.internal:80", "a-b:1"])
+def test_other_host_names_are_refused_with_or_without_tokens(listen: str) -> None:
+    host, port = listen.rsplit(":", 1)
+    message = (
+        f"listen: {listen!r} names the host {host!r}, and gitconf listens on an IP address: "
+        f"use 127.0.0.1:{port} (this machine only), 0.0.0.0:{port} (every interface; tokens "
+        "required) or the address of one interface"
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"repo": "r", "listen": listen}, environ={})
+    assert str(caught.value) == message
+    tokens = [{"name": "a", "token": "x" * 20, "scopes": ["admin"]}]
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings({"repo": "r", "listen": listen, "tokens": tokens}, environ={})
 
 
 def test_a_lease_shorter_than_an_attempt_is_refused() -> None:

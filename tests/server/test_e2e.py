@@ -12,7 +12,7 @@ import requests
 import yaml
 
 from gitconf.testing import commit_all, git, make_repo
-from gitconf.testing.server import ServeProcess, wait_until
+from gitconf.testing.server import ServeProcess, free_port, wait_until
 from tests.conftest import BASE_FILES
 
 
@@ -153,3 +153,23 @@ def test_a_token_variable_missing_or_an_unusable_state_dir_exits_2(tmp_path: Pat
     result = run_serve("--repo", str(tmp_path), "--state-dir", "/proc/no-such-place")
     assert result.returncode == 2
     assert "state_dir: cannot use /proc/no-such-place" in result.stderr
+
+
+def test_listen_localhost_serves_on_127_0_0_1(repo: Path, tmp_path: Path) -> None:
+    # It passed the settings check, then granian raised 'invalid IP address syntax'.
+    port = free_port()
+    server = ServeProcess(repo, tmp_path / "state", port=port)
+    server.extra_args = ["--listen", f"localhost:{port}"]  # the last --listen wins
+    with server:
+        assert server.get("/v1/config/staging/payments").status_code == 200
+    assert f"Listening at: http://127.0.0.1:{port}" in server.log()
+
+
+def test_listen_on_another_host_name_exits_2_in_one_line(tmp_path: Path) -> None:
+    result = run_serve("--repo", str(tmp_path), "--listen", "config.internal:8080")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "gitconf: listen: 'config.internal:8080' names the host 'config.internal', and gitconf "
+        "listens on an IP address: use 127.0.0.1:8080 (this machine only), 0.0.0.0:8080 (every "
+        "interface; tokens required) or the address of one interface\n"
+    )
