@@ -39,7 +39,9 @@ SCALAR_OPTIONS: dict[str, type] = {
     "ref_cache_size": int,
     "threads": int,
     "io_threads": int,
+    "reuse_port": bool,
 }
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class SettingsError(GitconfError):
@@ -64,6 +66,7 @@ class Settings:
     ref_cache_size: int = 8
     threads: int = 8
     io_threads: int = 2
+    reuse_port: bool = False
     # Secrets may sit in these (inline tokens and hook secrets): keep them out of the repr.
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     tokens: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
@@ -103,6 +106,11 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, kind in SCALAR_OPTIONS.items():
         raw = environ.get(f"GITCONF_{name.upper()}")
         if raw is None or raw == "":
+            continue
+        if kind is bool:  # bool("false") is True: read the words instead
+            if raw.lower() not in _BOOLEANS:
+                raise SettingsError(f"GITCONF_{name.upper()}={raw!r}: {name} must be true or false")
+            out[name] = _BOOLEANS[raw.lower()]
             continue
         try:
             out[name] = kind(raw)

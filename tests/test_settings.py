@@ -146,3 +146,28 @@ def test_errors_never_quote_a_secret(tmp_path: Path, token: dict[str, object]) -
         load_settings({}, environ={}, config_file=str(config))
     assert "tokens[0]" in str(info.value)
     assert str(token["token"]) not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "flags", "shared"),
+    [
+        ({}, {}, False),
+        ({"GITCONF_REUSE_PORT": "true"}, {}, True),
+        ({"GITCONF_REUSE_PORT": "1"}, {}, True),
+        ({"GITCONF_REUSE_PORT": "false"}, {}, False),  # bool("false") would be True
+        ({"GITCONF_REUSE_PORT": "No"}, {}, False),
+        ({"GITCONF_REUSE_PORT": "true"}, {"reuse_port": False}, False),  # the flag wins
+    ],
+)
+def test_reuse_port_is_off_unless_asked(
+    environ: dict[str, str], flags: dict[str, bool], shared: bool
+) -> None:
+    assert load_settings({"repo": "r", **flags}, environ=environ).reuse_port is shared
+
+
+def test_reuse_port_from_the_file_and_a_bad_variable(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("repo: r\nreuse_port: true\n")
+    assert load_settings({}, environ={}, config_file=str(config)).reuse_port is True
+    with pytest.raises(SettingsError, match=re.escape("GITCONF_REUSE_PORT='maybe': reuse_port")):
+        load_settings({"repo": "r"}, environ={"GITCONF_REUSE_PORT": "maybe"})
