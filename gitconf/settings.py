@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from gitconf.core.locate import schema_errors
+from gitconf.core.locate import located_errors
 from gitconf.core.model import to_plain
 from gitconf.core.parse import parse_yaml
 from gitconf.errors import GitconfError
@@ -124,18 +124,18 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
 _SECRET_SECTIONS = ("tokens", "hooks", "credentials")
 
 
-def _without_secrets(where: str, message: str, rule: object = None) -> str:
+# The keywords whose messages quote key names, never values: safe to show for a secret.
+_NAMES_ONLY = frozenset({"required", "additionalProperties", "unevaluatedProperties"})
+
+
+def _without_secrets(where: str, message: str, keyword: str) -> str:
     """jsonschema quotes the offending value: never do so where it may be a secret."""
     if not where.startswith(_SECRET_SECTIONS):
         return message
-    if (
-        rule == "oneOf"
-        or "is valid under each of" in message
-        or "is not valid under any" in message
-    ):
+    if keyword in ("oneOf", "anyOf"):
         return "give exactly one of the secret and the variable that holds it (e.g. token or token_env)"
-    if "is a required property" in message or "is not allowed" in message:
-        return message  # these quote key names, not values
+    if keyword in _NAMES_ONLY:
+        return message
     return "invalid value (not shown: it may be a secret); see schemas/server.schema.json"
 
 
@@ -150,8 +150,10 @@ def _from_file(path: str) -> dict[str, Any]:
     validator = Draft202012Validator(own_schema("server"))
     partial = {**{"repo": "-"}, **to_plain(tree)}  # repo may come from a flag instead
     errors = [
-        f"{s}: {k}: {_without_secrets(k, m)}" if k else f"{s}: {m}"
-        for s, k, m in schema_errors(validator, tree, partial)
+        f"{e.source}: {e.key_path}: {_without_secrets(e.key_path, e.message, e.keyword)}"
+        if e.key_path
+        else f"{e.source}: {e.message}"
+        for e in located_errors(validator, tree, partial)
     ]
     if errors:
         raise SettingsError("invalid settings: " + "; ".join(errors))
@@ -177,7 +179,8 @@ def load_settings(
     validator = Draft202012Validator(own_schema("server"))
     for error in validator.iter_errors(merged):
         where = ".".join(str(p) for p in error.absolute_path) or "settings"
-        raise SettingsError(f"{where}: {_without_secrets(where, error.message, error.validator)}")
+        shown = _without_secrets(where, error.message, str(error.validator))
+        raise SettingsError(f"{where}: {shown}")
     values = dict(merged)
     values["tokens"] = tuple(values.get("tokens", ()))
     for number in ("poll_interval", "fetch_timeout", "max_wait"):

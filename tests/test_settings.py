@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gitconf.settings import SettingsError, load_settings
 
@@ -171,3 +172,38 @@ def test_reuse_port_from_the_file_and_a_bad_variable(tmp_path: Path) -> None:
     assert load_settings({}, environ={}, config_file=str(config)).reuse_port is True
     with pytest.raises(SettingsError, match=re.escape("GITCONF_REUSE_PORT='maybe': reuse_port")):
         load_settings({"repo": "r"}, environ={"GITCONF_REUSE_PORT": "maybe"})
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        # The words of the messages that are safe to show, inside a value: the message
+        # quoting it was shown because it held them.
+        ["s3cret is not allowed"],
+        ["s3cret is a required property"],
+        ["s3cret is valid under each of"],
+    ],
+)
+def test_a_secret_holding_the_words_of_a_safe_message_is_not_quoted(
+    tmp_path: Path, secret: list[str]
+) -> None:
+    token = {"name": "a", "token": secret, "scopes": ["admin"]}
+    with pytest.raises(SettingsError) as info:
+        load_settings({"repo": "r", "tokens": [token]}, environ={})
+    assert "s3cret" not in str(info.value)
+    assert "not shown: it may be a secret" in str(info.value)
+    config = tmp_path / "server.yaml"
+    config.write_text(yaml.safe_dump({"repo": "r", "tokens": [token]}))
+    with pytest.raises(SettingsError) as info:
+        load_settings({}, environ={}, config_file=str(config))
+    assert "s3cret" not in str(info.value)
+    assert "not shown: it may be a secret" in str(info.value)
+
+
+def test_messages_that_quote_key_names_are_shown_under_tokens(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("repo: r\ntokens:\n  - {name: a, token: x, scopes: [admin], colour: red}\n")
+    with pytest.raises(SettingsError, match=re.escape("'colour' is not allowed here")):
+        load_settings({}, environ={}, config_file=str(config))
+    with pytest.raises(SettingsError, match=re.escape("'scopes' is a required property")):
+        load_settings({"repo": "r", "tokens": [{"name": "a", "token": "x"}]}, environ={})
