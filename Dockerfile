@@ -1,8 +1,11 @@
 # gitconf: serve validated configuration from a Git repository.
 #   docker build -t gitconf .
 #   docker run -p 8080:8080 -v gitconf-state:/var/lib/gitconf \
-#     -e GITCONF_REPO=https://github.com/acme/config.git -e GITCONF_LISTEN=0.0.0.0:8080 \
-#     -v $PWD/server.yaml:/etc/gitconf/server.yaml:ro -e GITCONF_CONFIG=/etc/gitconf/server.yaml gitconf
+#     -e GIT_TOKEN -e GITCONF_ADMIN_TOKEN -e PROD_READ_TOKEN \
+#     -v "$PWD/server.yaml:/etc/gitconf/server.yaml:ro" gitconf
+# The image's own settings are a file, docker/server.yaml at /etc/gitconf/server.yaml, not
+# environment variables: GITCONF_* variables beat server.yaml, so setting them here would
+# silently override the file a user mounts.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -16,7 +19,8 @@ RUN pip install . && rm -rf /src
 RUN useradd --system --uid 10001 --home-dir /var/lib/gitconf --create-home gitconf
 USER gitconf
 WORKDIR /var/lib/gitconf
-ENV GITCONF_STATE_DIR=/var/lib/gitconf GITCONF_LISTEN=0.0.0.0:8080
+COPY docker/server.yaml /etc/gitconf/server.yaml
+ENV GITCONF_CONFIG=/etc/gitconf/server.yaml
 VOLUME ["/var/lib/gitconf"]
 EXPOSE 8080
 

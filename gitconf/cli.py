@@ -64,6 +64,20 @@ def read_fileset(repo: str, ref: str | None) -> FileSet:
     return files
 
 
+def read_staged(repo: str) -> FileSet:
+    """The files staged in the index of the work tree at repo."""
+    if is_url(repo) or repo.startswith("file://"):
+        raise GitconfError(f"--staged reads a local work tree's index; {repo} is a URL")
+    from gitconf.git.read import fileset_from_index
+
+    files = fileset_from_index(repo)
+    if "gitconf.yaml" not in files.files:
+        raise GitconfError(
+            f"{repo}: no gitconf.yaml is staged; is this a gitconf config repository?"
+        )
+    return files
+
+
 def compile_or_report(files: FileSet, *, err: bool) -> CompiledRevision:
     """Compile the files, or print every problem (sorted) and exit 1."""
     with collector_paused():
@@ -102,10 +116,20 @@ def main() -> None:
 @main.command()
 @repo_option
 @ref_option
+@click.option(
+    "--staged",
+    is_flag=True,
+    help="Read the files staged in Git's index (what `git commit` would record), not the disk.",
+)
 @_errors_exit
-def validate(repo: str, ref: str | None) -> None:
+def validate(repo: str, ref: str | None, staged: bool) -> None:
     """Check every file, schema and merged config; print each problem as path:line:col."""
-    files = read_fileset(repo, ref)
+    if staged:
+        if ref is not None:
+            raise GitconfError("--staged reads the index and --ref a commit: give one of them")
+        files = read_staged(repo)
+    else:
+        files = read_fileset(repo, ref)
     revision = compile_or_report(files, err=False)
     click.echo(
         f"ok: {len(revision.services)} service(s) x {len(revision.environments)} environment(s) "

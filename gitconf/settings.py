@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from gitconf.core.locate import schema_errors
+from gitconf.core.locate import located_errors
 from gitconf.core.model import to_plain
 from gitconf.core.parse import parse_yaml
 from gitconf.errors import GitconfError
@@ -39,7 +39,9 @@ SCALAR_OPTIONS: dict[str, type] = {
     "ref_cache_size": int,
     "threads": int,
     "io_threads": int,
+    "reuse_port": bool,
 }
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class SettingsError(GitconfError):
@@ -64,6 +66,7 @@ class Settings:
     ref_cache_size: int = 8
     threads: int = 8
     io_threads: int = 2
+    reuse_port: bool = False
     # Secrets may sit in these (inline tokens and hook secrets): keep them out of the repr.
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     tokens: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
@@ -146,6 +149,11 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         raw = environ.get(f"GITCONF_{name.upper()}")
         if raw is None or raw == "":
             continue
+        if kind is bool:  # bool("false") is True: read the words instead
+            if raw.lower() not in _BOOLEANS:
+                raise SettingsError(f"GITCONF_{name.upper()}={raw!r}: {name} must be true or false")
+            out[name] = _BOOLEANS[raw.lower()]
+            continue
         try:
             out[name] = kind(raw)
         except ValueError:
@@ -158,18 +166,18 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
 _SECRET_SECTIONS = ("tokens", "hooks", "credentials")
 
 
-def _without_secrets(where: str, message: str, rule: object = None) -> str:
+# The keywords whose messages quote key names, never values: safe to show for a secret.
+_NAMES_ONLY = frozenset({"required", "additionalProperties", "unevaluatedProperties"})
+
+
+def _without_secrets(where: str, message: str, keyword: str) -> str:
     """jsonschema quotes the offending value: never do so where it may be a secret."""
     if not where.startswith(_SECRET_SECTIONS):
         return message
-    if (
-        rule == "oneOf"
-        or "is valid under each of" in message
-        or "is not valid under any" in message
-    ):
+    if keyword in ("oneOf", "anyOf"):
         return "give exactly one of the secret and the variable that holds it (e.g. token or token_env)"
-    if "is a required property" in message or "is not allowed" in message:
-        return message  # these quote key names, not values
+    if keyword in _NAMES_ONLY:
+        return message
     return "invalid value (not shown: it may be a secret); see schemas/server.schema.json"
 
 
@@ -184,8 +192,10 @@ def _from_file(path: str) -> dict[str, Any]:
     validator = Draft202012Validator(own_schema("server"))
     partial = {**{"repo": "-"}, **to_plain(tree)}  # repo may come from a flag instead
     errors = [
-        f"{s}: {k}: {_without_secrets(k, m)}" if k else f"{s}: {m}"
-        for s, k, m in schema_errors(validator, tree, partial)
+        f"{e.source}: {e.key_path}: {_without_secrets(e.key_path, e.message, e.keyword)}"
+        if e.key_path
+        else f"{e.source}: {e.message}"
+        for e in located_errors(validator, tree, partial)
     ]
     if errors:
         raise SettingsError("invalid settings: " + "; ".join(errors))
@@ -211,12 +221,15 @@ def load_settings(
     validator = Draft202012Validator(own_schema("server"))
     for error in validator.iter_errors(merged):
         where = ".".join(str(p) for p in error.absolute_path) or "settings"
-        raise SettingsError(f"{where}: {_without_secrets(where, error.message, error.validator)}")
+        shown = _without_secrets(where, error.message, str(error.validator))
+        raise SettingsError(f"{where}: {shown}")
     values = dict(merged)
     values["tokens"] = tuple(values.get("tokens", ()))
     for number in ("poll_interval", "fetch_timeout", "max_wait"):
         if number in values:
             values[number] = float(values[number])
+    if "listen" in values:
+        values["listen"] = _listen_address(values["listen"])
     settings = Settings(**values)
     _check_listen(settings)
     _check_delivery(settings)
@@ -233,13 +246,34 @@ def _check_delivery(settings: Settings) -> None:
         )
 
 
+def _listen_address(listen: str) -> str:
+    """listen with its host as the IP address the server binds: `localhost` is 127.0.0.1.
+
+    The HTTP server binds an address, not a name. localhost (and `*.localhost`, RFC 6761)
+    always means this machine's loopback; any other name could resolve to several addresses,
+    or to another one tomorrow, so it is refused here rather than failing once serving starts.
+    """
+    host, port = listen.rsplit(":", 1)
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return listen
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return f"127.0.0.1:{port}"
+    raise SettingsError(
+        f"listen: {listen!r} names the host {host!r}, and gitconf listens on an IP address: "
+        f"use 127.0.0.1:{port} (this machine only), 0.0.0.0:{port} (every interface; tokens "
+        "required) or the address of one interface"
+    )
+
+
 def _check_listen(settings: Settings) -> None:
     if not 0 < settings.port < 65536:
         raise SettingsError(f"listen: port {settings.port} is out of range")
-    try:
-        loopback = ipaddress.ip_address(settings.host).is_loopback
-    except ValueError:  # a host name: only "localhost" is known to stay on this machine
-        loopback = settings.host == "localhost"
+    loopback = ipaddress.ip_address(settings.host).is_loopback
     if not settings.tokens and not loopback:
         raise SettingsError(
             f"listen: refusing to listen on {settings.listen} without tokens: anyone who reaches it "

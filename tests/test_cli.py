@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -893,3 +894,86 @@ def test_render_env_refuses_keys_that_would_lose_a_value(
     result = invoke("render", "staging", "payments", "--repo", str(repo), "--format", "env")
     expect_one_line_exit_2(result, "staging/payments cannot be rendered as env", *words)
     assert json.loads(ok(invoke("render", "staging", "payments", "--repo", str(repo))))
+
+
+# -- validate: ignored files, and --staged for pre-commit ------------------------------------
+BROKEN = "db: [unclosed\n"
+
+
+def test_validate_skips_git_ignored_files_but_reads_untracked_ones(layered: Path) -> None:
+    commit_all(layered, "ignore scratch files", {".gitignore": "scratch/\n*.local.yaml\n"})
+    write_files(
+        layered,
+        {"base/payments.local.yaml": BROKEN, "environments/staging/scratch/payments.yaml": BROKEN},
+    )
+    # A stray ignored file blocked a valid commit: git add -A would never commit it.
+    assert ok(invoke("validate", "--repo", str(layered))).startswith("ok: ")
+    # An untracked file that is not ignored is on disk and would be committed: it counts.
+    write_files(layered, {"environments/staging/search.yaml": BROKEN})
+    result = invoke("validate", "--repo", str(layered))
+    assert result.exit_code == 1
+    assert result.stdout.startswith("environments/staging/search.yaml:2:1: YAML syntax error")
+
+
+def test_validate_staged_reads_the_index_not_the_work_tree(layered: Path) -> None:
+    write_files(layered, {"base/search.yaml": "shards: 3\n"})
+    git(layered, "add", "base/search.yaml")
+    write_files(layered, {"base/search.yaml": BROKEN, "base/untracked.yaml": BROKEN})
+    staged = ok(invoke("validate", "--repo", str(layered), "--staged"))
+    assert staged.startswith("ok: ") and f"(staged files of {layered})" in staged
+    assert invoke("validate", "--repo", str(layered)).exit_code == 1  # the disk is broken
+    git(layered, "add", "base/search.yaml")  # now the broken content is staged
+    write_files(layered, {"base/search.yaml": "shards: 4\n", "base/untracked.yaml": None})
+    result = invoke("validate", "--repo", str(layered), "--staged")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("base/search.yaml:2:1: YAML syntax error")
+    assert ok(invoke("validate", "--repo", str(layered))).startswith("ok: ")
+
+
+def test_validate_staged_refuses_a_ref_and_a_url(layered: Path) -> None:
+    result = invoke("validate", "--repo", str(layered), "--staged", "--ref", "HEAD")
+    expect_one_line_exit_2(result, "--staged reads the index and --ref a commit")
+    result = invoke("validate", "--repo", "https://example.com/config.git", "--staged")
+    expect_one_line_exit_2(result, "--staged reads a local work tree's index")
+
+
+@pytest.mark.parametrize("how", [["-a"], ["--", "base/search.yaml"]])
+def test_a_pre_commit_hook_validates_what_git_commit_a_commits(
+    layered: Path, how: list[str]
+) -> None:
+    # git commit -a and git commit <paths> hand the hook a temporary index (GIT_INDEX_FILE);
+    # .git/index still holds the old content while the hook runs.
+    hook = layered / ".git" / "hooks" / "pre-commit"
+    hook.write_text(
+        f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m gitconf validate --staged\n"
+    )
+    hook.chmod(0o755)
+    write_files(layered, {"base/search.yaml": BROKEN})
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@gitconf.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@gitconf.invalid",
+        "HOME": str(layered),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+    }
+    refused = subprocess.run(
+        ["git", "commit", "-q", "-m", "break search", *how],
+        cwd=layered, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "base/search.yaml:2:1: YAML syntax error" in refused.stderr
+    write_files(layered, {"base/search.yaml": "shards: 5\n"})
+    accepted = subprocess.run(
+        ["git", "commit", "-q", "-m", "more shards", *how],
+        cwd=layered, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert git(layered, "show", "HEAD:base/search.yaml") == "shards: 5"
+
+
+def test_the_pre_commit_hook_reads_the_staged_files() -> None:
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert [h["entry"] for h in hooks if h["id"] == "gitconf-validate"] == [
+        "gitconf validate --staged"
+    ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gitconf.settings import SettingsError, load_settings
 
@@ -70,9 +72,7 @@ def test_missing_repo_and_unreadable_file(tmp_path: Path) -> None:
         load_settings({}, environ={}, config_file=str(tmp_path / "missing.yaml"))
 
 
-@pytest.mark.parametrize(
-    "listen", ["0.0.0.0:8080", "127.evil.example:8080", "[::]:8080", "10.0.0.5:80"]
-)
+@pytest.mark.parametrize("listen", ["0.0.0.0:8080", "[::]:8080", "10.0.0.5:80"])
 def test_public_listen_needs_tokens(listen: str) -> None:
     with pytest.raises(SettingsError, match="refusing to listen"):
         load_settings({"repo": "r", "listen": listen}, environ={})
@@ -83,6 +83,40 @@ def test_public_listen_needs_tokens(listen: str) -> None:
 @pytest.mark.parametrize("listen", ["127.0.0.1:1", "127.3.4.5:1", "[::1]:1", "localhost:1"])
 def test_loopback_listen_needs_no_tokens(listen: str) -> None:
     assert load_settings({"repo": "r", "listen": listen}, environ={}).port == 1
+
+
+@pytest.mark.parametrize(
+    ("listen", "address"),
+    [
+        ("localhost:8123", "127.0.0.1:8123"),
+        ("LOCALHOST:8123", "127.0.0.1:8123"),
+        ("localhost.:8123", "127.0.0.1:8123"),
+        ("gitconf.localhost:8123", "127.0.0.1:8123"),
+        ("127.0.0.1:8123", "127.0.0.1:8123"),
+        ("[::1]:8123", "[::1]:8123"),
+    ],
+)
+def test_a_loopback_name_is_listened_on_as_its_address(listen: str, address: str) -> None:
+    # granian binds addresses only: "localhost" passed the settings, then crashed at start.
+    settings = load_settings({"repo": "r", "listen": listen}, environ={})
+    assert settings.listen == address
+    assert settings.base_url() == f"http://{address}"
+
+
+@pytest.mark.parametrize("listen", ["127.evil.example:8080", "config.internal:80", "a-b:1"])
+def test_other_host_names_are_refused_with_or_without_tokens(listen: str) -> None:
+    host, port = listen.rsplit(":", 1)
+    message = (
+        f"listen: {listen!r} names the host {host!r}, and gitconf listens on an IP address: "
+        f"use 127.0.0.1:{port} (this machine only), 0.0.0.0:{port} (every interface; tokens "
+        "required) or the address of one interface"
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"repo": "r", "listen": listen}, environ={})
+    assert str(caught.value) == message
+    tokens = [{"name": "a", "token": "x" * 20, "scopes": ["admin"]}]
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings({"repo": "r", "listen": listen, "tokens": tokens}, environ={})
 
 
 def test_a_lease_shorter_than_an_attempt_is_refused() -> None:
@@ -113,3 +147,63 @@ def test_errors_never_quote_a_secret(tmp_path: Path, token: dict[str, object]) -
         load_settings({}, environ={}, config_file=str(config))
     assert "tokens[0]" in str(info.value)
     assert str(token["token"]) not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "flags", "shared"),
+    [
+        ({}, {}, False),
+        ({"GITCONF_REUSE_PORT": "true"}, {}, True),
+        ({"GITCONF_REUSE_PORT": "1"}, {}, True),
+        ({"GITCONF_REUSE_PORT": "false"}, {}, False),  # bool("false") would be True
+        ({"GITCONF_REUSE_PORT": "No"}, {}, False),
+        ({"GITCONF_REUSE_PORT": "true"}, {"reuse_port": False}, False),  # the flag wins
+    ],
+)
+def test_reuse_port_is_off_unless_asked(
+    environ: dict[str, str], flags: dict[str, bool], shared: bool
+) -> None:
+    assert load_settings({"repo": "r", **flags}, environ=environ).reuse_port is shared
+
+
+def test_reuse_port_from_the_file_and_a_bad_variable(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("repo: r\nreuse_port: true\n")
+    assert load_settings({}, environ={}, config_file=str(config)).reuse_port is True
+    with pytest.raises(SettingsError, match=re.escape("GITCONF_REUSE_PORT='maybe': reuse_port")):
+        load_settings({"repo": "r"}, environ={"GITCONF_REUSE_PORT": "maybe"})
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        # The words of the messages that are safe to show, inside a value: the message
+        # quoting it was shown because it held them.
+        ["s3cret is not allowed"],
+        ["s3cret is a required property"],
+        ["s3cret is valid under each of"],
+    ],
+)
+def test_a_secret_holding_the_words_of_a_safe_message_is_not_quoted(
+    tmp_path: Path, secret: list[str]
+) -> None:
+    token = {"name": "a", "token": secret, "scopes": ["admin"]}
+    with pytest.raises(SettingsError) as info:
+        load_settings({"repo": "r", "tokens": [token]}, environ={})
+    assert "s3cret" not in str(info.value)
+    assert "not shown: it may be a secret" in str(info.value)
+    config = tmp_path / "server.yaml"
+    config.write_text(yaml.safe_dump({"repo": "r", "tokens": [token]}))
+    with pytest.raises(SettingsError) as info:
+        load_settings({}, environ={}, config_file=str(config))
+    assert "s3cret" not in str(info.value)
+    assert "not shown: it may be a secret" in str(info.value)
+
+
+def test_messages_that_quote_key_names_are_shown_under_tokens(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("repo: r\ntokens:\n  - {name: a, token: x, scopes: [admin], colour: red}\n")
+    with pytest.raises(SettingsError, match=re.escape("'colour' is not allowed here")):
+        load_settings({}, environ={}, config_file=str(config))
+    with pytest.raises(SettingsError, match=re.escape("'scopes' is a required property")):
+        load_settings({"repo": "r", "tokens": [{"name": "a", "token": "x"}]}, environ={})

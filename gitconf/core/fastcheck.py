@@ -19,6 +19,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from gitconf.core.evaluated import Validator
+
 __all__ = ["surely_valid"]
 
 Check = Callable[[Any], bool]
@@ -65,7 +67,9 @@ def surely_valid(validator: Draft202012Validator, instance: Any) -> bool:
 
 
 def _checker(validator: Draft202012Validator) -> Check:
-    if type(validator) is not Draft202012Validator or validator.format_checker is not None:
+    # gitconf's Validator differs from Draft202012Validator only in the errors it reports.
+    kind = type(validator)
+    if kind not in (Draft202012Validator, Validator) or validator.format_checker is not None:
         return _no
     try:
         return _Compiler().compile(validator.schema)

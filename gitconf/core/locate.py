@@ -4,27 +4,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 from jsonschema import Draft202012Validator
 
+from gitconf.core.evaluated import unevaluated_keys
 from gitconf.core.fastcheck import surely_valid
 from gitconf.core.model import KeyPath, Node, find, format_path, to_plain
 from gitconf.errors import Source
 
-__all__ = ["schema_errors"]
+__all__ = ["LocatedError", "located_errors", "schema_errors"]
 
 
-_UNEXPECTED = re.compile(
-    r"'((?:[^'\\]|\\.)*)' (?:was|were) unexpected|'((?:[^'\\]|\\.)*)'(?:, |\))"
-)
+class LocatedError(NamedTuple):
+    """One schema error at the place that set the value, with the keyword that failed."""
+
+    source: Source
+    key_path: str
+    message: str
+    keyword: str  # jsonschema's error.validator: "type", "required", "oneOf", ...
 
 
 def schema_errors(
     validator: Draft202012Validator, tree: Node, value: Any | None = None
 ) -> Iterator[tuple[Source, str, str]]:
     """Each error of the tree's value against the schema: (where it was set, key path, message)."""
+    for error in located_errors(validator, tree, value):
+        yield error.source, error.key_path, error.message
+
+
+def located_errors(
+    validator: Draft202012Validator, tree: Node, value: Any | None = None
+) -> Iterator[LocatedError]:
+    """Each error of the tree's value against the schema, located, with its keyword."""
     instance = to_plain(tree) if value is None else value
     if surely_valid(validator, instance):
         return
@@ -32,24 +45,27 @@ def schema_errors(
         yield from _locate(error, tree)
 
 
-def _locate(error: jsonschema.ValidationError, tree: Node) -> Iterator[tuple[Source, str, str]]:
+def _locate(error: jsonschema.ValidationError, tree: Node) -> Iterator[LocatedError]:
     key_path: KeyPath = tuple(error.absolute_path)
+    keyword = str(error.validator)
     node, covered = find(tree, key_path)
-    if error.validator in ("additionalProperties", "unevaluatedProperties") and node.kind == "map":
+    if keyword in ("additionalProperties", "unevaluatedProperties") and node.kind == "map":
         extras = [k for k in _unexpected_keys(error) if k in node.value]
         if extras:
             for key in extras:
-                yield (
+                yield LocatedError(
                     node.value[key].source,
                     format_path((*covered, key)),
-                    f"{key!r} is not allowed here ({error.validator} is false)",
+                    f"{key!r} is not allowed here ({keyword} is false)",
+                    keyword,
                 )
             return
     name = error.instance
     if "propertyNames" in error.schema_path and node.kind == "map" and name in node.value:
-        yield node.value[name].source, format_path((*covered, name)), f"key {error.message}"
+        where = format_path((*covered, name))
+        yield LocatedError(node.value[name].source, where, f"key {error.message}", keyword)
         return
-    yield node.source, format_path(key_path), error.message
+    yield LocatedError(node.source, format_path(key_path), error.message, keyword)
 
 
 def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
@@ -59,6 +75,7 @@ def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
     patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
     extras = [k for k in instance if k not in known and not any(p.search(k) for p in patterns)]
     if error.validator == "unevaluatedProperties":
-        named = {a or b for a, b in _UNEXPECTED.findall(error.message)}
-        extras = [k for k in instance if k in named]
+        # Which keys no subschema evaluated: gitconf's Validator says; any other validator's
+        # error is located at the object, with jsonschema's message naming them.
+        extras = unevaluated_keys(error) or []
     return extras

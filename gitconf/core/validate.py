@@ -15,6 +15,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from gitconf.core.bundle import Bundler, Deps, resource_uri
+from gitconf.core.evaluated import Validator
 from gitconf.core.metaschema import meta_errors
 from gitconf.core.model import KeyPath, Node, find, format_path, to_plain
 from gitconf.core.parse import parse_yaml
@@ -229,7 +230,7 @@ def load_schemas(
 
     schemas = SchemaSet(broken=broken)
     for path, read in loaded.items():
-        bad = any(p.message.startswith("invalid JSON Schema: ") for p in read.problems)
+        bad = bool(read.problems)  # a loaded file's problems are its meta-schema errors
         found = _check_refs(path, read, registry, uris, blobs, signature, cache, bundling, resolves)
         problems += found
         bad = bad or bool(found)
@@ -271,7 +272,10 @@ def load_schemas(
 def _validator(schema: Any, registry: Registry[Any]) -> Draft202012Validator:
     """jsonschema's validator for the schema, resolving against an already combined registry."""
     resource = DRAFT202012.create_resource(schema)
-    return Draft202012Validator(schema, _resolver=registry.resolver_with_root(resource))
+    validator: Draft202012Validator = Validator(
+        schema, _resolver=registry.resolver_with_root(resource)
+    )
+    return validator
 
 
 def _check_refs(

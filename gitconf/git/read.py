@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import NamedTuple
 
 import pygit2
@@ -18,6 +20,7 @@ __all__ = [
     "TreeCache",
     "fileset_from_commit",
     "fileset_from_dir",
+    "fileset_from_index",
     "is_url",
     "open_repository",
     "resolve",
@@ -150,3 +153,53 @@ def _read_tree(
             part.files[path] = data
             part.oids[path] = oid
     return part
+
+
+def fileset_from_index(location: str, environ: Mapping[str, str] | None = None) -> FileSet:
+    """The config files staged in the index of the work tree at location: what `git commit`
+    would record, whatever the files on disk say.
+
+    `git commit -a` (or `git commit <paths>`) runs its hooks with GIT_INDEX_FILE naming a
+    temporary index that holds what it is about to commit: that index is read when set (a
+    relative path is relative to the current folder, as Git means it). location may be a
+    folder inside the work tree: then the files staged under it are read.
+    """
+    environ = os.environ if environ is None else environ
+    repo = _open_local(location)
+    if repo.is_bare or repo.workdir is None:
+        raise UsageError(f"{location} is a bare repository: --staged needs a work tree")
+    index_file = environ.get("GIT_INDEX_FILE")
+    if index_file:
+        try:
+            index = pygit2.Index(str(Path(index_file).resolve()))
+        except (pygit2.GitError, OSError) as exc:
+            raise UsageError(f"cannot read GIT_INDEX_FILE {index_file}: {exc}") from None
+    else:
+        index = repo.index
+    if index.conflicts is not None:
+        unmerged = sorted({e.path for c in index.conflicts for e in c if e is not None})
+        raise UsageError(
+            f"the index has unmerged paths ({', '.join(unmerged)}); resolve and stage them first"
+        )
+    try:
+        prefix = Path(location).resolve().relative_to(Path(repo.workdir).resolve()).as_posix()
+    except ValueError:
+        prefix = "."
+    prefix = "" if prefix == "." else prefix + "/"
+    files: dict[str, bytes] = {}
+    oids: dict[str, str] = {}
+    irregular: dict[str, str] = {}
+    for entry in index:
+        if not entry.path.startswith(prefix):
+            continue
+        path = entry.path[len(prefix) :]
+        if path.split("/", 1)[0] not in _ROOTS:
+            continue
+        if entry.mode == pygit2.enums.FileMode.LINK:
+            irregular[path] = "symlink"
+        elif entry.mode == pygit2.enums.FileMode.COMMIT:
+            irregular[path] = "submodule"
+        else:
+            files[path] = repo[entry.id].peel(pygit2.Blob).data
+            oids[path] = str(entry.id)
+    return FileSet(files, oids, irregular, label=f"staged files of {repo.workdir.rstrip('/')}")

@@ -71,11 +71,35 @@ class _Callbacks(pygit2.RemoteCallbacks):
 
 
 def redact(url: str) -> str:
-    """The URL without a user or token in it."""
-    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    """The URL without a user or token in it, for `/v1/status`, errors and logs.
+
+    Everything between `scheme://` and the URL's *last* '@' is hidden. The netloc urlsplit
+    finds is not enough: a password may hold '@' (only the last one ends it), and an
+    unencoded '/', '?' or '#' in it ends that netloc early, leaving the rest of the password
+    in the path. A URL whose path holds an '@' is hidden up to it too: no Git host's paths do,
+    and too much hidden is better than a token shown. Paths and file:// URLs carry no
+    credentials; scp-like `user@host:path` shows its user, the SSH login name.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "/" in scheme:  # a path (which may hold '://') or scp-like
+        return _redact_scp(url)
+    if scheme.lower() == "file" or "@" not in rest:
+        return url
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def _redact_scp(location: str) -> str:
+    """An scp-like `user:password@host:path` without its password; anything else unchanged.
+
+    Git reads no password there, but one written in it is still a secret to hide.
+    """
+    head, slash, tail = location.partition("/")
+    if "@" not in head:
+        return location
+    user, host = head.rsplit("@", 1)
+    if ":" not in user or ":" not in host:
+        return location
+    return f"***@{host}{slash}{tail}"
 
 
 class Mirror:

@@ -16,17 +16,25 @@ import ipaddress
 import socket
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util import parse_url
 
 from gitconf.errors import GitconfError
 
-__all__ = ["TargetPolicy", "TargetRefused", "check_address", "check_url", "checked_session"]
+__all__ = [
+    "TargetPolicy",
+    "TargetRefused",
+    "check_address",
+    "check_url",
+    "checked_session",
+    "connected_host",
+]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -36,6 +44,9 @@ ALWAYS_REFUSED: tuple[tuple[str, str], ...] = (
     ("fe80::/10", "link-local"),
     ("100.100.100.200/32", "cloud metadata (Alibaba Cloud)"),
     ("fd00:ec2::254/128", "cloud metadata (AWS IPv6)"),
+    # Local-use NAT64 (RFC 8215): where the IPv4 address sits in it depends on the prefix length
+    # the operator chose, so gitconf cannot tell whether it reaches the metadata service.
+    ("64:ff9b:1::/48", "local-use NAT64, whose IPv4 address cannot be checked"),
     ("0.0.0.0/8", "unspecified"),
     ("::/128", "unspecified"),
     ("224.0.0.0/4", "multicast"),
@@ -74,11 +85,13 @@ def _networks(subscribers: Mapping[str, Any], key: str) -> Iterable[Network]:
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765's SIIT
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
 def _embedded_ipv4(ip: Address) -> Address:
-    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64, compatible), else ip.
+    """The IPv4 address an IPv6 one carries (mapped, translated, 6to4, Teredo, NAT64,
+    compatible), else ip.
 
     Each of these forms can reach an IPv4 host such as the metadata service at
     169.254.169.254, so the refusals are checked against the IPv4 address inside.
@@ -91,7 +104,7 @@ def _embedded_ipv4(ip: Address) -> Address:
         return ip.sixtofour
     if ip.teredo is not None:
         return ip.teredo[1]
-    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):  # not :: or ::1
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
 
@@ -115,9 +128,7 @@ def check_url(url: str, policy: TargetPolicy, *, resolve: bool = True) -> None:
         raise TargetRefused(f"{url!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https"):
         raise TargetRefused(f"{url!r}: only http and https URLs are accepted")
-    host = parts.hostname
-    if not host:
-        raise TargetRefused(f"{url!r} has no host")
+    host = connected_host(url, parts.hostname)
     if host.rstrip(".").lower() in METADATA_NAMES:
         raise TargetRefused(f"host {host!r} is a cloud metadata service")
     try:
@@ -130,6 +141,48 @@ def check_url(url: str, policy: TargetPolicy, *, resolve: bool = True) -> None:
     if resolve:
         for address in resolve_host(host, port or (443 if parts.scheme == "https" else 80)):
             check_address(address, policy)
+
+
+def connected_host(url: str, split_host: str | None) -> str:
+    """The host the delivery connects to, once urlsplit and urllib3 agree on what it is.
+
+    The check reads the URL with urlsplit and the delivery with urllib3, and the two read some
+    URLs differently: `http://169.254.169.254\\@127.0.0.1/` is 127.0.0.1 to urlsplit and
+    169.254.169.254 to urllib3. So control characters anywhere and backslashes in the
+    authority are refused, and so is any URL whose two hosts differ.
+    """
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in url):
+        raise TargetRefused(f"{url!r} holds a control character; a URL has none")
+    authority = url.partition("://")[2]
+    for end in "/?#":
+        authority = authority.partition(end)[0]
+    if "\\" in authority:
+        raise TargetRefused(
+            f"{url!r} has a backslash before its path, which URL parsers read differently; "
+            "write the host plainly (a backslash in a user name or password as %5C)"
+        )
+    if not split_host:
+        raise TargetRefused(f"{url!r} has no host")
+    try:
+        connected = parse_url(url).host or ""
+    except urllib3.exceptions.LocationParseError as exc:
+        raise TargetRefused(f"{url!r} is not a valid URL: {exc}") from None
+    connected = connected.removeprefix("[").removesuffix("]")
+    plain = unquote(split_host)  # urllib3 decodes escapes (`%25` before an IPv6 zone id)
+    if connected.lower() not in {plain.lower(), _idna(plain)}:
+        raise TargetRefused(
+            f"{url!r} names host {split_host!r} to one URL parser and {connected!r} to "
+            "another; write the host plainly"
+        )
+    return connected
+
+
+def _idna(host: str) -> str:
+    """The host in the ASCII form of international names, as urllib3 sends it."""
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return host.lower()
 
 
 def resolve_host(host: str, port: int) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import multiprocessing.util
 import os
@@ -105,8 +106,37 @@ def _flag_options(func: Any) -> Any:
     for name in reversed(list(SCALAR_OPTIONS)):
         kind = SCALAR_OPTIONS[name]
         flag = "--" + name.replace("_", "-")
+        if kind is bool:  # --reuse-port / --no-reuse-port; unset (None) leaves it to the file
+            flag = f"{flag}/--no-{flag[2:]}"
+            func = click.option(flag, name, default=None, help=f"Setting {name}.")(func)
+            continue
         func = click.option(flag, name, type=kind, default=None, help=f"Setting {name}.")(func)
     return func
+
+
+def _check_port_free(settings: Settings) -> None:
+    """GitconfError if another server listens on the port, unless reuse_port asks to share it.
+
+    Granian binds with SO_REUSEPORT, so a second server on a port in use would start without a
+    word and take part of the first one's connections. A bind without SO_REUSEPORT fails when
+    anything listens there (SO_REUSEADDR only lets it past the TIME_WAIT of a restart).
+    """
+    if settings.reuse_port:
+        return
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                message = f"listen: cannot listen on {settings.listen}: {exc.strerror}"
+                raise GitconfError(message) from None
+            raise GitconfError(
+                f"listen: {settings.listen} is already in use (another gitconf serve?); stop "
+                "what listens there or choose another port, or set reuse_port: true "
+                "(--reuse-port) to share it on purpose"
+            ) from None
 
 
 @click.command()
@@ -120,6 +150,7 @@ def serve(config: str | None, **flags: Any) -> None:
         # as one line and exit 2, like any other bad setting.
         Auth(settings.tokens, os.environ)
         Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+        _check_port_free(settings)
     except GitconfError as exc:
         click.echo(f"gitconf: {exc}", err=True)
         sys.exit(2)

@@ -2,7 +2,8 @@
 
 The routes never shadow gitconf's own: a converter refuses the reserved first segments (`v1`,
 `healthz`, ...), so `/v1/...` keeps its 404s and 405s, and Werkzeug tries static rules first.
-Bodies are built once per (revision, request) and kept in a small LRU with their ETags.
+Bodies are built once per (revision, request) and kept in an LRU bounded by bytes, with their
+ETags.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -28,6 +31,8 @@ from gitconf.spring.cache import BodyCache
 from gitconf.spring.names import (
     DEFAULT_LABELS,
     DOCUMENT_FORMATS,
+    BadName,
+    check_name,
     parse_label,
     parse_profiles,
     split_document,
@@ -121,7 +126,7 @@ def labelled_document(label: str, document: str) -> Response:
 
 
 def _environment(service: str, text: str, label: str | None) -> Response:
-    principal, served = _begin(label)
+    principal, served = _begin(label, application=service, profiles=text)
     profiles = _profiles(text)
     if service not in served.services:
         raise _unknown_service(served, service)
@@ -152,10 +157,11 @@ def _environment(service: str, text: str, label: str | None) -> Response:
 
 
 def _document(name: str, label: str | None) -> Response:
-    principal, served = _begin(label)
+    principal, served = _begin(label, document=name)
     stem, ext = name.rsplit(".", 1)
     fmt = DOCUMENT_FORMATS[ext]
-    readings = split_document(stem, served.services, served.environments)
+    with _names():
+        readings = split_document(stem, served.services, served.environments)
     if not readings:
         raise ApiError(
             404,
@@ -187,10 +193,30 @@ def _document(name: str, label: str | None) -> Response:
     return _reply(body, served, profiles, envs)
 
 
-def _begin(label: str | None) -> tuple[Principal, ServedRevision]:
-    """The caller (401 first, as for every read) and the revision the label names."""
+@contextmanager
+def _names() -> Iterator[None]:
+    """A name of the request that gitconf refuses to read is a 400 naming the limit."""
+    try:
+        yield
+    except BadName as exc:
+        if exc.limit is None:
+            raise ApiError(400, exc.code, exc.message) from None
+        raise ApiError(400, exc.code, exc.message, limit=exc.limit) from None
+
+
+def _begin(label: str | None, **names: str) -> tuple[Principal, ServedRevision]:
+    """The caller (401 first, as for every read) and the revision the label names.
+
+    The label and the other names of the request (application=..., profiles=...) are checked
+    in between: a 400 for a name gitconf will not read, before any work is done on it.
+    """
     reader = deps().reader
     principal = reader.principal(bearer(request.headers.get("Authorization")))
+    with _names():
+        for what, text in names.items():
+            check_name(what, text)
+        if label is not None:
+            check_name("label", label)
     branch = deps().settings.branch
     # The server mirrors one branch: it answers to its name, and to the label Spring
     # clients send by default when it is main or master.
@@ -210,7 +236,8 @@ def _begin(label: str | None) -> tuple[Principal, ServedRevision]:
 
 
 def _profiles(text: str) -> tuple[str, ...]:
-    profiles = parse_profiles(text)
+    with _names():
+        profiles = parse_profiles(text)
     if not profiles:
         raise ApiError(
             400, "bad_profiles", f"{text!r} names no environment; give one, or several by comma"

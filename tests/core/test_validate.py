@@ -11,6 +11,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from gitconf.core.compile import compile_fileset
+from gitconf.core.evaluated import Validator
 from gitconf.core.locate import schema_errors
 from gitconf.core.model import FileSet
 from gitconf.core.parse import parse_yaml
@@ -88,14 +89,18 @@ def encoded(files: dict[str, Any]) -> dict[str, bytes]:
 
 
 def registry_validator(path: str, files: dict[str, Any]) -> Draft202012Validator:
-    """A validator built the way gitconf built them before bundling."""
+    """A validator built the way gitconf built them before bundling (its Validator class,
+    whose unevaluatedProperties errors name their keys)."""
     resources = [
         (f"file:///{p}", Resource.from_contents(v, default_specification=DRAFT202012))
         for p, v in files.items()
     ]
     resources.append(("https://example.com/obj.json", Resource.from_contents(OBJ, DRAFT202012)))
     schema = {**files[path], "$id": f"file:///{path}"}
-    return Draft202012Validator(schema, registry=Registry().with_resources(resources))
+    validator: Draft202012Validator = Validator(
+        schema, registry=Registry().with_resources(resources)
+    )
+    return validator
 
 
 def details(errors: Any) -> list[tuple[Any, ...]]:

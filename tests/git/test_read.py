@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from gitconf.git.read import (
     TreeCache,
     fileset_from_commit,
     fileset_from_dir,
+    fileset_from_index,
     is_url,
     open_repository,
     resolve,
@@ -261,6 +263,105 @@ def test_folder_symlinks_and_submodules_are_irregular(tmp_path: Path) -> None:
 def test_folder_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="nope"):
         fileset_from_dir(tmp_path / "nope")
+
+
+def test_folder_skips_what_git_ignores(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "r",
+        {
+            **CONFIG,
+            ".gitignore": "*.local.yaml\nenvironments/staging/scratch/\n/schemas/tmp.json\n",
+        },
+    )
+    write_files(
+        repo,
+        {
+            "base/payments.local.yaml": "a: [unclosed\n",
+            "environments/staging/scratch/payments.yaml": "a: [unclosed\n",
+            "schemas/tmp.json": "{not json",
+            "environments/staging/_all.yaml": "untracked: but not ignored\n",
+        },
+    )
+
+    files = fileset_from_dir(repo)
+
+    assert set(files.files) == {*CONFIG, "environments/staging/_all.yaml"}
+    assert files.irregular == {}
+
+
+def test_folder_inside_a_work_tree_uses_its_ignore_rules(tmp_path: Path) -> None:
+    top = make_repo(tmp_path / "r", {".gitignore": "config/base/*.local.yaml\n"})
+    write_files(top / "config", {**CONFIG, "base/x.local.yaml": "a: [\n"})
+
+    assert set(fileset_from_dir(top / "config").files) == set(CONFIG)
+
+
+def test_a_plain_folder_reads_every_file(tmp_path: Path) -> None:
+    folder = tmp_path / "plain"  # no Git: a .gitignore there means nothing
+    write_files(folder, {**CONFIG, ".gitignore": "*.local.yaml\n", "base/x.local.yaml": "a: 1\n"})
+
+    assert "base/x.local.yaml" in fileset_from_dir(folder).files
+
+
+# -- fileset_from_index --------------------------------------------------------------------------
+def test_the_index_reads_as_the_commit_made_from_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {**CONFIG, **OUTSIDE})
+    write_files(repo, {"base/payments.yaml": "db:\n  port: 1\n", "base/new.yaml": "n: 1\n"})
+    os.symlink("payments.yaml", repo / "base/linked.yaml")
+    git(repo, "add", "-A")
+    write_files(repo, {"base/payments.yaml": "not: staged\n", "base/untracked.yaml": "u: 1\n"})
+
+    staged = fileset_from_index(str(repo), environ={})
+    git(repo, "commit", "-q", "-m", "the index")
+    committed = fileset_from_commit(*open_at(repo))
+
+    assert (staged.files, staged.oids, staged.irregular) == (
+        committed.files,
+        committed.oids,
+        committed.irregular,
+    )
+    assert staged.files["base/payments.yaml"] == b"db:\n  port: 1\n"
+    assert staged.irregular == {"base/linked.yaml": "symlink"}
+
+
+def test_the_index_of_a_folder_inside_the_work_tree(tmp_path: Path) -> None:
+    top = make_repo(tmp_path / "r", {f"config/{k}": v for k, v in CONFIG.items()})
+
+    assert set(fileset_from_index(str(top / "config"), environ={}).files) == set(CONFIG)
+
+
+def test_git_index_file_names_the_index_to_read(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", CONFIG)
+    other = tmp_path / "other-index"
+    write_files(repo, {"base/payments.yaml": "db:\n  port: 7\n"})
+    git(repo, "update-index", "--add", "base/payments.yaml")  # the default index
+    env = {**os.environ, "GIT_INDEX_FILE": str(other)}
+    subprocess.run(["git", "read-tree", "HEAD"], cwd=repo, env=env, check=True)
+
+    assert (
+        fileset_from_index(str(repo), environ={}).files["base/payments.yaml"] == b"db:\n  port: 7\n"
+    )
+    from_other = fileset_from_index(str(repo), environ={"GIT_INDEX_FILE": str(other)})
+    assert from_other.files["base/payments.yaml"] == CONFIG["base/payments.yaml"].encode()
+
+
+def test_an_index_with_unmerged_paths_is_refused(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", CONFIG)
+    git(repo, "checkout", "-q", "-b", "other")
+    commit_all(repo, "other", {"base/payments.yaml": "db:\n  port: 1\n"})
+    git(repo, "checkout", "-q", "main")
+    commit_all(repo, "main", {"base/payments.yaml": "db:\n  port: 2\n"})
+    subprocess.run(["git", "merge", "-q", "other"], cwd=repo, capture_output=True)
+
+    with pytest.raises(UsageError, match=r"unmerged paths \(base/payments.yaml\)"):
+        fileset_from_index(str(repo), environ={})
+
+
+def test_a_bare_repository_has_no_index_to_read(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.git"
+    pygit2.init_repository(str(bare), bare=True)
+    with pytest.raises(UsageError, match="bare repository: --staged needs a work tree"):
+        fileset_from_index(str(bare), environ={})
 
 
 # -- resolve -------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gitconf.bootstrap import build
 from gitconf.git.remote import FetchError, Mirror, redact
+from gitconf.settings import load_settings
 from gitconf.testing import commit_all, git, make_repo
 from gitconf.testing.githttp import GitHttpServer
 
@@ -86,6 +88,63 @@ def test_file_url_and_new_commits(tmp_path: Path) -> None:
     assert mirror.fileset(sha)[1].files["base/a.yaml"] == b"x: 2\n"
 
 
-def test_urls_are_redacted() -> None:
-    assert redact("https://user:token@git.example.com/r.git") == "https://***@git.example.com/r.git"
-    assert redact("/srv/git/r.git") == "/srv/git/r.git"
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:token@git.example.com/r.git", "https://***@git.example.com/r.git"),
+        # An '@' in the password: only the last '@' ends the credentials.
+        ("https://alice:p@ss-SECRET@host/r.git", "https://***@host/r.git"),
+        # A '/', '?' or '#' in the password ends urlsplit's netloc before the '@'.
+        ("https://alice:p/ss-SECRET@host/r.git", "https://***@host/r.git"),
+        ("https://alice:p?ss-SECRET@host/r.git", "https://***@host/r.git"),
+        ("https://alice:p#ss-SECRET@host/r.git", "https://***@host/r.git"),
+        ("https://alice:a/b@c:d/SECRET@host:8443/r.git", "https://***@host:8443/r.git"),
+        ("https://ghp_SECRET@github.com/org/r.git", "https://***@github.com/org/r.git"),
+        ("https://x-access-token:SE/CR@ET@gitlab.com/g/r", "https://***@gitlab.com/g/r"),
+        ("HTTPS://u:SECRET@Host/r.git", "HTTPS://***@Host/r.git"),
+        ("https://u:p%40SECRET@host/r.git", "https://***@host/r.git"),
+        ("https://u:SECRET@[::1]:8443/r.git", "https://***@[::1]:8443/r.git"),
+        ("ssh://git@host:2222/org/r.git", "ssh://***@host:2222/org/r.git"),
+        ("ssh://alice:SECRET@host/org/r.git", "ssh://***@host/org/r.git"),
+        ("git+ssh://u:SECRET@host/r.git", "git+ssh://***@host/r.git"),
+        # No credentials: unchanged.
+        ("https://git.example.com/r.git", "https://git.example.com/r.git"),
+        ("https://git.example.com:8443/r.git", "https://git.example.com:8443/r.git"),
+        ("ssh://host/r.git", "ssh://host/r.git"),
+        ("/srv/git/r.git", "/srv/git/r.git"),
+        ("/srv/git/user@host/r.git", "/srv/git/user@host/r.git"),
+        ("/srv/odd://dir@x/r.git", "/srv/odd://dir@x/r.git"),
+        ("relative/r.git", "relative/r.git"),
+        ("file:///srv/git/r.git", "file:///srv/git/r.git"),
+        ("file:///home/a@b/r.git", "file:///home/a@b/r.git"),
+        # scp-like: the user is SSH's login name, shown; a password written in it is not.
+        ("git@github.com:org/r.git", "git@github.com:org/r.git"),
+        ("host:org/r.git", "host:org/r.git"),
+        ("alice:SECRET@host:org/r.git", "***@host:org/r.git"),
+        ("alice:p@ss-SECRET@host:org/r.git", "***@host:org/r.git"),
+    ],
+)
+def test_urls_are_redacted_in_every_form(url: str, shown: str) -> None:
+    assert redact(url) == shown
+    assert "SECRET" not in redact(url)
+
+
+def test_a_fetch_error_shows_no_credentials(tmp_path: Path) -> None:
+    # libgit2 refuses the URL ('malformed hostname'); the error named '***@ss-SECRET@...'.
+    mirror = Mirror("https://alice:p@ss-SECRET@127.0.0.1:9/r.git", tmp_path / "m", "main")
+    with pytest.raises(FetchError) as caught:
+        mirror.fetch()
+    assert "SECRET" not in str(caught.value)
+    assert "https://***@127.0.0.1:9/r.git" in str(caught.value)
+
+
+def test_status_shows_no_credentials(tmp_path: Path) -> None:
+    url = "https://alice:p/ss-SECRET@127.0.0.1:9/r.git"
+    server = build(load_settings({"repo": url, "state_dir": str(tmp_path / "s")}, {}), {})
+    try:
+        assert server.poller.run_once() == "error"
+        body = server.app.test_client().get("/v1/status").get_data(as_text=True)
+    finally:
+        server.engine.dispose()
+    assert "https://***@127.0.0.1:9/r.git" in body
+    assert "SECRET" not in body

@@ -12,7 +12,7 @@ import requests
 import yaml
 
 from gitconf.testing import commit_all, git, make_repo
-from gitconf.testing.server import ServeProcess, wait_until
+from gitconf.testing.server import ServeProcess, free_port, wait_until
 from tests.conftest import BASE_FILES
 
 
@@ -153,3 +153,68 @@ def test_a_token_variable_missing_or_an_unusable_state_dir_exits_2(tmp_path: Pat
     result = run_serve("--repo", str(tmp_path), "--state-dir", "/proc/no-such-place")
     assert result.returncode == 2
     assert "state_dir: cannot use /proc/no-such-place" in result.stderr
+
+
+def test_listen_localhost_serves_on_127_0_0_1(repo: Path, tmp_path: Path) -> None:
+    # It passed the settings check, then granian raised 'invalid IP address syntax'.
+    port = free_port()
+    server = ServeProcess(repo, tmp_path / "state", port=port)
+    server.extra_args = ["--listen", f"localhost:{port}"]  # the last --listen wins
+    with server:
+        assert server.get("/v1/config/staging/payments").status_code == 200
+    assert f"Listening at: http://127.0.0.1:{port}" in server.log()
+
+
+def test_listen_on_another_host_name_exits_2_in_one_line(tmp_path: Path) -> None:
+    result = run_serve("--repo", str(tmp_path), "--listen", "config.internal:8080")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "gitconf: listen: 'config.internal:8080' names the host 'config.internal', and gitconf "
+        "listens on an IP address: use 127.0.0.1:8080 (this machine only), 0.0.0.0:8080 (every "
+        "interface; tokens required) or the address of one interface\n"
+    )
+
+
+def test_a_second_server_on_a_port_in_use_exits_2(repo: Path, tmp_path: Path) -> None:
+    # Granian listens with SO_REUSEPORT: the second server started and took half the traffic.
+    with ServeProcess(repo, tmp_path / "first") as first:
+        result = run_serve(
+            "--repo", str(repo), "--listen", f"127.0.0.1:{first.port}",
+            "--state-dir", str(tmp_path / "second"),
+        )  # fmt: skip
+        assert result.returncode == 2
+        assert result.stderr == (
+            f"gitconf: listen: 127.0.0.1:{first.port} is already in use (another gitconf "
+            "serve?); stop what listens there or choose another port, or set reuse_port: true "
+            "(--reuse-port) to share it on purpose\n"
+        )
+        assert first.get("/v1/config/staging/payments").status_code == 200
+
+
+def test_reuse_port_shares_the_port_when_asked(repo: Path, tmp_path: Path) -> None:
+    with ServeProcess(repo, tmp_path / "first") as first:
+        second = ServeProcess(
+            repo, tmp_path / "second", port=first.port, env={"GITCONF_REUSE_PORT": "true"}
+        )
+        second.log_path = tmp_path / "second.log"
+        second.start(wait_ready=False)  # /healthz may be answered by either server
+        try:
+            # Its own worker started and published: it shares the port, as asked.
+            wait_until(lambda: "INFO gitconf.jobs.poll: published" in second.log())
+            assert f"Listening at: http://127.0.0.1:{first.port}" in second.log()
+            assert second.proc is not None and second.proc.poll() is None
+            assert first.proc is not None and first.proc.poll() is None
+        finally:
+            second.stop()
+
+
+def test_a_restart_on_the_same_port_is_not_refused(repo: Path, tmp_path: Path) -> None:
+    # A server that stops with a keep-alive connection open closes it first, which leaves
+    # that connection in TIME_WAIT on its port: a restart must not take it for a listener.
+    server = ServeProcess(repo, tmp_path / "state").start()
+    with requests.Session() as session:
+        assert session.get(server.url + "/healthz", timeout=5).status_code == 200
+        server.stop()
+    port = server.port
+    with ServeProcess(repo, tmp_path / "state", port=port) as again:
+        assert again.get("/healthz").status_code == 200

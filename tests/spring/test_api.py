@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from gitconf.bootstrap import Server
 from gitconf.core.layers import RESERVED_SERVICES
 from gitconf.spring.api import V2_JSON
+from gitconf.spring.names import MAX_NAME_LENGTH, MAX_PROFILES
 from gitconf.testing import commit_all, git, make_repo
 from tests.spring.conftest import FILES, TOKENS, build_server
 
@@ -290,6 +292,104 @@ def test_an_invalid_revision_at_a_label_is_422(server: Server, repo: Path) -> No
     assert response.status_code == 422
     assert code(response) == "invalid_revision"
     assert client.get("/payments/production/main").status_code == 200  # the last good
+
+
+# -- names a request may not send ---------------------------------------------------------
+LONG = "x" * (MAX_NAME_LENGTH + 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "what"),
+    [
+        (f"/{LONG}/production", "application"),
+        (f"/payments/production,{LONG}", "profiles"),
+        (f"/payments/production/{LONG}", "label"),
+        (f"/payments-{LONG}.json", "document"),
+        (f"/{LONG}/payments-production.json", "label"),
+    ],
+)
+def test_names_past_the_length_limit_are_400_naming_it(client: Any, path: str, what: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "name_too_long"
+    assert error["limit"] == MAX_NAME_LENGTH
+    assert error["message"].startswith(f"the {what} ")
+    assert f"at most {MAX_NAME_LENGTH} characters" in error["message"]
+
+
+def test_a_document_name_of_many_hyphens_is_answered_at_once(client: Any) -> None:
+    # 16,000 hyphens took 10 s of the server's CPU to answer 404.
+    started = time.process_time()
+    response = client.get("/a" + "-," * 16000 + ".json")
+    assert time.process_time() - started < 2.0
+    assert response.status_code == 400
+    assert code(response) == "name_too_long"
+    # Below the limit, as many hyphens as fit are read and answered as before.
+    started = time.process_time()
+    response = client.get("/a" + "-," * (MAX_NAME_LENGTH // 2 - 3) + ".json")
+    assert time.process_time() - started < 2.0
+    assert code(response) == "unknown_document"
+
+
+def test_repeated_profiles_are_read_once(client: Any, head: str) -> None:
+    # 8,000 repeats of staging made a 19.5 MB answer of 8,000 property sources.
+    many = ",".join(["staging", "production", "kubernetes"] * 30)
+    response = client.get(f"/payments/{many}")
+    assert response.status_code == 200
+    doc = response.get_json()
+    assert doc["profiles"] == ["staging", "production", "kubernetes"]
+    assert [s["name"] for s in doc["propertySources"]] == [
+        f"gitconf:production/payments@{head}",
+        f"gitconf:staging/payments@{head}",
+    ]
+    assert response.headers["X-Gitconf-Ignored-Profiles"] == "kubernetes"
+    assert client.get(f"/payments-{many}.json").get_json() == (
+        client.get("/payments-staging,production.json").get_json()
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/payments/{}", "/payments/{}/main", "/payments-{}.json", "/main/payments-{}.yml"]
+)
+def test_more_profiles_than_the_limit_are_400_naming_it(client: Any, path: str) -> None:
+    profiles = ",".join(["staging", *(f"p{i}" for i in range(MAX_PROFILES))])
+    response = client.get(path.format(profiles))
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "too_many_profiles"
+    assert error["limit"] == MAX_PROFILES
+    assert f"at most {MAX_PROFILES} distinct profiles" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "what"),
+    [
+        # An ignored profile is named in a header, which cannot carry a CR or LF: it was 500.
+        ("/payments/staging,x%0Ay", "profiles"),
+        ("/payments/staging,x%0D%0AX-Injected:%20yes", "profiles"),
+        ("/payments/sta%0Dging", "profiles"),
+        ("/payments/staging,%7F", "profiles"),
+        ("/payments/staging,x%C2%85", "profiles"),
+        ("/pay%0Aments/staging", "application"),
+        ("/payments/staging/ma%01in", "label"),
+        ("/payments/staging/%09main", "label"),
+        ("/payments-sta%0Aging.json", "document"),
+        ("/ma%0Din/payments-staging.json", "label"),
+    ],
+)
+def test_control_characters_in_names_are_400(client: Any, path: str, what: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "bad_name"
+    assert error["message"].startswith(f"the {what} ")
+    assert "names are printable text" in error["message"]
+    assert "limit" not in error
+
+
+def test_a_name_past_the_limit_still_needs_a_token_first(secured: Any) -> None:
+    assert secured.get(f"/payments/{LONG}").status_code == 401
 
 
 # -- auth ---------------------------------------------------------------------------------
