@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from gitconf.core.model import KeyPath, format_path
-from gitconf.core.parse import resolve_plain
+from gitconf.core.scalars import resolve_plain
 from gitconf.errors import GitconfError
 
 __all__ = ["FORMATS", "RenderError", "flatten", "render", "to_env", "to_json", "to_yaml"]
