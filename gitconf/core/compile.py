@@ -14,16 +14,25 @@ from gitconf.core.layers import Layout, discover, is_config_path
 from gitconf.core.locate import schema_errors
 from gitconf.core.manifest import MANIFEST_PATH, parse_manifest
 from gitconf.core.merge import merge
-from gitconf.core.model import CompiledRevision, Config, FileSet, Manifest, Node
+from gitconf.core.model import (
+    CompiledRevision,
+    Config,
+    FileSet,
+    Limits,
+    Manifest,
+    Node,
+    to_plain,
+)
 from gitconf.core.parse import parse_yaml
-from gitconf.core.validate import SchemaCache, SchemaSet, load_schemas
+from gitconf.core.render import json_size
+from gitconf.core.validate import SchemaCache, SchemaSet, load_schemas, service_of
 from gitconf.errors import Problem, Source, sorted_problems
 
 __all__ = ["CompileCache", "CompileResult", "compile_fileset"]
 
-# What a config depends on: its layer files (path, blob) and its schema's key (the schema
-# files its validator was built from).
-PairKey = tuple[tuple[tuple[str, str], ...], str]
+# What a config depends on: its layer files (path, blob), its schema's key (the schema
+# files its validator was built from) and the size limit of one config.
+PairKey = tuple[tuple[tuple[str, str], ...], str, int]
 SchemaProblem = tuple[Source, str, str]
 
 
@@ -42,9 +51,7 @@ class CompileCache:
     parsed: dict[tuple[str, str], tuple[Node | None, list[Problem]]] = field(default_factory=dict)
     schemas: tuple[str, SchemaSet, list[Problem]] | None = None
     schema_files: SchemaCache = field(default_factory=SchemaCache)
-    pairs: dict[
-        tuple[str, str], tuple[PairKey, Config | None, list[Problem], list[SchemaProblem]]
-    ] = field(default_factory=dict)
+    pairs: dict[tuple[str, str], _Pair] = field(default_factory=dict)
     # The layout of the last paths seen, which only a new, gone or renamed file changes.
     layout: tuple[tuple[str, ...], Layout, list[Problem]] | None = None
     # What the last merge of every pair was made from: when the layout, the environments'
@@ -58,11 +65,22 @@ class CompileCache:
             del self.parsed[key]
 
 
+class _Pair(NamedTuple):
+    """One (environment, service) merged and validated, and what it was made from."""
+
+    key: PairKey
+    config: Config | None
+    problems: list[Problem]
+    errors: list[SchemaProblem]
+    size: int  # the merged config's bytes as compact JSON (0 when it did not merge)
+
+
 @dataclass
 class _MergeBasis:
     layout: Layout
     chains: dict[str, tuple[str, ...]]
     schemas: SchemaSet
+    max_config_size: int
     layers: dict[tuple[str, str], list[str]]
     # layer file -> the pairs it is a layer of
     users: dict[str, list[tuple[str, str]]]
@@ -97,7 +115,7 @@ def _parse(
     return hit
 
 
-def _check_files(files: FileSet, limit: int) -> tuple[set[str], list[Problem]]:
+def _check_files(files: FileSet, limits: Limits) -> tuple[set[str], list[Problem]]:
     """Paths gitconf must not read (irregular or too large), as problems."""
     problems: list[Problem] = []
     skip: set[str] = set()
@@ -113,16 +131,53 @@ def _check_files(files: FileSet, limit: int) -> tuple[set[str], list[Problem]]:
                 )
             )
     for path, data in files.files.items():
-        if len(data) > limit and is_config_path(path):
+        if path == MANIFEST_PATH or not is_config_path(path):
+            continue
+        schema = path.startswith("schemas/")
+        limit = limits.schema_size if schema else limits.max_file_size
+        if len(data) > limit:
             skip.add(path)
+            setting = "max_schema_size" if schema else "max_file_size"
             problems.append(
                 Problem(
                     Source(path),
                     f"the file is {len(data):,} bytes, over the limit of {limit:,}",
-                    hint="split it, or raise validation.max_file_size in gitconf.yaml",
+                    hint=f"split it, or raise validation.{setting} in gitconf.yaml",
                 )
             )
     return skip, problems
+
+
+def _check_total(files: FileSet, limits: Limits) -> Problem | None:
+    """A problem when the files gitconf reads hold more than validation.max_total_size."""
+    sizes = sorted(
+        ((len(data), path) for path, data in files.files.items() if is_config_path(path)),
+        key=lambda item: (-item[0], item[1]),
+    )
+    total = sum(size for size, _ in sizes)
+    if total <= limits.max_total_size:
+        return None
+    largest = ", ".join(f"{path} ({size:,} bytes)" for size, path in sizes[:3])
+    return Problem(
+        Source(sizes[0][1]),
+        f"the files gitconf reads total {total:,} bytes, over the limit of "
+        f"{limits.max_total_size:,}; the largest: {largest}",
+        hint="remove or shrink files, or raise validation.max_total_size in gitconf.yaml",
+    )
+
+
+def _check_manifest(files: FileSet) -> Problem | None:
+    size = len(files.files[MANIFEST_PATH])
+    # Read before its own limits are known: the default limit of a file applies.
+    limit = Limits().max_file_size
+    if size <= limit:
+        return None
+    return Problem(
+        Source(MANIFEST_PATH),
+        f"the manifest is {size:,} bytes, over the limit of {limit:,}",
+        hint="gitconf.yaml declares environments, validation and subscriptions; "
+        "move anything else out of it",
+    )
 
 
 def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> CompileResult:
@@ -131,10 +186,17 @@ def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> Compil
         return CompileResult(
             None, [Problem(Source(MANIFEST_PATH), "the repository has no gitconf.yaml manifest")]
         )
+    too_big = _check_manifest(files)
+    if too_big is not None:
+        return CompileResult(None, [too_big])
     manifest, problems = parse_manifest(files.files[MANIFEST_PATH])
-    limit = manifest.max_file_size if manifest else 1024 * 1024
-    skip, found = _check_files(files, limit)
+    limits = manifest.limits if manifest else Limits()
+    skip, found = _check_files(files, limits)
     problems += found
+    too_big = _check_total(files, limits)
+    if too_big is not None:
+        # Nothing more is read: the point of the limit is not to parse what it refuses.
+        return CompileResult(None, sorted_problems([*problems, too_big]))
     paths = [p for p in files.files if p not in skip]
     blobs = {p: _blob(p, files) for p in paths if p != MANIFEST_PATH}
     layout, found = _discover(paths, cache)
@@ -151,8 +213,10 @@ def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> Compil
         cache.keep_only(set(blobs.items()))
     if manifest is None:
         return CompileResult(None, sorted_problems(problems))
-    problems += _check_layout(manifest, layout, schemas)
-    configs, found = _merge_all(manifest, layout, trees, schemas, blobs, cache)
+    # A service whose schema file was refused (too large, a link) is not also "without one".
+    refused = {service_of(p) for p in skip if p.startswith("schemas/")}
+    problems += _check_layout(manifest, layout, schemas, refused)
+    configs, found = _merge_all(manifest, layout, trees, schemas, blobs, files, cache)
     problems += found
     if problems:
         return CompileResult(None, sorted_problems(problems))
@@ -195,7 +259,9 @@ def _schemas(
     return schemas, problems
 
 
-def _check_layout(manifest: Manifest, layout: Layout, schemas: SchemaSet) -> list[Problem]:
+def _check_layout(
+    manifest: Manifest, layout: Layout, schemas: SchemaSet, refused: set[str | None]
+) -> list[Problem]:
     problems = []
     for env, first in sorted(layout.environment_folders.items()):
         if env not in manifest.environments:
@@ -208,7 +274,11 @@ def _check_layout(manifest: Manifest, layout: Layout, schemas: SchemaSet) -> lis
             )
     if manifest.require_schema:
         for service in layout.services:
-            if service not in schemas.paths and service not in schemas.broken:
+            if (
+                service not in schemas.paths
+                and service not in schemas.broken
+                and service not in refused
+            ):
                 first = min(
                     p for (_, name), group in layout.files.items() if name == service for p in group
                 )
@@ -229,6 +299,7 @@ def _merge_all(
     trees: dict[str, Node],
     schemas: SchemaSet,
     blobs: dict[str, str],
+    files: FileSet,
     cache: CompileCache | None,
 ) -> tuple[dict[tuple[str, str], Config], list[Problem]]:
     configs: dict[tuple[str, str], Config] = {}
@@ -236,13 +307,15 @@ def _merge_all(
     # The same problem seen in several environments is reported once, naming them all.
     schema_problems: dict[SchemaProblem, list[str]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
+    sizes: dict[tuple[str, str], int] = {}
+    limit = manifest.limits.max_config_size
     # Environments share the first layers of a service (base/_all, base/<service>, and a
     # parent's along an extends chain): each prefix of layers is merged once.
     prefixes: Prefixes = {}
     basis = _merge_basis(manifest, layout, schemas, cache)
     dirty: set[tuple[str, str]] | None = None
     if cache is not None and cache.merged is basis:
-        # The same layout, chains and schemas as the last merge: only the pairs of a
+        # The same layout, chains, schemas and limit as the last merge: only the pairs of a
         # changed blob can differ from what the cache holds.
         last = basis.blobs
         dirty = {
@@ -260,23 +333,24 @@ def _merge_all(
             pair = (env, service)
             seen.add(pair)
             hit = cache.pairs.get(pair) if cache is not None else None
-            if hit is not None and dirty is not None and pair not in dirty:
-                _, config, found, errors = hit
-            else:
+            if hit is None or dirty is None or pair in dirty:
                 paths = basis.layers[pair]
-                key: PairKey = (tuple((p, blobs[p]) for p in paths), schemas.keys.get(service, ""))
-                if hit is not None and hit[0] == key:
-                    _, config, found, errors = hit
-                else:
-                    config, found, errors = _merge_one(
-                        env, service, paths, trees, schemas, prefixes
+                key: PairKey = (
+                    tuple((p, blobs[p]) for p in paths),
+                    schemas.keys.get(service, ""),
+                    limit,
+                )
+                if hit is None or hit.key != key:
+                    hit = _Pair(
+                        key, *_merge_one(env, service, paths, trees, schemas, prefixes, limit)
                     )
                     if cache is not None:
-                        cache.pairs[pair] = (key, config, found, errors)
-            problems += found
-            if config is not None:
-                configs[(env, service)] = config
-            for error in errors:
+                        cache.pairs[pair] = hit
+            problems += hit.problems
+            sizes[pair] = hit.size
+            if hit.config is not None:
+                configs[pair] = hit.config
+            for error in hit.errors:
                 schema_problems[error].append(f"{env}/{service}")
     if cache is not None:
         for gone in [k for k in cache.pairs if k not in seen]:
@@ -288,7 +362,33 @@ def _merge_all(
         used = sorted({schemas.paths[w.split("/", 1)[1]] for w in where})
         hint = f"schema {', '.join(used)}, in {', '.join(where)}"
         problems.append(Problem(source, message, key_path, hint))
+    too_big = _check_total_configs(sizes, basis, files, manifest.limits)
+    if too_big is not None:
+        problems.append(too_big)
     return configs, problems
+
+
+def _check_total_configs(
+    sizes: dict[tuple[str, str], int], basis: _MergeBasis, files: FileSet, limits: Limits
+) -> Problem | None:
+    """A problem when the merged configs together pass validation.max_total_config_size."""
+    total = sum(sizes.values())
+    if total <= limits.max_total_config_size:
+        return None
+    largest = sorted(sizes, key=lambda pair: (-sizes[pair], pair))
+    named = ", ".join(
+        f"{env}/{service} ({sizes[(env, service)]:,} bytes)" for env, service in largest[:3]
+    )
+    # The largest file of the largest config: a file in every config (base/_all.yaml) is what
+    # makes a small commit expand to many large configs.
+    heaviest = max(basis.layers[largest[0]], key=lambda p: (len(files.files.get(p, b"")), p))
+    return Problem(
+        Source(heaviest),
+        f"the merged configs of this commit total {total:,} bytes of JSON, over the limit of "
+        f"{limits.max_total_config_size:,}; the largest: {named}",
+        hint="shrink the layers that every config includes, "
+        "or raise validation.max_total_config_size in gitconf.yaml",
+    )
 
 
 Prefixes = dict[tuple[str, ...], tuple[Node, tuple[Problem, ...]]]
@@ -303,11 +403,13 @@ def _merge_basis(
     """The last merge's basis if this merge has the same one, else a new one."""
     chains = {env: manifest.chain(env) for env in manifest.environments}
     last = cache.merged if cache is not None else None
+    limit = manifest.limits.max_config_size
     if (
         last is not None
         and last.layout is layout
         and last.schemas is schemas
         and last.chains == chains
+        and last.max_config_size == limit
     ):
         return last
     layers: dict[tuple[str, str], list[str]] = {}
@@ -318,7 +420,7 @@ def _merge_basis(
             layers[(env, service)] = paths
             for path in paths:
                 users[path].append((env, service))
-    return _MergeBasis(layout, chains, schemas, layers, dict(users))
+    return _MergeBasis(layout, chains, schemas, limit, layers, dict(users))
 
 
 def _merge_one(
@@ -328,13 +430,18 @@ def _merge_one(
     trees: dict[str, Node],
     schemas: SchemaSet,
     prefixes: Prefixes | None = None,
-) -> tuple[Config | None, list[Problem], list[SchemaProblem]]:
-    """Merge one config's layers and validate it: the config, merge problems, schema errors."""
+    max_size: int = Limits().max_config_size,
+) -> tuple[Config | None, list[Problem], list[SchemaProblem], int]:
+    """Merge one config's layers and validate it.
+
+    The config, merge problems, schema errors, and its size as compact JSON; a config over
+    max_size is a problem and is not validated.
+    """
     tree: Node | None = None
     merged: tuple[Problem, ...] = ()
     for end, path in enumerate(paths, 1):
         if path not in trees:
-            return None, list(merged), []
+            return None, list(merged), [], 0
         prefix = tuple(paths[:end])
         hit = prefixes.get(prefix) if prefixes is not None else None
         if hit is None:
@@ -346,10 +453,15 @@ def _merge_one(
             tree, merged = hit
     problems = list(merged)
     if tree is None:
-        return None, problems, []
+        return None, problems, [], 0
+    value = to_plain(tree)
+    size = json_size(value)
+    if size > max_size:
+        problems.append(_too_big(env, service, paths, trees, size, max_size))
+        return None, problems, [], size
     validator = schemas.validators.get(service)
     try:
-        errors = list(schema_errors(validator, tree)) if validator is not None else []
+        errors = list(schema_errors(validator, tree, value)) if validator is not None else []
     except re.error as exc:
         # The meta-schema does not check that a pattern is a regular expression.
         schema = schemas.paths.get(service, "its schema")
@@ -373,4 +485,19 @@ def _merge_one(
             )
         )
         errors = []
-    return Config(env, service, tree, tuple(paths)), problems, errors
+    return Config(env, service, tree, tuple(paths)), problems, errors, size
+
+
+def _too_big(
+    env: str, service: str, paths: list[str], trees: dict[str, Node], size: int, limit: int
+) -> Problem:
+    """The problem of a config over validation.max_config_size, at its largest layer."""
+    # Only on this rare path: which layer weighs most once its aliases are expanded.
+    heaviest = max(paths, key=lambda p: (json_size(to_plain(trees[p])), p))
+    return Problem(
+        Source(heaviest),
+        f"{env}/{service} merges to {size:,} bytes of JSON, over the limit of {limit:,}; "
+        f"its layers: {', '.join(paths)}",
+        hint="shrink its layers (an alias counts as what it expands to), "
+        "or raise validation.max_config_size in gitconf.yaml",
+    )

@@ -12,9 +12,24 @@ from gitconf.core.model import KeyPath, format_path
 from gitconf.core.scalars import resolve_plain
 from gitconf.errors import GitconfError
 
-__all__ = ["FORMATS", "RenderError", "flatten", "render", "to_env", "to_json", "to_yaml"]
+__all__ = [
+    "FORMATS",
+    "RenderError",
+    "flatten",
+    "json_size",
+    "render",
+    "to_env",
+    "to_json",
+    "to_yaml",
+]
 
 FORMATS = ("json", "yaml", "env")
+
+
+def json_size(value: Any) -> int:
+    """The bytes of the value as compact JSON: what gitconf's config size limits count."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def to_json(value: Any) -> bytes:

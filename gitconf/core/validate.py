@@ -20,7 +20,7 @@ from gitconf.core.model import KeyPath, Node, find, format_path, to_plain
 from gitconf.core.parse import parse_yaml
 from gitconf.errors import Problem, Source
 
-__all__ = ["SCHEMA_SUFFIXES", "SchemaCache", "SchemaSet", "load_schemas"]
+__all__ = ["SCHEMA_SUFFIXES", "SchemaCache", "SchemaSet", "load_schemas", "service_of"]
 
 SCHEMA_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
 _BASE = "file:///"
@@ -79,7 +79,8 @@ def _load_document(path: str, data: bytes) -> tuple[Any, Node | None, list[Probl
     return to_plain(tree), tree, []
 
 
-def _service_of(path: str) -> str | None:
+def service_of(path: str) -> str | None:
+    """The service whose schema the path under schemas/ is, if it is one."""
     name = path[len("schemas/") :]
     if "/" in name:
         return None
@@ -196,7 +197,7 @@ def load_schemas(
         read = checked[blob] = cache.files.get(blob) or read_schema_file(path, files[path])
         if read.loaded:
             loaded[path] = read
-        elif (service := _service_of(path)) is not None:
+        elif (service := service_of(path)) is not None:
             broken.add(service)
         problems += read.problems
     cache.files = checked
@@ -233,7 +234,7 @@ def load_schemas(
         found = _check_refs(path, read, registry, uris, blobs, signature, cache, bundling, resolves)
         problems += found
         bad = bad or bool(found)
-        service = _service_of(path)
+        service = service_of(path)
         if service is None:
             continue
         if bad:
