@@ -10,7 +10,14 @@ from typing import NamedTuple
 
 from referencing.exceptions import Unresolvable
 
-from gitconf.core.layers import Layout, discover, is_config_path
+from gitconf.core.layers import Layout, discover
+from gitconf.core.limits import (
+    check_files,
+    check_manifest,
+    check_total,
+    check_total_configs,
+    too_big,
+)
 from gitconf.core.locate import schema_errors
 from gitconf.core.manifest import MANIFEST_PATH, parse_manifest
 from gitconf.core.merge import merge
@@ -115,85 +122,20 @@ def _parse(
     return hit
 
 
-def _check_files(files: FileSet, limits: Limits) -> tuple[set[str], list[Problem]]:
-    """Paths gitconf must not read (irregular or too large), as problems."""
-    problems: list[Problem] = []
-    skip: set[str] = set()
-    for path, kind in sorted(files.irregular.items()):
-        if is_config_path(path):
-            skip.add(path)
-            what = "a symbolic link" if kind == "symlink" else f"a {kind}"
-            problems.append(
-                Problem(
-                    Source(path),
-                    f"{what} among the config paths",
-                    hint="commit the file itself: gitconf reads only regular files",
-                )
-            )
-    for path, data in files.files.items():
-        if path == MANIFEST_PATH or not is_config_path(path):
-            continue
-        schema = path.startswith("schemas/")
-        limit = limits.schema_size if schema else limits.max_file_size
-        if len(data) > limit:
-            skip.add(path)
-            setting = "max_schema_size" if schema else "max_file_size"
-            problems.append(
-                Problem(
-                    Source(path),
-                    f"the file is {len(data):,} bytes, over the limit of {limit:,}",
-                    hint=f"split it, or raise validation.{setting} in gitconf.yaml",
-                )
-            )
-    return skip, problems
-
-
-def _check_total(files: FileSet, limits: Limits) -> Problem | None:
-    """A problem when the files gitconf reads hold more than validation.max_total_size."""
-    sizes = sorted(
-        ((len(data), path) for path, data in files.files.items() if is_config_path(path)),
-        key=lambda item: (-item[0], item[1]),
-    )
-    total = sum(size for size, _ in sizes)
-    if total <= limits.max_total_size:
-        return None
-    largest = ", ".join(f"{path} ({size:,} bytes)" for size, path in sizes[:3])
-    return Problem(
-        Source(sizes[0][1]),
-        f"the files gitconf reads total {total:,} bytes, over the limit of "
-        f"{limits.max_total_size:,}; the largest: {largest}",
-        hint="remove or shrink files, or raise validation.max_total_size in gitconf.yaml",
-    )
-
-
-def _check_manifest(files: FileSet) -> Problem | None:
-    size = len(files.files[MANIFEST_PATH])
-    # Read before its own limits are known: the default limit of a file applies.
-    limit = Limits().max_file_size
-    if size <= limit:
-        return None
-    return Problem(
-        Source(MANIFEST_PATH),
-        f"the manifest is {size:,} bytes, over the limit of {limit:,}",
-        hint="gitconf.yaml declares environments, validation and subscriptions; "
-        "move anything else out of it",
-    )
-
-
 def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> CompileResult:
     """Compile every (environment, service) of the file set, or report every problem."""
     if MANIFEST_PATH not in files.files:
         return CompileResult(
             None, [Problem(Source(MANIFEST_PATH), "the repository has no gitconf.yaml manifest")]
         )
-    too_big = _check_manifest(files)
+    too_big = check_manifest(files)
     if too_big is not None:
         return CompileResult(None, [too_big])
     manifest, problems = parse_manifest(files.files[MANIFEST_PATH])
     limits = manifest.limits if manifest else Limits()
-    skip, found = _check_files(files, limits)
+    skip, found = check_files(files, limits)
     problems += found
-    too_big = _check_total(files, limits)
+    too_big = check_total(files, limits)
     if too_big is not None:
         # Nothing more is read: the point of the limit is not to parse what it refuses.
         return CompileResult(None, sorted_problems([*problems, too_big]))
@@ -362,33 +304,10 @@ def _merge_all(
         used = sorted({schemas.paths[w.split("/", 1)[1]] for w in where})
         hint = f"schema {', '.join(used)}, in {', '.join(where)}"
         problems.append(Problem(source, message, key_path, hint))
-    too_big = _check_total_configs(sizes, basis, files, manifest.limits)
+    too_big = check_total_configs(sizes, basis.layers, files, manifest.limits)
     if too_big is not None:
         problems.append(too_big)
     return configs, problems
-
-
-def _check_total_configs(
-    sizes: dict[tuple[str, str], int], basis: _MergeBasis, files: FileSet, limits: Limits
-) -> Problem | None:
-    """A problem when the merged configs together pass validation.max_total_config_size."""
-    total = sum(sizes.values())
-    if total <= limits.max_total_config_size:
-        return None
-    largest = sorted(sizes, key=lambda pair: (-sizes[pair], pair))
-    named = ", ".join(
-        f"{env}/{service} ({sizes[(env, service)]:,} bytes)" for env, service in largest[:3]
-    )
-    # The largest file of the largest config: a file in every config (base/_all.yaml) is what
-    # makes a small commit expand to many large configs.
-    heaviest = max(basis.layers[largest[0]], key=lambda p: (len(files.files.get(p, b"")), p))
-    return Problem(
-        Source(heaviest),
-        f"the merged configs of this commit total {total:,} bytes of JSON, over the limit of "
-        f"{limits.max_total_config_size:,}; the largest: {named}",
-        hint="shrink the layers that every config includes, "
-        "or raise validation.max_total_config_size in gitconf.yaml",
-    )
 
 
 Prefixes = dict[tuple[str, ...], tuple[Node, tuple[Problem, ...]]]
@@ -457,7 +376,7 @@ def _merge_one(
     value = to_plain(tree)
     size = json_size(value)
     if size > max_size:
-        problems.append(_too_big(env, service, paths, trees, size, max_size))
+        problems.append(too_big(env, service, paths, trees, size, max_size))
         return None, problems, [], size
     validator = schemas.validators.get(service)
     try:
@@ -474,6 +393,21 @@ def _merge_one(
             )
         )
         errors = []
+    except RecursionError:
+        # Not the config's depth (the parse bounds it), so the schema's: a chain of `$ref`s
+        # or in-place keywords longer than Python's stack, with no cycle (those are found
+        # when the schemas load).
+        schema = schemas.paths.get(service, "its schema")
+        problems.append(
+            Problem(
+                Source(schema),
+                f"cannot validate {env}/{service}: the schema (or one it refers to) applies "
+                "subschemas one inside another, through $ref, allOf, anyOf or the like, "
+                "deeper than gitconf can follow",
+                hint="shorten the chain of $refs, or refer to the last definition directly",
+            )
+        )
+        errors = []
     except (AttributeError, TypeError, Unresolvable) as exc:
         # A valid schema that $refs into one that failed the meta-schema (reported on its
         # own) can make jsonschema fail midway; the commit is rejected for that problem.
@@ -486,18 +420,3 @@ def _merge_one(
         )
         errors = []
     return Config(env, service, tree, tuple(paths)), problems, errors, size
-
-
-def _too_big(
-    env: str, service: str, paths: list[str], trees: dict[str, Node], size: int, limit: int
-) -> Problem:
-    """The problem of a config over validation.max_config_size, at its largest layer."""
-    # Only on this rare path: which layer weighs most once its aliases are expanded.
-    heaviest = max(paths, key=lambda p: (json_size(to_plain(trees[p])), p))
-    return Problem(
-        Source(heaviest),
-        f"{env}/{service} merges to {size:,} bytes of JSON, over the limit of {limit:,}; "
-        f"its layers: {', '.join(paths)}",
-        hint="shrink its layers (an alias counts as what it expands to), "
-        "or raise validation.max_config_size in gitconf.yaml",
-    )
