@@ -473,3 +473,14 @@ def test_parse_memory_is_a_small_multiple_of_the_yaml() -> None:
     # The located tree itself is about 11 bytes per byte of this file; a composed PyYAML node
     # tree beside it (two marks per value) took the peak past 30.
     assert peak / len(data) < 16, f"{peak / len(data):.1f} bytes per YAML byte"
+
+
+def test_keys_are_one_string_across_files() -> None:
+    first, _ = parse_yaml("base/a.yaml", b"db:\n  host: a\n")
+    second, _ = parse_yaml("base/b.yaml", b"{db: {host: b}}\n")
+    assert first is not None and second is not None
+
+    [(key_a, db_a)] = first.value.items()
+    [(key_b, db_b)] = second.value.items()
+    assert key_a is key_b
+    assert next(iter(db_a.value)) is next(iter(db_b.value))
