@@ -316,6 +316,68 @@ def test_file_at_size_limit_is_fine(tmp_path: Path, run: Run) -> None:
     assert result.exit_code == 0, result.output
 
 
+def limited(**validation: int) -> str:
+    """MINIMAL_MANIFEST with these validation settings added."""
+    return MINIMAL_MANIFEST + "".join(f"  {key}: {value}\n" for key, value in validation.items())
+
+
+def test_schema_over_its_size_limit(tmp_path: Path, run: Run) -> None:
+    schema = '{"type": "object", "description": "' + "x" * 3000 + '"}\n'
+    repo = repo_with(
+        tmp_path,
+        {"gitconf.yaml": limited(max_schema_size=2000), "schemas/payments.schema.json": schema},
+    )
+
+    result = run("validate", repo)
+
+    line = expect_problem(result, "schemas/payments.schema.json", 1, 1, "over the limit of 2,000")
+    assert line.endswith("(split it, or raise validation.max_schema_size in gitconf.yaml)")
+    assert_schema_not_called_missing(result)
+
+
+def test_commit_over_the_total_size_limit(tmp_path: Path, run: Run) -> None:
+    repo = repo_with(
+        tmp_path,
+        {"gitconf.yaml": limited(max_total_size=500), "base/payments.yaml": "a: 1\n" + "#" * 600},
+    )
+
+    line = expect_problem(run("validate", repo), "base/payments.yaml", 1, 1, "total")
+    assert (
+        "over the limit of 500; the largest: base/payments.yaml (605 bytes), gitconf.yaml" in line
+    )
+    assert line.endswith("raise validation.max_total_size in gitconf.yaml)")
+
+
+def test_config_over_the_rendered_size_limit(tmp_path: Path, run: Run) -> None:
+    overlay = "db:\n  host: " + "h" * 100 + "\n"
+    repo = repo_with(
+        tmp_path,
+        {
+            "gitconf.yaml": limited(max_config_size=100),
+            "environments/production/payments.yaml": overlay,
+        },
+    )
+
+    result = run("validate", repo)
+
+    line = expect_problem(
+        result, "environments/production/payments.yaml", 1, 1, "production/payments merges to"
+    )
+    assert "over the limit of 100; its layers: base/payments.yaml, " in line
+    assert line.endswith("or raise validation.max_config_size in gitconf.yaml)")
+    # staging's config is small: only the two that include the overlay are refused.
+    merged = [m["message"].split(" merges")[0] for m in problem_lines(result)]
+    assert sorted(merged) == ["production-eu/payments", "production/payments"]
+
+
+def test_configs_over_the_total_rendered_size_limit(tmp_path: Path, run: Run) -> None:
+    repo = repo_with(tmp_path, {"gitconf.yaml": limited(max_total_config_size=40)})
+
+    line = expect_problem(run("validate", repo), "base/payments.yaml", 1, 1, "merged configs")
+    assert "total 60 bytes of JSON, over the limit of 40" in line
+    assert line.endswith("raise validation.max_total_config_size in gitconf.yaml)")
+
+
 @pytest.mark.parametrize(
     ("link", "target", "reported"),
     [

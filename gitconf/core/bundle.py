@@ -92,7 +92,10 @@ class Bundler:
         resolver = self.registry.resolver_with_root(DRAFT202012.create_resource(schema))
         try:
             bundled = self._keywords(schema, resolver, base)
-        except _Unbundlable:
+        except (_Unbundlable, RecursionError):
+            # Too deep a chain of $refs to inline: validated through the registry, which
+            # reports it if validation cannot follow it either.
+            self.stack.clear()
             return None, None
         return bundled, frozenset(self.deps)
 

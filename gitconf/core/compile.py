@@ -10,20 +10,36 @@ from typing import NamedTuple
 
 from referencing.exceptions import Unresolvable
 
-from gitconf.core.layers import Layout, discover, is_config_path
+from gitconf.core.layers import Layout, discover
+from gitconf.core.limits import (
+    check_files,
+    check_manifest,
+    check_total,
+    check_total_configs,
+    too_big,
+)
 from gitconf.core.locate import schema_errors
 from gitconf.core.manifest import MANIFEST_PATH, parse_manifest
 from gitconf.core.merge import merge
-from gitconf.core.model import CompiledRevision, Config, FileSet, Manifest, Node
+from gitconf.core.model import (
+    CompiledRevision,
+    Config,
+    FileSet,
+    Limits,
+    Manifest,
+    Node,
+    to_plain,
+)
 from gitconf.core.parse import parse_yaml
-from gitconf.core.validate import SchemaCache, SchemaSet, load_schemas
+from gitconf.core.render import json_size
+from gitconf.core.validate import SchemaCache, SchemaSet, load_schemas, service_of
 from gitconf.errors import Problem, Source, sorted_problems
 
 __all__ = ["CompileCache", "CompileResult", "compile_fileset"]
 
-# What a config depends on: its layer files (path, blob) and its schema's key (the schema
-# files its validator was built from).
-PairKey = tuple[tuple[tuple[str, str], ...], str]
+# What a config depends on: its layer files (path, blob), its schema's key (the schema
+# files its validator was built from) and the size limit of one config.
+PairKey = tuple[tuple[tuple[str, str], ...], str, int]
 SchemaProblem = tuple[Source, str, str]
 
 
@@ -42,9 +58,7 @@ class CompileCache:
     parsed: dict[tuple[str, str], tuple[Node | None, list[Problem]]] = field(default_factory=dict)
     schemas: tuple[str, SchemaSet, list[Problem]] | None = None
     schema_files: SchemaCache = field(default_factory=SchemaCache)
-    pairs: dict[
-        tuple[str, str], tuple[PairKey, Config | None, list[Problem], list[SchemaProblem]]
-    ] = field(default_factory=dict)
+    pairs: dict[tuple[str, str], _Pair] = field(default_factory=dict)
     # The layout of the last paths seen, which only a new, gone or renamed file changes.
     layout: tuple[tuple[str, ...], Layout, list[Problem]] | None = None
     # What the last merge of every pair was made from: when the layout, the environments'
@@ -71,11 +85,22 @@ class CompileCache:
             del self.parsed[key]
 
 
+class _Pair(NamedTuple):
+    """One (environment, service) merged and validated, and what it was made from."""
+
+    key: PairKey
+    config: Config | None
+    problems: list[Problem]
+    errors: list[SchemaProblem]
+    size: int  # the merged config's bytes as compact JSON (0 when it did not merge)
+
+
 @dataclass
 class _MergeBasis:
     layout: Layout
     chains: dict[str, tuple[str, ...]]
     schemas: SchemaSet
+    max_config_size: int
     layers: dict[tuple[str, str], list[str]]
     # layer file -> the pairs it is a layer of
     users: dict[str, list[tuple[str, str]]]
@@ -110,44 +135,23 @@ def _parse(
     return hit
 
 
-def _check_files(files: FileSet, limit: int) -> tuple[set[str], list[Problem]]:
-    """Paths gitconf must not read (irregular or too large), as problems."""
-    problems: list[Problem] = []
-    skip: set[str] = set()
-    for path, kind in sorted(files.irregular.items()):
-        if is_config_path(path):
-            skip.add(path)
-            what = "a symbolic link" if kind == "symlink" else f"a {kind}"
-            problems.append(
-                Problem(
-                    Source(path),
-                    f"{what} among the config paths",
-                    hint="commit the file itself: gitconf reads only regular files",
-                )
-            )
-    for path, data in files.files.items():
-        if len(data) > limit and is_config_path(path):
-            skip.add(path)
-            problems.append(
-                Problem(
-                    Source(path),
-                    f"the file is {len(data):,} bytes, over the limit of {limit:,}",
-                    hint="split it, or raise validation.max_file_size in gitconf.yaml",
-                )
-            )
-    return skip, problems
-
-
 def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> CompileResult:
     """Compile every (environment, service) of the file set, or report every problem."""
     if MANIFEST_PATH not in files.files:
         return CompileResult(
             None, [Problem(Source(MANIFEST_PATH), "the repository has no gitconf.yaml manifest")]
         )
+    too_big = check_manifest(files)
+    if too_big is not None:
+        return CompileResult(None, [too_big])
     manifest, problems = parse_manifest(files.files[MANIFEST_PATH])
-    limit = manifest.max_file_size if manifest else 1024 * 1024
-    skip, found = _check_files(files, limit)
+    limits = manifest.limits if manifest else Limits()
+    skip, found = check_files(files, limits)
     problems += found
+    too_big = check_total(files, limits)
+    if too_big is not None:
+        # Nothing more is read: the point of the limit is not to parse what it refuses.
+        return CompileResult(None, sorted_problems([*problems, too_big]))
     paths = [p for p in files.files if p not in skip]
     blobs = {p: _blob(p, files) for p in paths if p != MANIFEST_PATH}
     layout, found = _discover(paths, cache)
@@ -164,8 +168,10 @@ def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> Compil
         cache.keep_only(set(blobs.items()))
     if manifest is None:
         return CompileResult(None, sorted_problems(problems))
-    problems += _check_layout(manifest, layout, schemas)
-    configs, found = _merge_all(manifest, layout, trees, schemas, blobs, cache)
+    # A service whose schema file was refused (too large, a link) is not also "without one".
+    refused = {service_of(p) for p in skip if p.startswith("schemas/")}
+    problems += _check_layout(manifest, layout, schemas, refused)
+    configs, found = _merge_all(manifest, layout, trees, schemas, blobs, files, cache)
     problems += found
     if problems:
         return CompileResult(None, sorted_problems(problems))
@@ -208,7 +214,9 @@ def _schemas(
     return schemas, problems
 
 
-def _check_layout(manifest: Manifest, layout: Layout, schemas: SchemaSet) -> list[Problem]:
+def _check_layout(
+    manifest: Manifest, layout: Layout, schemas: SchemaSet, refused: set[str | None]
+) -> list[Problem]:
     problems = []
     for env, first in sorted(layout.environment_folders.items()):
         if env not in manifest.environments:
@@ -221,7 +229,11 @@ def _check_layout(manifest: Manifest, layout: Layout, schemas: SchemaSet) -> lis
             )
     if manifest.require_schema:
         for service in layout.services:
-            if service not in schemas.paths and service not in schemas.broken:
+            if (
+                service not in schemas.paths
+                and service not in schemas.broken
+                and service not in refused
+            ):
                 first = min(
                     p for (_, name), group in layout.files.items() if name == service for p in group
                 )
@@ -242,6 +254,7 @@ def _merge_all(
     trees: dict[str, Node],
     schemas: SchemaSet,
     blobs: dict[str, str],
+    files: FileSet,
     cache: CompileCache | None,
 ) -> tuple[dict[tuple[str, str], Config], list[Problem]]:
     configs: dict[tuple[str, str], Config] = {}
@@ -249,13 +262,15 @@ def _merge_all(
     # The same problem seen in several environments is reported once, naming them all.
     schema_problems: dict[SchemaProblem, list[str]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
+    sizes: dict[tuple[str, str], int] = {}
+    limit = manifest.limits.max_config_size
     # Environments share the first layers of a service (base/_all, base/<service>, and a
     # parent's along an extends chain): each prefix of layers is merged once.
     prefixes: Prefixes = {}
     basis = _merge_basis(manifest, layout, schemas, cache)
     dirty: set[tuple[str, str]] | None = None
     if cache is not None and cache.merged is basis:
-        # The same layout, chains and schemas as the last merge: only the pairs of a
+        # The same layout, chains, schemas and limit as the last merge: only the pairs of a
         # changed blob can differ from what the cache holds.
         last = basis.blobs
         dirty = {
@@ -273,23 +288,24 @@ def _merge_all(
             pair = (env, service)
             seen.add(pair)
             hit = cache.pairs.get(pair) if cache is not None else None
-            if hit is not None and dirty is not None and pair not in dirty:
-                _, config, found, errors = hit
-            else:
+            if hit is None or dirty is None or pair in dirty:
                 paths = basis.layers[pair]
-                key: PairKey = (tuple((p, blobs[p]) for p in paths), schemas.keys.get(service, ""))
-                if hit is not None and hit[0] == key:
-                    _, config, found, errors = hit
-                else:
-                    config, found, errors = _merge_one(
-                        env, service, paths, trees, schemas, prefixes
+                key: PairKey = (
+                    tuple((p, blobs[p]) for p in paths),
+                    schemas.keys.get(service, ""),
+                    limit,
+                )
+                if hit is None or hit.key != key:
+                    hit = _Pair(
+                        key, *_merge_one(env, service, paths, trees, schemas, prefixes, limit)
                     )
                     if cache is not None:
-                        cache.pairs[pair] = (key, config, found, errors)
-            problems += found
-            if config is not None:
-                configs[(env, service)] = config
-            for error in errors:
+                        cache.pairs[pair] = hit
+            problems += hit.problems
+            sizes[pair] = hit.size
+            if hit.config is not None:
+                configs[pair] = hit.config
+            for error in hit.errors:
                 schema_problems[error].append(f"{env}/{service}")
     if cache is not None:
         for gone in [k for k in cache.pairs if k not in seen]:
@@ -301,6 +317,9 @@ def _merge_all(
         used = sorted({schemas.paths[w.split("/", 1)[1]] for w in where})
         hint = f"schema {', '.join(used)}, in {', '.join(where)}"
         problems.append(Problem(source, message, key_path, hint))
+    too_big = check_total_configs(sizes, basis.layers, files, manifest.limits)
+    if too_big is not None:
+        problems.append(too_big)
     return configs, problems
 
 
@@ -316,11 +335,13 @@ def _merge_basis(
     """The last merge's basis if this merge has the same one, else a new one."""
     chains = {env: manifest.chain(env) for env in manifest.environments}
     last = cache.merged if cache is not None else None
+    limit = manifest.limits.max_config_size
     if (
         last is not None
         and last.layout is layout
         and last.schemas is schemas
         and last.chains == chains
+        and last.max_config_size == limit
     ):
         return last
     layers: dict[tuple[str, str], list[str]] = {}
@@ -331,7 +352,7 @@ def _merge_basis(
             layers[(env, service)] = paths
             for path in paths:
                 users[path].append((env, service))
-    return _MergeBasis(layout, chains, schemas, layers, dict(users))
+    return _MergeBasis(layout, chains, schemas, limit, layers, dict(users))
 
 
 def _merge_one(
@@ -341,13 +362,18 @@ def _merge_one(
     trees: dict[str, Node],
     schemas: SchemaSet,
     prefixes: Prefixes | None = None,
-) -> tuple[Config | None, list[Problem], list[SchemaProblem]]:
-    """Merge one config's layers and validate it: the config, merge problems, schema errors."""
+    max_size: int = Limits().max_config_size,
+) -> tuple[Config | None, list[Problem], list[SchemaProblem], int]:
+    """Merge one config's layers and validate it.
+
+    The config, merge problems, schema errors, and its size as compact JSON; a config over
+    max_size is a problem and is not validated.
+    """
     tree: Node | None = None
     merged: tuple[Problem, ...] = ()
     for end, path in enumerate(paths, 1):
         if path not in trees:
-            return None, list(merged), []
+            return None, list(merged), [], 0
         prefix = tuple(paths[:end])
         hit = prefixes.get(prefix) if prefixes is not None else None
         if hit is None:
@@ -359,10 +385,15 @@ def _merge_one(
             tree, merged = hit
     problems = list(merged)
     if tree is None:
-        return None, problems, []
+        return None, problems, [], 0
+    value = to_plain(tree)
+    size = json_size(value)
+    if size > max_size:
+        problems.append(too_big(env, service, paths, trees, size, max_size))
+        return None, problems, [], size
     validator = schemas.validators.get(service)
     try:
-        errors = list(schema_errors(validator, tree)) if validator is not None else []
+        errors = list(schema_errors(validator, tree, value)) if validator is not None else []
     except re.error as exc:
         # The meta-schema does not check that a pattern is a regular expression.
         schema = schemas.paths.get(service, "its schema")
@@ -372,6 +403,21 @@ def _merge_one(
                 f"cannot validate {env}/{service}: the schema (or one it refers to) has a "
                 f"pattern that is not a regular expression: {exc}",
                 hint="patterns are ECMA 262 regular expressions, checked with Python's re",
+            )
+        )
+        errors = []
+    except RecursionError:
+        # Not the config's depth (the parse bounds it), so the schema's: a chain of `$ref`s
+        # or in-place keywords longer than Python's stack, with no cycle (those are found
+        # when the schemas load).
+        schema = schemas.paths.get(service, "its schema")
+        problems.append(
+            Problem(
+                Source(schema),
+                f"cannot validate {env}/{service}: the schema (or one it refers to) applies "
+                "subschemas one inside another, through $ref, allOf, anyOf or the like, "
+                "deeper than gitconf can follow",
+                hint="shorten the chain of $refs, or refer to the last definition directly",
             )
         )
         errors = []
@@ -386,4 +432,4 @@ def _merge_one(
             )
         )
         errors = []
-    return Config(env, service, tree, tuple(paths)), problems, errors
+    return Config(env, service, tree, tuple(paths)), problems, errors, size

@@ -63,7 +63,10 @@ def surely_valid(validator: Draft202012Validator, instance: Any) -> bool:
         key = id(validator)
         ref = weakref.ref(validator, lambda _: _CHECKS.pop(key, None))
         entry = _CHECKS[key] = (ref, _checker(validator))
-    return entry[1](instance)
+    try:
+        return entry[1](instance)
+    except RecursionError:  # deeper than the check can follow: unsure, jsonschema decides
+        return False
 
 
 def _checker(validator: Draft202012Validator) -> Check:

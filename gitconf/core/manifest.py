@@ -7,7 +7,14 @@ from functools import cache
 from jsonschema import Draft202012Validator
 
 from gitconf.core.locate import schema_errors
-from gitconf.core.model import EnvironmentSpec, Manifest, Node, SubscriptionSpec, to_plain
+from gitconf.core.model import (
+    EnvironmentSpec,
+    Limits,
+    Manifest,
+    Node,
+    SubscriptionSpec,
+    to_plain,
+)
 from gitconf.core.parse import parse_yaml
 from gitconf.errors import Problem
 from gitconf.resources import own_schema
@@ -70,7 +77,7 @@ def parse_manifest(data: bytes) -> tuple[Manifest | None, list[Problem]]:
     manifest = Manifest(
         environments=environments,
         require_schema=validation.get("require_schema", True),
-        max_file_size=validation.get("max_file_size", 1024 * 1024),
+        limits=Limits(**{k: v for k, v in validation.items() if k in Limits._fields}),
         subscriptions=subscriptions,
     )
     # Chain problems still leave a usable manifest (chains stop at a cycle or an unknown

@@ -23,14 +23,24 @@ __all__ = ["meta_errors"]
 
 _ANCHOR = re.compile(r"^[A-Za-z_][-A-Za-z0-9._]*$")
 _ID = re.compile(r"^[^#]*#?$")
+_TOO_DEEP = "the schema nests too deeply to be checked against the meta-schema"
 _SIMPLE_TYPES = frozenset({"array", "boolean", "integer", "null", "number", "object", "string"})
 
 
 def meta_errors(schema: Any) -> Iterator[ValidationError]:
     """Each error of the schema against the 2020-12 meta-schema, as jsonschema reports it."""
-    if _valid(schema):
-        return
-    yield from _full().iter_errors(schema)
+    try:
+        if _valid(schema):
+            return
+    except RecursionError:  # deeper than the quick check follows: jsonschema decides
+        pass
+    try:
+        errors = list(_full().iter_errors(schema))
+    except RecursionError:
+        # jsonschema recurses about five frames per level of the schema: past Python's
+        # stack, the schema is refused rather than passed unchecked.
+        errors = [ValidationError(_TOO_DEEP, validator="gitconf", instance=schema)]
+    yield from errors
 
 
 @cache

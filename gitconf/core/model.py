@@ -13,6 +13,7 @@ __all__ = [
     "CompiledRevision",
     "Config",
     "FileSet",
+    "Limits",
     "Manifest",
     "Node",
     "Source",
@@ -151,13 +152,35 @@ class SubscriptionSpec(NamedTuple):
     source: Source
 
 
+MiB = 1024 * 1024
+
+
+class Limits(NamedTuple):
+    """What one commit may hold and expand to (gitconf.yaml `validation:`), in bytes.
+
+    The defaults are far above any real repository: they exist so that a hostile or broken
+    commit is rejected with a problem instead of exhausting the compile.
+    """
+
+    max_file_size: int = MiB  # one file under base/ or environments/
+    max_schema_size: int | None = None  # one file under schemas/; None: max_file_size
+    max_total_size: int = 256 * MiB  # every file gitconf reads, together
+    max_config_size: int = 16 * MiB  # one merged config, as compact JSON
+    max_total_config_size: int = 256 * MiB  # every merged config, together
+
+    @property
+    def schema_size(self) -> int:
+        """The largest file under schemas/ accepted."""
+        return self.max_file_size if self.max_schema_size is None else self.max_schema_size
+
+
 @dataclass(frozen=True)
 class Manifest:
     """The parsed gitconf.yaml."""
 
     environments: dict[str, EnvironmentSpec]
     require_schema: bool = True
-    max_file_size: int = 1024 * 1024
+    limits: Limits = field(default_factory=Limits)
     subscriptions: tuple[SubscriptionSpec, ...] = ()
     # Chains are asked for once per (environment, service): thousands of times per compile.
     _chains: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from gitconf.core.model import KeyPath, format_path
-from gitconf.core.parse import resolve_plain
+from gitconf.core.scalars import resolve_plain
 from gitconf.errors import GitconfError
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "RenderError",
     "etag_of",
     "flatten",
+    "json_size",
     "render",
     "to_env",
     "to_json",
@@ -25,6 +26,12 @@ __all__ = [
 ]
 
 FORMATS = ("json", "yaml", "env")
+
+
+def json_size(value: Any) -> int:
+    """The bytes of the value as compact JSON: what gitconf's config size limits count."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def to_json(value: Any) -> bytes:

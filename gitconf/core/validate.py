@@ -18,10 +18,11 @@ from gitconf.core.bundle import Bundler, Deps, resource_uri
 from gitconf.core.evaluated import Validator
 from gitconf.core.metaschema import meta_errors
 from gitconf.core.model import KeyPath, Node, find, format_path, to_plain
-from gitconf.core.parse import parse_yaml
+from gitconf.core.parse import MAX_DEPTH, parse_yaml
+from gitconf.core.refcycles import RefSite, describe, find_cycles, ref_sites
 from gitconf.errors import Problem, Source
 
-__all__ = ["SCHEMA_SUFFIXES", "SchemaCache", "SchemaSet", "load_schemas"]
+__all__ = ["SCHEMA_SUFFIXES", "SchemaCache", "SchemaSet", "load_schemas", "service_of"]
 
 SCHEMA_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
 _BASE = "file:///"
@@ -49,6 +50,7 @@ class SchemaFile(NamedTuple):
     problems: list[Problem]  # why it did not load, or its meta-schema errors
     plain: bool  # no $id below its root and no dynamic references: it can be bundled
     data: bytes = b""  # the file, to locate a JSON schema's values when a problem needs it
+    sites: tuple[RefSite, ...] = ()  # its `$ref`s, for the cycle check of the whole set
 
 
 @dataclass
@@ -73,6 +75,12 @@ def _load_document(path: str, data: bytes) -> tuple[Any, Node | None, list[Probl
             line, col = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
             message = getattr(exc, "msg", str(exc))
             return None, None, [Problem(Source(path, line, col), f"invalid JSON: {message}")]
+        except (ValueError, RecursionError):
+            # Valid JSON past gitconf's limits (an integer of thousands of digits, nesting
+            # deeper than Python's decoder goes): the YAML reader says where, as for a config.
+            return None, None, _beyond_limits(path, data)
+        if _deeper_than(contents, MAX_DEPTH):
+            return None, None, _beyond_limits(path, data)
         return contents, None, []
     tree, problems = parse_yaml(path, data)
     if tree is None:
@@ -80,7 +88,32 @@ def _load_document(path: str, data: bytes) -> tuple[Any, Node | None, list[Probl
     return to_plain(tree), tree, []
 
 
-def _service_of(path: str) -> str | None:
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether the JSON value nests more than limit arrays and objects (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def _beyond_limits(path: str, data: bytes) -> list[Problem]:
+    """The problems of a JSON file that passes a limit of gitconf, where the YAML reader finds them."""
+    problems = parse_yaml(path, data)[1]
+    return problems or [
+        Problem(
+            Source(path),
+            f"the file nests more than {MAX_DEPTH} levels or holds a number too long to read",
+            hint=f"gitconf reads at most {MAX_DEPTH} levels and integers of 4,300 digits",
+        )
+    ]
+
+
+def service_of(path: str) -> str | None:
+    """The service whose schema the path under schemas/ is, if it is one."""
     name = path[len("schemas/") :]
     if "/" in name:
         return None
@@ -152,7 +185,8 @@ def read_schema_file(path: str, data: bytes) -> SchemaFile:
                 format_path(key_path),
             )
         )
-    return SchemaFile(contents, tree, True, problems, _plain(contents), data)
+    sites = ref_sites(contents, _base_of(path, contents))
+    return SchemaFile(contents, tree, True, problems, _plain(contents), data, sites)
 
 
 def _digest(text: str) -> str:
@@ -197,7 +231,7 @@ def load_schemas(
         read = checked[blob] = cache.files.get(blob) or read_schema_file(path, files[path])
         if read.loaded:
             loaded[path] = read
-        elif (service := _service_of(path)) is not None:
+        elif (service := service_of(path)) is not None:
             broken.add(service)
         problems += read.problems
     cache.files = checked
@@ -227,14 +261,16 @@ def load_schemas(
         cache.bundles.clear()
     bundler = Bundler(combined, uris, blobs)
     resolves: dict[tuple[str, str], bool] = {}
+    cycles = _cycle_problems(loaded, registry)
 
     schemas = SchemaSet(broken=broken)
     for path, read in loaded.items():
         bad = bool(read.problems)  # a loaded file's problems are its meta-schema errors
         found = _check_refs(path, read, registry, uris, blobs, signature, cache, bundling, resolves)
+        found += cycles.problems.get(path, [])
         problems += found
-        bad = bad or bool(found)
-        service = _service_of(path)
+        bad = bad or bool(found) or not cycles.reach.get(path, set()).isdisjoint(cycles.problems)
+        service = service_of(path)
         if service is None:
             continue
         if bad:
@@ -267,6 +303,31 @@ def load_schemas(
     for gone in [p for p in cache.refs if p not in loaded]:
         del cache.refs[gone]
     return schemas, problems
+
+
+class _Cycles(NamedTuple):
+    problems: dict[str, list[Problem]]  # by the file of the `$ref` that closes a cycle
+    reach: dict[str, set[str]]  # the files each file reaches (only when there is a cycle)
+
+
+def _cycle_problems(loaded: Mapping[str, SchemaFile], registry: Registry[Any]) -> _Cycles:
+    """A problem at each `$ref` that closes a cycle validation would never leave."""
+    valid = {path: read for path, read in loaded.items() if not read.problems}
+    found, reach = find_cycles({p: r.sites for p, r in valid.items()}, registry)
+    problems: dict[str, list[Problem]] = {}
+    for cycle in found:
+        read = valid[cycle.path]
+        tree = _located(cycle.path, read.tree, read.data)
+        problems.setdefault(cycle.path, []).append(
+            Problem(
+                _where(tree, cycle.path, cycle.key_path),
+                describe(cycle),
+                format_path(cycle.key_path),
+                "a $ref may come back to where it began only through properties, items or "
+                "another keyword that descends into the value",
+            )
+        )
+    return _Cycles(problems, reach)
 
 
 def _validator(schema: Any, registry: Registry[Any]) -> Draft202012Validator:

@@ -181,3 +181,38 @@ def test_errors_are_jsonschemas_whether_or_not_the_check_is_sure() -> None:
     assert list(schema_errors(sure, tree)) == []
     wrong = Draft202012Validator({"properties": {"b": {"type": "integer"}}, "multipleOf": 2})
     assert [m for _, _, m in schema_errors(wrong, tree)] == ["'x' is not of type 'integer'"]
+
+
+def deep_list(depth: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("schema", "instance"),
+    [
+        ({"const": deep_list(5000)}, deep_list(5000)),  # equal values compared level by level
+        ({"enum": [deep_list(5000, 2)]}, deep_list(5000)),
+        ({"type": "array"}, deep_list(100_000)),  # the check itself does not descend here
+    ],
+    ids=["const", "enum", "shallow-schema"],
+)
+def test_the_quick_check_never_raises_on_a_deep_value(
+    schema: dict[str, Any], instance: Any
+) -> None:
+    validator = Draft202012Validator(schema)
+
+    sure = surely_valid(validator, instance)
+
+    # Deeper than it can follow, the check is unsure and leaves the answer to jsonschema.
+    assert sure is (schema == {"type": "array"})
+
+
+def test_the_quick_check_of_a_schema_too_deep_to_compile_is_unsure() -> None:
+    schema: dict[str, Any] = {"type": "integer"}
+    for _ in range(5000):
+        schema = {"allOf": [schema]}
+
+    assert surely_valid(Draft202012Validator(schema), 1) is False

@@ -129,3 +129,28 @@ def test_mutated_schemas_agree_with_the_meta_schema() -> None:
             deferred += not real
             assert messages(meta_errors(schema)) == real
     assert deferred < 15
+
+
+@pytest.mark.parametrize("keyword", ["not", "items", "additionalProperties"])
+def test_a_schema_too_deep_for_either_check_is_an_error_not_a_recursion_error(keyword: str) -> None:
+    schema: Any = {"type": "string"}
+    for _ in range(5000):
+        schema = {keyword: schema}
+
+    errors = list(meta_errors(schema))
+
+    assert [(e.message, list(e.absolute_path)) for e in errors] == [
+        ("the schema nests too deeply to be checked against the meta-schema", [])
+    ]
+
+
+def test_the_deepest_schema_gitconf_reads_is_checked_in_full() -> None:
+    # 128 levels of JSON, the most a schema file may nest: the real meta-schema still follows.
+    schema: Any = {"type": "strin"}
+    for _ in range(63):
+        schema = {"properties": {"a": schema}}
+
+    errors = list(meta_errors(schema))
+
+    assert [e.message for e in errors] == [m for _, m in messages(REAL.iter_errors(schema))]
+    assert len(errors) == 1 and "is not valid under any of the given schemas" in errors[0].message
