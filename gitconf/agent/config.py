@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from jsonschema import Draft202012Validator
 
 from gitconf.client.backoff import Backoff
+from gitconf.client.protocol import Endpoint
 from gitconf.core.locate import schema_errors
 from gitconf.core.model import to_plain
 from gitconf.core.parse import parse_yaml
@@ -50,6 +51,7 @@ class AgentConfig(NamedTuple):
     token: str | None
     ca_bundle: str | None
     cache_dir: str | None
+    cache_secrets: bool
     instance: str | None
     log_level: str
     long_poll: float
@@ -85,6 +87,11 @@ def _token(
             ) from None
         if not value:
             raise AgentConfigError(f"{where}: token_file: {str(path)!r} is empty")
+        if any(c in value for c in "\r\n"):
+            raise AgentConfigError(
+                f"{where}: token_file: {str(path)!r} holds more than one line; "
+                "it must hold the token alone"
+            )
         return value
     return None
 
@@ -130,6 +137,10 @@ def load_agent_config(
     doc: dict[str, Any] = to_plain(tree)
     if "token_env" in doc and "token_file" in doc:
         raise AgentConfigError(f"{where}: give token_env or token_file, not both")
+    try:
+        Endpoint.of(doc["server"], "environment", "service")
+    except ValueError as exc:
+        raise AgentConfigError(f"{where}: server: {exc}") from None
     base = Path(path).resolve().parent
     wait = doc.get("wait", {})
     wait_min, wait_max = float(wait.get("min", 0.2)), float(wait.get("max", 2.0))
@@ -150,6 +161,7 @@ def load_agent_config(
         token=_token(doc, where, base, environ),
         ca_bundle=str(base / doc["ca_bundle"]) if "ca_bundle" in doc else None,
         cache_dir=str(base / doc["cache_dir"]) if "cache_dir" in doc else None,
+        cache_secrets=bool(doc.get("cache_secrets", False)),
         instance=doc.get("instance"),
         log_level=doc.get("log_level", "info"),
         long_poll=float(doc.get("long_poll", 60)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ def _template(path: Path) -> jinja2.Template:
         undefined=jinja2.StrictUndefined,  # a misspelt key fails the render, not the service
         keep_trailing_newline=True,
         autoescape=False,
+    )
+    # Jinja's own tojson escapes <, > and & for HTML and sorts keys: wrong for config files.
+    environment.filters["tojson"] = lambda value, indent=None: json.dumps(
+        value, ensure_ascii=False, indent=indent
     )
     environment.filters["toyaml"] = lambda value: to_yaml(value).decode()
     return environment.get_template(path.name)

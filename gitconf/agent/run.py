@@ -54,6 +54,7 @@ class Agent:
                 *key,
                 token=config.token,
                 cache_dir=config.cache_dir,
+                cache_secrets=config.cache_secrets,
                 instance=config.instance,
                 ca_bundle=config.ca_bundle,
                 backoff=config.backoff,
@@ -151,6 +152,7 @@ class Agent:
             log.error("SIGHUP: %s; going on with the agent config as it was", exc)
             return
         log.info("SIGHUP: read %s again", self.config_path)
+        logging.getLogger().setLevel(getattr(logging, config.log_level.upper(), logging.INFO))
         self._close_clients()
         self.config = config
         self.copies = {}

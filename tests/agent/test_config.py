@@ -39,6 +39,7 @@ def test_a_good_config_resolves_paths_from_its_folder(tmp_path: Path) -> None:
         tmp_path / "p.j2",
     )
     assert config.configs() == [("production", "payments")]  # type: ignore[attr-defined]
+    assert config.cache_secrets is False  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -69,9 +70,19 @@ def test_a_good_config_resolves_paths_from_its_folder(tmp_path: Path) -> None:
             "server: http://x\nserver: http://y\nfiles: []\n",
             "agent.yaml:2:1: server: duplicate key 'server'",
         ),
+        (
+            "server: http://:80\nfiles: [{environment: e, service: s, destination: d}]\n",
+            "server: server URL 'http://:80' must be http:// or https:// and name a host",
+        ),
+        (
+            "server: http://x\ntoken_file: two-lines\n"
+            "files: [{environment: e, service: s, destination: d}]\n",
+            "token_file: '{tmp}/two-lines' holds more than one line",
+        ),
     ],
 )
 def test_a_bad_config_says_where_and_what(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "two-lines").write_text("tok\nen\n")
     with pytest.raises(AgentConfigError) as caught:
         load(tmp_path, text)
-    assert message in str(caught.value)
+    assert message.format(tmp=tmp_path) in str(caught.value)

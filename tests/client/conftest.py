@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +42,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 class Relay:
     """Forwards 127.0.0.1:<port> to a server and keeps the head of every request it relays."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, tls: ssl.SSLContext | None = None) -> None:
         self.target = ("127.0.0.1", target_port)
+        self.tls = tls
         self.heads: list[dict[str, str]] = []
         self.lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -51,7 +53,7 @@ class Relay:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def _accept(self) -> None:
         while True:
@@ -62,6 +64,12 @@ class Relay:
             threading.Thread(target=self._relay, args=(client,), daemon=True).start()
 
     def _relay(self, client: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                client = self.tls.wrap_socket(client, server_side=True)
+            except OSError:  # a client that refused our certificate
+                client.close()
+                return
         upstream = socket.create_connection(self.target)
         threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
         buffer = b""
