@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from gitconf.agent.burst import Burst
 from gitconf.agent.config import AgentConfig, AgentConfigError, FileSpec, load_agent_config
 from gitconf.agent.files import put_file
 from gitconf.agent.render import RenderFailed, render_file
@@ -164,39 +165,31 @@ class Agent:
         signal.signal(signal.SIGINT, lambda *_: self.events.put(("stop",)))
         signal.signal(signal.SIGHUP, lambda *_: self.events.put(("reload",)))
         self._start()
-        pending: set[Key] = set()
-        first = last = 0.0
+        burst = Burst(self.config.wait_min, self.config.wait_max)
         try:
             while True:
-                timeout = 1.0
-                if pending:
-                    due = min(last + self.config.wait_min, first + self.config.wait_max)
-                    timeout = min(max(due - time.monotonic(), 0.0), 1.0)
+                due = burst.due()
+                timeout = 1.0 if due is None else min(max(due - time.monotonic(), 0.0), 1.0)
                 try:
                     event = self.events.get(timeout=timeout)
                 except queue.Empty:
-                    if pending and time.monotonic() >= min(
-                        last + self.config.wait_min, first + self.config.wait_max
-                    ):
-                        self._render(pending)
-                        pending = set()
-                    continue
+                    event = ("tick",)
+                if event[0] == "change":
+                    _, generation, key, change = event
+                    if generation == self.generation:
+                        self._take(key, change)
+                        burst.add(key, time.monotonic())
+                # Also after a change: a steady stream of them must not hold off wait.max.
+                keys = burst.take(time.monotonic())
+                if keys:
+                    self._render(keys)
                 if event[0] == "stop":
                     log.info("stopping")
                     return 0
                 if event[0] == "reload":
-                    pending = set()
+                    burst.clear()  # the new config renders every file
                     self._reload_config()
-                    continue
-                _, generation, key, change = event
-                if generation != self.generation:
-                    continue
-                self._take(key, change)
-                now = time.monotonic()
-                if not pending:
-                    first = now
-                last = now
-                pending.add(key)
+                    burst = Burst(self.config.wait_min, self.config.wait_max)
         finally:
             self._close_clients()
 

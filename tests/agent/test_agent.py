@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from gitconf.core.render import render
 from gitconf.spring.properties import to_properties
 from gitconf.testing import commit_all
@@ -115,19 +113,16 @@ def test_a_failing_check_keeps_the_old_file_and_a_burst_reloads_once(
     check = (
         f'{PY} -c \'import json,sys; sys.exit(json.load(open(sys.argv[1]))["db"]["port"] == 1)\''
     )
-    config = write_agent_config(
-        tmp_path / "agent.yaml",
-        server.url,
-        [
-            {
-                "environment": "production",
-                "service": "payments",
-                "destination": str(target),
-                "check_cmd": check + " {{path}}",
-                "reload_cmd": f"echo reload >> {reloads}",
-            }
-        ],
-    )
+    files = [
+        {
+            "environment": "production",
+            "service": "payments",
+            "destination": str(target),
+            "check_cmd": check + " {{path}}",
+            "reload_cmd": f"echo reload >> {reloads}",
+        }
+    ]
+    config = write_agent_config(tmp_path / "agent.yaml", server.url, files)
     agent = AgentProcess(config).start()
     agents.append(agent)
     wait_until(lambda: lines(reloads), what=f"the first render\n{agent.log()}")
@@ -140,8 +135,7 @@ def test_a_failing_check_keeps_the_old_file_and_a_burst_reloads_once(
 
     # Three commits, each served before the next is made: with wait.min 1 s, one reload.
     agent.stop()
-    config.write_text(config.read_text().replace("min: 0", "min: 1.0").replace("max: 0", "max: 5"))
-    assert yaml.safe_load(config.read_text())["wait"] == {"min": 1.0, "max": 5}
+    write_agent_config(config, server.url, files, wait={"min": 1.0, "max": 5})
     agent = AgentProcess(config).start()
     agents.append(agent)
     wait_until(lambda: agent.log().count("watching 1 config(s)") == 2, what=agent.log())
@@ -158,6 +152,20 @@ def test_a_failing_check_keeps_the_old_file_and_a_burst_reloads_once(
     # The first agent saw the bad port; this one at least two of the three commits (the long
     # poll may fold two publishes into one answer), and rendered them once.
     assert agent.log().count("changed at revision") >= 3
+
+    # A steady stream of commits, each within wait.min of the last: rendered at wait.max.
+    write_agent_config(config, server.url, files, wait={"min": 1.0, "max": 1.5})
+    agent.signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP: read" in agent.log(), what=agent.log())
+    for port in range(5, 17):
+        sha = commit_all(
+            repo, f"port {port}", {"base/payments.yaml": f"db: {{host: h, port: {port}}}\n"}
+        )
+        wait_until(lambda sha=sha: revision(server) == sha, what=f"{sha} served")
+        if json.loads(target.read_text())["db"]["port"] != 4:
+            break
+    else:
+        raise AssertionError(f"nothing rendered during 12 commits in a row:\n{agent.log()}")
     assert agent.stop() == 0
 
 

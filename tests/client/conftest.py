@@ -64,19 +64,32 @@ class Relay:
             threading.Thread(target=self._relay, args=(client,), daemon=True).start()
 
     def _relay(self, client: socket.socket) -> None:
+        # Each connection's sockets are closed by this thread alone, once both directions are
+        # done: a socket closed while another thread still reads it would free its file
+        # descriptor number for the next connection while the old reader goes on using it.
         if self.tls is not None:
             try:
                 client = self.tls.wrap_socket(client, server_side=True)
             except OSError:  # a client that refused our certificate
                 client.close()
                 return
-        upstream = socket.create_connection(self.target)
-        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-        buffer = b""
-        with contextlib.suppress(OSError):  # either side may close first
-            self._forward(client, upstream, buffer)
+        try:
+            upstream = socket.create_connection(self.target)
+        except OSError:
+            client.close()
+            return
+        back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
+        back.start()
+        with contextlib.suppress(OSError):
+            self._forward(client, upstream)
+        with contextlib.suppress(OSError):  # the client left: so does the request upstream
+            upstream.shutdown(socket.SHUT_RDWR)
+        back.join()
+        client.close()
+        upstream.close()
 
-    def _forward(self, client: socket.socket, upstream: socket.socket, buffer: bytes) -> None:
+    def _forward(self, client: socket.socket, upstream: socket.socket) -> None:
+        buffer = b""
         while data := client.recv(65536):
             upstream.sendall(data)
             buffer += data
@@ -87,28 +100,22 @@ class Relay:
                 doc.update((k.lower(), v.strip()) for k, _, v in (f.partition(":") for f in fields))
                 with self.lock:
                     self.heads.append(doc)
-        upstream.shutdown(socket.SHUT_WR)
 
     @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            # shutdown, not just close: the other thread is blocked in recv on these sockets,
-            # and a close alone would not end the connection until that recv returns.
-            for sock in (sink, source):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
+    def _pipe(upstream: socket.socket, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                client.sendall(data)
+        with contextlib.suppress(OSError):  # the server answered and closed: end the client's
+            client.shutdown(socket.SHUT_RDWR)  # side too (this wakes _forward's recv)
 
     def requests(self) -> list[dict[str, str]]:
         with self.lock:
             return list(self.heads)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept() of _accept
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
 
 
