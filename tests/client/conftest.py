@@ -30,9 +30,11 @@ def served(tmp_path: Path) -> Iterator[Served]:
         yield Served(repo, server)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One server for a module's tests that leave it running; each commits to its own files."""
+    """One server for the tests that leave it running. Each test that commits changes a config
+    no other test reads: staging/payments (test_sync), staging/search (test_aio),
+    production-eu/search (test_tls); production/payments never changes."""
     tmp = tmp_path_factory.mktemp("shared")
     repo = make_repo(tmp / "config", dict(BASE_FILES))
     with ServeProcess(repo, tmp / "state", poll_interval=0.2) as server:
