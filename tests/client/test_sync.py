@@ -101,39 +101,40 @@ def test_watch_reports_each_change_once_and_survives_a_raising_callback(
         if len(changes) == 1:
             raise RuntimeError("a bug in the service's callback")
 
-    client = ConfigClient(relay.url, "staging", "payments", backoff=FAST)
-    before = client.get()
-    client.watch(callback, wait=0.3)
-    # Several long polls end in a 304 without any callback.
-    wait_until(lambda: len(relay.requests()) >= 3, what="long polls that time out")
-    assert changes == []
-    staging = "environments/staging/payments.yaml"
-    sha = commit_all(shared.repo, "pool", {staging: "db: {pool: {max: 60}}\n"})
-    wait_until(lambda: changes, what="the first change")
-    [change] = changes
-    assert change.old == before
-    assert change.new["db"]["pool"]["max"] == 60
-    assert change.changed == ("db.pool.max",)
-    assert change.revision == sha
-    assert "a watch callback raised; the watch goes on" in caplog.text
-    sha2 = commit_all(shared.repo, "host", {staging: "db: {pool: {max: 60}, host: h2}\n"})
-    wait_until(lambda: len(changes) == 2, what="the second change")
-    assert changes[1].changed == ("db.host",) and changes[1].revision == sha2
-    assert client.get() == changes[1].new
-    polls = [r for r in relay.requests() if "wait=0.3" in r["request-line"]]
-    assert polls and all(r["x-gitconf-instance"] and r["user-agent"] for r in polls)
-    client.close()
+    with ConfigClient(relay.url, "staging", "payments", backoff=FAST) as client:
+        before = client.get()
+        client.watch(callback, wait=0.3)
+        # Several long polls end in a 304 without any callback.
+        wait_until(lambda: len(relay.requests()) >= 3, what="long polls that time out")
+        assert changes == []
+        staging = "environments/staging/payments.yaml"
+        sha = commit_all(shared.repo, "pool", {staging: "db: {pool: {max: 60}}\n"})
+        wait_until(lambda: changes, what="the first change")
+        [change] = changes
+        assert change.old == before
+        assert change.new["db"]["pool"]["max"] == 60
+        assert change.changed == ("db.pool.max",)
+        assert change.revision == sha
+        wait_until(lambda: "a watch callback raised; the watch goes on" in caplog.text)
+        sha2 = commit_all(shared.repo, "host", {staging: "db: {pool: {max: 60}, host: h2}\n"})
+        wait_until(lambda: len(changes) == 2, what="the second change")
+        assert changes[1].changed == ("db.host",) and changes[1].revision == sha2
+        assert client.get() == changes[1].new
+        polls = [r for r in relay.requests() if "wait=0.3" in r["request-line"]]
+        assert polls and all(r["x-gitconf-instance"] and r["user-agent"] for r in polls)
 
 
 def test_close_returns_promptly_during_a_long_poll(relay: Relay) -> None:
+    before = set(threading.enumerate())
     client = ConfigClient(relay.url, "production", "payments")
     client.get()
     client.watch(lambda change: None, wait=60)
+    [watcher] = [t for t in set(threading.enumerate()) - before if t.name.startswith("gitconf")]
     wait_until(lambda: any("wait=60" in r["request-line"] for r in relay.requests()))
     started = time.monotonic()
     client.close()
     assert time.monotonic() - started < 1.0
-    assert not [t for t in threading.enumerate() if t.name.startswith("gitconf-watch")]
+    assert not watcher.is_alive()
 
 
 def test_the_watch_recovers_when_the_server_is_killed_and_restarted(
