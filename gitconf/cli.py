@@ -1,4 +1,4 @@
-"""The `gitconf` command: validate, render, explain, diff, serve and demo."""
+"""The `gitconf` command: validate, render, explain, diff, serve, demo and agent."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from gitconf import __version__
+from gitconf.agent.command import agent
 from gitconf.core.compile import compile_fileset
 from gitconf.core.diff import diff_revisions, to_json_report, to_markdown, to_text
 from gitconf.core.explain import explain_config
@@ -212,6 +213,7 @@ def diff(base: str, head: str | None, repo: str, fmt: str) -> None:
 
 main.add_command(serve)
 main.add_command(demo)
+main.add_command(agent)
 
 
 @main.command(name="hook-script")
