@@ -22,8 +22,10 @@ from gitconf.server.app import create_app
 from gitconf.server.auth import Auth
 from gitconf.server.deps import Deps
 from gitconf.server.fast import FastReads
-from gitconf.server.host import BodyRoute
 from gitconf.server.reads import ConfigReader, RefCache, worker_explainer
+from gitconf.server.rsgi import GitconfRSGI
+from gitconf.server.waits import LongPolls
+from gitconf.server.watch import Watch
 from gitconf.settings import Settings
 from gitconf.spring.plugin import install as install_spring
 from gitconf.store.db import create_schema, make_engine
@@ -107,11 +109,16 @@ class Server:
             settings.max_wait,
         )
         self.metrics.watch_parts(self.publisher, self.compiler)
-        self.metrics.long_polls.set_function(lambda: self.reader.waiting)
+        # Long polls and /v1/watch streams wait on the HTTP host's event loop.
+        self.long_polls = LongPolls(self.reader, settings.max_waiters)
+        self.watch = Watch(settings.base_url(), settings.max_waiters, lambda: self.publisher.served)
+        self.publisher.listeners += [self.long_polls, self.watch]
+        self.metrics.long_polls.set_function(lambda: self.reader.waiting + self.long_polls.waiting)
+        self.metrics.watch_streams.set_function(lambda: self.watch.streams)
         self.deps = Deps(settings, self.poll, self.reader, self.auth, self.metrics, self.poller)
         self.blueprints: list[Any] = []
-        # Routes that take a request body, for the granian host (gitconf.server.host).
-        self.body_routes: list[BodyRoute] = []
+        # Path prefixes whose request bodies may be larger than the host's default.
+        self.body_limits: dict[str, int] = {}
         self.on_start: list[Callable[[], None]] = []
         self.on_stop: list[Callable[[], None]] = []
         # Persist published revisions off the poll thread; stopping writes the pending one.
@@ -120,8 +127,22 @@ class Server:
         for plugin in PLUGINS:
             plugin(self)
         self.app: Flask = create_app(self.deps, self.blueprints)
-        # The WSGI app: the fast read path in front of Flask.
+        # The WSGI app: the fast read path in front of Flask (tests call it; the HTTP host
+        # below adds long polls and streams on an event loop).
         self.wsgi = FastReads(self.reader, self.metrics, self.app.wsgi_app, self.deps.guard)
+
+    def rsgi(self, on_stop: Callable[[], None] | None = None) -> GitconfRSGI:
+        """The RSGI application granian serves (gitconf.server.rsgi)."""
+        settings = self.settings
+        return GitconfRSGI(
+            self.wsgi,
+            self.long_polls,
+            self.watch,
+            threads=settings.threads,
+            body_limits=self.body_limits,
+            on_signal=self.publisher.close_waiters,
+            on_stop=on_stop,
+        )
 
     def _adopt_legacy(self) -> None:
         try:

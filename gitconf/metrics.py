@@ -52,6 +52,9 @@ class Metrics:
         self.long_polls = Gauge(
             "gitconf_long_polls_waiting", "Long polls (?wait=) waiting for a change.", registry=r
         )
+        self.watch_streams = Gauge(
+            "gitconf_watch_streams", "GET /v1/watch event streams open.", registry=r
+        )
         self.hooks = Counter(
             "gitconf_hooks_received",
             "Git host webhooks, by provider and outcome.",

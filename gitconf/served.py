@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gitconf.core.render import etag_of, render
 from gitconf.store.snapshots import DamagedSnapshot, PersistedRevision, SnapshotStore
@@ -230,6 +230,16 @@ def from_persisted(
     )
 
 
+class ServedListener(Protocol):
+    """Something told when the served revision changes, and when the server stops."""
+
+    def published(self, old: ServedRevision | None, new: ServedRevision) -> None:
+        """new is served now instead of old (called on the publishing thread)."""
+
+    def close(self) -> None:
+        """The server is stopping: end what waits for a change."""
+
+
 @dataclass
 class PersistStatus:
     """How persisting the served revision went, for /v1/status, /readyz and /metrics."""
@@ -257,6 +267,9 @@ class Publisher:
         self._generation = 0
         self._closing = False
         self._writer: _Writer | None = None
+        # Told of each swap, on the publishing thread, and of close_waiters (long polls and
+        # streams on the event loop: gitconf.server.waits, gitconf.server.watch).
+        self.listeners: list[ServedListener] = []
 
     @property
     def served(self) -> ServedRevision | None:
@@ -271,9 +284,14 @@ class Publisher:
         at once and its first poll catches up.
         """
         with self._changed:
-            self._served = served
+            previous, self._served = self._served, served
             self._generation += 1
             self._changed.notify_all()
+        for listener in self.listeners:
+            try:
+                listener.published(previous, served)
+            except Exception:
+                log.exception("a listener of the served revision failed")
         if persist and self.store is not None:
             writer = self._writer
             if writer is not None:
@@ -376,6 +394,8 @@ class Publisher:
         with self._changed:
             self._closing = True
             self._changed.notify_all()
+        for listener in self.listeners:
+            listener.close()
 
     @property
     def closing(self) -> bool:

@@ -61,11 +61,11 @@ class Settings:
     database_url: str | None = None
     public_url: str | None = None
     log_level: str = "info"
-    max_waiters: int = 32
+    max_waiters: int = 10_000
     max_wait: float = 300.0
     ref_cache_size: int = 8
     threads: int = 8
-    io_threads: int = 2
+    io_threads: int = 1
     reuse_port: bool = False
     # Secrets may sit in these (inline tokens and hook secrets): keep them out of the repr.
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)

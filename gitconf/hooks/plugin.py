@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from gitconf.hooks.api import HookContext, make_blueprint
 from gitconf.hooks.openapi import PATHS
 from gitconf.hooks.replay import ReplayCache
-from gitconf.server.host import BodyRoute
 
 if TYPE_CHECKING:
     from gitconf.bootstrap import Server
@@ -32,6 +31,7 @@ def install(server: Server) -> None:
     for problem in ctx.problems():
         log.error("webhooks: %s", problem)
     server.blueprints.append(make_blueprint(ctx))
-    server.body_routes.append(BodyRoute("POST", "/v1/hooks/", ctx.max_body, ctx.admits))
+    # Hook bodies may be larger than other routes' (hooks.max_body): read that much of them.
+    server.body_limits["/v1/hooks/"] = ctx.max_body
     server.deps.extras.setdefault("status_sections", {})["hooks"] = ctx.status
     server.deps.extras.setdefault("openapi_paths", []).append(PATHS)

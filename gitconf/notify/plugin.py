@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gitconf.notify import api, status
 from gitconf.notify.notifier import ChangesFrom, Notifier
@@ -12,7 +11,6 @@ from gitconf.notify.outbox import Outbox
 from gitconf.notify.policy import DeliveryPolicy
 from gitconf.notify.subscriptions import SubscriptionStore
 from gitconf.notify.targets import TargetPolicy
-from gitconf.server.host import BodyRoute
 from gitconf.store.outbox import migrate
 from gitconf.worker.messages import ChangesBetween
 
@@ -51,11 +49,6 @@ def install(server: Server) -> None:
     notifier.ensure_schema()
     server.blueprints.append(api.bp)
 
-    def admits(environ: Mapping[str, Any]) -> bool:
-        principal = server.auth.authenticate(environ.get("HTTP_AUTHORIZATION"))
-        return principal is not None and principal.admin
-
-    server.body_routes.append(BodyRoute("POST", "/v1/subscriptions", api.MAX_BODY, admits))
     server.poll.on_published.append(notifier.published)
     server.poll.on_rejected.append(notifier.rejected)
     server.on_start.append(notifier.start)

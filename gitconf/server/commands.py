@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import logging
-import multiprocessing.util
 import os
 import shutil
 import signal
@@ -48,26 +47,34 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
+# Open requests granian holds besides the long polls and streams (max_waiters of them):
+# past max_waiters those get 503 at once, and reads, hooks and /readyz are still answered.
+HEADROOM = 2048
+
+
+def event_loop() -> Any:
+    """granian's event loop for the worker: uvloop where it is installed (the reads measured
+    faster on it), else asyncio's own."""
+    from granian.constants import Loops
+
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return Loops.asyncio
+    return Loops.uvloop
+
+
 def run(settings: Settings, banner: str | None = None) -> None:
-    """Serve with granian: one worker process that holds the poller, the store and the app.
+    """Serve with granian's RSGI interface: one worker process holding the poller, the store
+    and the app (gitconf.server.rsgi).
 
     Granian's HTTP handling is Rust, which is what lets reads approach nginx's speed. One
-    worker process, because the poller and the served revision live in it. Plain config reads
-    are answered on granian's io_threads, everything else on gitconf's own request threads
-    (see gitconf.server.host).
+    worker process, because the poller and the served revision live in it. Plain config
+    reads, long polls and /v1/watch are answered on the worker's event loop; the rest of the
+    API on gitconf's request threads.
     """
     from granian.constants import Interfaces
     from granian.server import Server as Granian
-
-    from gitconf.server.host import GranianDispatch, granian_supported, install
-
-    request_threads = settings.threads + settings.max_waiters
-    dispatched = granian_supported()
-    if not dispatched:
-        log.warning(
-            "this granian version has no request callback gitconf can take; serving plain WSGI "
-            "with a thread per request (slower reads)"
-        )
 
     def load_app() -> Any:
         _die_with_parent()
@@ -76,15 +83,9 @@ def run(settings: Settings, banner: str | None = None) -> None:
 
         server = build(settings)
         server.start()
-        if dispatched:
-            dispatch = GranianDispatch(server.wsgi, request_threads, server.body_routes)
-            # On SIGTERM/SIGINT, long polls answer at once so granian's drain is quick.
-            install(dispatch, server.publisher.close_waiters)
-            # Runs when the worker exits after granian's graceful shutdown (SIGTERM/SIGINT):
-            # requests in flight have finished; the poller and workers stop next.
-            multiprocessing.util.Finalize(None, dispatch.stop, exitpriority=101)
-        multiprocessing.util.Finalize(None, server.stop, exitpriority=100)
-        return server.wsgi
+        # granian calls the app's __rsgi_del__ once requests in flight have ended (long polls
+        # and streams are ended on SIGTERM/SIGINT): the poller and workers stop then.
+        return server.rsgi(on_stop=server.stop)
 
     _configure_logging(settings.log_level)
     if banner:
@@ -93,9 +94,13 @@ def run(settings: Settings, banner: str | None = None) -> None:
         "gitconf",
         address=settings.host,
         port=settings.port,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.RSGI,
         workers=1,
-        blocking_threads=settings.io_threads if dispatched else request_threads,
+        runtime_threads=settings.io_threads,
+        loop=event_loop(),
+        websockets=False,
+        backlog=max(1024, min(settings.max_waiters, 65535)),
+        backpressure=settings.max_waiters + settings.threads * 2 + HEADROOM,
         log_level=settings.log_level,  # type: ignore[arg-type]
         workers_kill_timeout=30,
     )

@@ -187,6 +187,10 @@ class FastReads:
             Reply(200, ok.headers, b""),
         )
 
+    def count(self, status: int) -> None:
+        """Count one request answered outside Flask (metrics: route config, by status)."""
+        self._count(status)
+
     def _count(self, status: int) -> None:
         ident = threading.get_ident()
         tally = self._tallies.get(ident)

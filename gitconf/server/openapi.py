@@ -175,6 +175,41 @@ CORE_PATHS: dict[str, Any] = {
             "responses": {"200": _json_ok("Changes"), "422": _ref("responses/Error"), **ERRORS},
         }
     },
+    "/v1/watch": {
+        "get": {
+            "summary": "Config changes as server-sent events",
+            "description": (
+                "One `config.changed` event per config whose body changed, `id` the revision, "
+                "`data` the webhook notification's data object with `changed` beside "
+                "`changed_keys`; a comment every 15 s; `Last-Event-ID` replays what was "
+                "published since that revision, or sends one `resync` event. Only the "
+                "environments the token may read. Counts against max_waiters."
+            ),
+            "operationId": "watch",
+            "parameters": [
+                {
+                    "name": "environments",
+                    "in": "query",
+                    "description": "Comma-separated environment globs (default `*`).",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "services",
+                    "in": "query",
+                    "description": "Comma-separated service globs (default `*`).",
+                    "schema": {"type": "string"},
+                },
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "An event stream, open until the client or the server ends it",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                **ERRORS,
+            },
+        }
+    },
     "/healthz": {
         "get": {
             "summary": "The process is alive",

@@ -27,6 +27,7 @@ __all__ = [
     "ConfigReader",
     "RefCache",
     "Reply",
+    "Wait",
     "etag_matches",
     "negotiate",
     "worker_explainer",
@@ -268,6 +269,28 @@ def _invalid(ref: str, sha: str, problems: list[Problem], principal: Principal |
     )
 
 
+class Wait(NamedTuple):
+    """A long poll in progress: the read, and the revision and body it was last measured on."""
+
+    env: str
+    service: str
+    fmt: str
+    if_none_match: str | None
+    seconds: float
+    served: ServedRevision
+    body: Body
+
+
+def too_many_waiters() -> ApiError:
+    """The 503 past max_waiters."""
+    return ApiError(
+        503,
+        "too_many_waiters",
+        "too many long polls are waiting; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 class ConfigReader:
     """Answers config reads: auth, lookup, ETag/304 and long polls."""
 
@@ -348,7 +371,39 @@ class ConfigReader:
         if_none_match: str | None = None,
         authorization: str | None = None,
     ) -> Reply:
-        """GET /v1/config/<env>/<service>."""
+        """GET /v1/config/<env>/<service>, waiting in this thread for a long poll.
+
+        The server's own HTTP host waits for long polls on its event loop instead
+        (gitconf.server.waits), with begin() and settle(), which this calls too.
+        """
+        outcome = self.begin(
+            env,
+            service,
+            fmt=fmt,
+            ref=ref,
+            wait=wait,
+            if_none_match=if_none_match,
+            authorization=authorization,
+        )
+        if isinstance(outcome, Reply):
+            return outcome
+        return self._long_poll(outcome)
+
+    def begin(
+        self,
+        env: str,
+        service: str,
+        *,
+        fmt: str = "json",
+        ref: str | None = None,
+        wait: str | None = None,
+        if_none_match: str | None = None,
+        authorization: str | None = None,
+    ) -> Reply | Wait:
+        """A config read answered now (a Reply), or the long poll it asks for (a Wait).
+
+        ApiError for everything refused: auth, a bad wait, an unknown config.
+        """
         principal = self.require_read(authorization, env)
         seconds = self._wait_seconds(wait)
         served = self.revision(ref, principal)
@@ -359,8 +414,24 @@ class ConfigReader:
             return self.reply(200, body, served.revision)
         # `*` matches every version, so no change could end the wait: answer at once.
         if seconds and not ref and (if_none_match or "").strip() != "*":
-            return self._long_poll(env, service, fmt, if_none_match, seconds, served, body)
+            return Wait(env, service, fmt, if_none_match, seconds, served, body)
         return self.reply(304, body, served.revision)
+
+    def settle(self, wait: Wait, current: ServedRevision | None) -> Reply | Wait:
+        """After a publish: the long poll's 200 if its config changed, else the Wait again
+        (measured from current); ApiError 404 if the config is gone."""
+        if current is None or current is wait.served:
+            return wait
+        new = _rendered(lambda: current.body(wait.env, wait.service, wait.fmt), wait.env, wait.fmt)
+        if new is None:
+            raise self.not_found(current, wait.env, wait.service)
+        if not etag_matches(wait.if_none_match, new.etag):
+            return self.reply(200, new, current.revision)
+        return wait._replace(served=current, body=new)
+
+    def timed_out(self, wait: Wait) -> Reply:
+        """The 304 of a long poll whose wait ended with nothing changed."""
+        return self.reply(304, wait.body, wait.served.revision)
 
     def _wait_seconds(self, wait: str | None) -> float:
         if wait is None:
@@ -377,41 +448,22 @@ class ConfigReader:
             )
         return seconds
 
-    def _long_poll(
-        self,
-        env: str,
-        service: str,
-        fmt: str,
-        inm: str | None,
-        seconds: float,
-        served: ServedRevision,
-        body: Body,
-    ) -> Reply:
+    def _long_poll(self, wait: Wait) -> Reply:
         if self._waiters is None or not self._waiters.acquire(blocking=False):
-            raise ApiError(
-                503,
-                "too_many_waiters",
-                "too many long polls are waiting; retry shortly",
-                headers={"Retry-After": "1"},
-            )
+            raise too_many_waiters()
         with self._waiting_lock:
             self._waiting += 1
         try:
-            deadline = time.monotonic() + seconds
+            deadline = time.monotonic() + wait.seconds
             generation = self.publisher.generation
             # Until the deadline, or until the server stops: then as if the wait had ended.
             while (remaining := deadline - time.monotonic()) > 0 and not self.publisher.closing:
                 generation = self.publisher.wait_for_change(generation, remaining)
-                current = self.publisher.served
-                if current is None:
-                    continue
-                new = current.body(env, service, fmt)
-                if new is None:
-                    raise self.not_found(current, env, service)
-                served, body = current, new
-                if not etag_matches(inm, new.etag):
-                    return self.reply(200, new, current.revision)
-            return self.reply(304, body, served.revision)
+                outcome = self.settle(wait, self.publisher.served)
+                if isinstance(outcome, Reply):
+                    return outcome
+                wait = outcome
+            return self.timed_out(wait)
         finally:
             with self._waiting_lock:
                 self._waiting -= 1

@@ -1,0 +1,129 @@
+"""Long polls (`?wait=` with If-None-Match) as awaits on the event loop, not threads.
+
+Each waiting request is a future filed under its (environment, service). A publish (on the
+poll thread) hands the new revision to the loop, which resolves exactly the futures whose
+config's body changed, a slice at a time so that reads arriving meanwhile are answered between
+slices. What a long poll answers is decided by ConfigReader (begin, settle, timed_out), the
+same as for a long poll the Flask view waits for in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gitconf.served import ServedRevision
+from gitconf.server.reads import ConfigReader, Reply, Wait, too_many_waiters
+
+__all__ = ["LongPolls"]
+
+log = logging.getLogger(__name__)
+
+SLICE = 500  # futures resolved per turn of the loop after a publish
+ConfigKey = tuple[str, str]
+_CLOSING = object()
+
+
+class LongPolls:
+    """The long polls of one server, on its event loop."""
+
+    def __init__(self, reader: ConfigReader, max_waiters: int) -> None:
+        self.reader = reader
+        self.max_waiters = max_waiters
+        self.waiting = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # config -> waiting future -> the ETag of the JSON body it waits to see change
+        self._by_key: dict[ConfigKey, dict[asyncio.Future[Any], str]] = {}
+        self._closing = False
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait on this loop from now on."""
+        self._loop = loop
+
+    # -- from any thread ------------------------------------------------------------
+
+    def published(self, _old: ServedRevision | None, new: ServedRevision) -> None:
+        """A revision was published: wake the long polls whose config it changed."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake, new)
+
+    def close(self) -> None:
+        """The server is stopping: every long poll answers now (304), and new ones at once."""
+        self._closing = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake_all)
+
+    # -- on the loop ----------------------------------------------------------------
+
+    def _wake(self, new: ServedRevision) -> None:
+        due: list[asyncio.Future[Any]] = []
+        for key, futures in self._by_key.items():
+            body = new.json.get(key)
+            etag = body.etag if body is not None else None
+            due.extend(future for future, seen in futures.items() if seen != etag)
+        self._resolve(due, new, 0)
+
+    def _wake_all(self) -> None:
+        self._resolve([f for futures in self._by_key.values() for f in futures], _CLOSING, 0)
+
+    def _resolve(self, due: list[asyncio.Future[Any]], value: object, start: int) -> None:
+        end = start + SLICE
+        for future in due[start:end]:
+            if not future.done():
+                future.set_result(value)
+        if end < len(due) and self._loop is not None:
+            self._loop.call_soon(self._resolve, due, value, end)
+
+    async def serve(
+        self, begin: Callable[[], Reply | Wait], disconnected: Callable[[], Awaitable[Any]]
+    ) -> Reply | None:
+        """The reply to a config read that may wait; None if the client went away first.
+
+        begin is ConfigReader.begin with the request's arguments (ApiError passes through).
+        """
+        outcome = begin()
+        if isinstance(outcome, Reply):
+            return outcome
+        if self._closing:
+            return self.reader.timed_out(outcome)
+        if self.waiting >= self.max_waiters:
+            raise too_many_waiters()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + outcome.seconds
+        gone = asyncio.ensure_future(disconnected())
+        self.waiting += 1
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return self.reader.timed_out(outcome)
+                key = (outcome.env, outcome.service)
+                future: asyncio.Future[Any] = loop.create_future()
+                futures = self._by_key.setdefault(key, {})
+                futures[future] = outcome.served.json[key].etag
+                try:
+                    await asyncio.wait(
+                        (future, gone), timeout=remaining, return_when="FIRST_COMPLETED"
+                    )
+                finally:
+                    del futures[future]
+                    if not futures:
+                        del self._by_key[key]
+                if not future.done():
+                    if gone.done():
+                        return None
+                    return self.reader.timed_out(outcome)
+                value = future.result()
+                if value is _CLOSING:
+                    return self.reader.timed_out(outcome)
+                settled = self.reader.settle(outcome, value)
+                if isinstance(settled, Reply):
+                    return settled
+                outcome = settled
+        finally:
+            self.waiting -= 1
+            gone.cancel()

@@ -1,0 +1,274 @@
+"""`GET /v1/watch`: config changes as server-sent events, on the event loop.
+
+One event per config whose body changed (or appeared, or vanished) in a published revision:
+`id: <revision>`, `event: config.changed`, `data:` the webhook notification's data object
+(gitconf.notify.events) with `changed` beside `changed_keys`. A comment line every 15 s keeps
+proxies from closing the stream. `Last-Event-ID` resumes: the changes published since that
+revision are sent first, or one `event: resync` when this server no longer holds them (the
+client then fetches its configs again). The events of a publish are made once, on the poll
+thread; each stream only filters them by its globs and its token's scopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+from gitconf.notify.events import Change, change_set, changed_event
+from gitconf.served import ServedRevision
+from gitconf.server.auth import Principal
+from gitconf.server.errors import ApiError
+from gitconf.server.reads import too_many_waiters
+
+__all__ = ["Batch", "Watch", "parse_globs"]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 15.0
+HISTORY = 64  # publishes kept for Last-Event-ID
+HISTORY_EVENTS = 100_000  # and at most this many events in all
+QUEUE = 64  # publishes a stream may fall behind by before it is told to resync
+MAX_GLOBS = 64
+MAX_GLOB = 255
+_CLOSE = object()
+
+
+class Event(NamedTuple):
+    """One config.changed event, ready to send."""
+
+    environment: str
+    service: str
+    data: bytes  # the whole `id:/event:/data:` block
+
+
+class Batch(NamedTuple):
+    """The events of one publish."""
+
+    revision: str
+    previous: str | None
+    events: tuple[Event, ...]
+
+
+def parse_globs(value: str | None, what: str) -> tuple[str, ...]:
+    """Comma-separated globs of a query parameter (`*` when absent); ApiError 400 if bad."""
+    if value is None or value == "":
+        return ("*",)
+    globs = tuple(g.strip() for g in value.split(",") if g.strip())
+    if not globs or len(globs) > MAX_GLOBS:
+        raise ApiError(400, f"bad_{what}", f"{what}: give 1 to {MAX_GLOBS} comma-separated globs")
+    for glob in globs:
+        if len(glob) > MAX_GLOB or any(ord(c) < 32 or c == "\x7f" for c in glob):
+            raise ApiError(400, f"bad_{what}", f"{what}: {glob[:40]!r} is not a usable glob")
+    return globs
+
+
+def _matcher(globs: Iterable[str]) -> Callable[[str], bool]:
+    pattern = re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs))
+    return lambda name: pattern.match(name) is not None
+
+
+def make_batch(old: ServedRevision | None, new: ServedRevision, base_url: str) -> Batch:
+    """The events of publishing new over old (keys as the compile worker found them)."""
+    keys = new.changed if old is not None and new.base == old.revision else {}
+    changes: list[Change] = change_set(old.etags() if old else {}, new.etags(), keys)
+    previous = old.revision if old is not None else None
+    events = []
+    for change in changes:
+        event = changed_event(
+            change,
+            event_id="",
+            source=base_url,
+            time="",
+            revision=new.revision,
+            previous_revision=previous,
+            base_url=base_url,
+        )
+        data = dict(event["data"])
+        data["changed"] = data["changed_keys"]
+        block = (
+            f"id: {new.revision}\nevent: config.changed\ndata: "
+            + json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+            + "\n\n"
+        ).encode()
+        events.append(Event(change.environment, change.service, block))
+    return Batch(new.revision, previous, tuple(events))
+
+
+class _Stream:
+    def __init__(
+        self, principal: Principal, environments: tuple[str, ...], services: tuple[str, ...]
+    ) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE)
+        self._env = _matcher(environments)
+        self._service = _matcher(services)
+        self._principal = principal
+        self._readable: dict[str, bool] = {}
+
+    def wants(self, event: Event) -> bool:
+        readable = self._readable.get(event.environment)
+        if readable is None:
+            readable = self._readable[event.environment] = self._principal.can_read(
+                event.environment
+            )
+        return readable and self._env(event.environment) and self._service(event.service)
+
+    def render(self, batch: Batch) -> bytes:
+        return b"".join(e.data for e in batch.events if self.wants(e))
+
+    def offer(self, item: object) -> bool:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def control(self, item: object) -> None:
+        """Drop what is queued and queue item (resync, close) instead."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(item)
+
+
+class Watch:
+    """The event streams of one server."""
+
+    def __init__(
+        self, base_url: str, max_streams: int, current: Callable[[], ServedRevision | None]
+    ) -> None:
+        self.base_url = base_url
+        self.max_streams = max_streams
+        self.current = current
+        self.history: deque[Batch] = deque()
+        self._history_events = 0
+        self._streams: set[_Stream] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+
+    @property
+    def streams(self) -> int:
+        """Streams open now."""
+        return len(self._streams)
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve streams on this loop."""
+        self._loop = loop
+
+    # -- from any thread ------------------------------------------------------------
+
+    def published(self, old: ServedRevision | None, new: ServedRevision) -> None:
+        """A revision was published: make its events once and hand them to the loop."""
+        batch = make_batch(old, new, self.base_url)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._dispatch, batch)
+        else:
+            self._remember(batch)
+
+    def close(self) -> None:
+        """The server is stopping: end every stream."""
+        self._closing = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._close_all)
+
+    # -- on the loop ----------------------------------------------------------------
+
+    def _remember(self, batch: Batch) -> None:
+        self.history.append(batch)
+        self._history_events += len(batch.events)
+        while len(self.history) > HISTORY or (
+            self._history_events > HISTORY_EVENTS and len(self.history) > 1
+        ):
+            self._history_events -= len(self.history.popleft().events)
+
+    def _dispatch(self, batch: Batch) -> None:
+        self._remember(batch)
+        for stream in self._streams:
+            if not stream.offer(batch):
+                # Too far behind: it could only be told half of it. It resyncs.
+                stream.control("resync")
+
+    def _close_all(self) -> None:
+        for stream in self._streams:
+            stream.control(_CLOSE)
+
+    def _since(self, revision: str) -> list[Batch] | None:
+        """The batches published after revision; None if it is not one this server knows."""
+        current = self.current()
+        if (
+            current is not None
+            and current.revision == revision
+            and (not self.history or self.history[-1].revision == revision)
+        ):
+            return []
+        for index in range(len(self.history) - 1, -1, -1):
+            if self.history[index].revision == revision:
+                return list(self.history)[index + 1 :]
+        return None
+
+    async def serve(
+        self,
+        principal: Principal,
+        environments: tuple[str, ...],
+        services: tuple[str, ...],
+        last_event_id: str | None,
+        start: Callable[[int, list[tuple[str, str]]], Any],
+    ) -> None:
+        """Stream events until the client goes or the server stops.
+
+        start(status, headers) opens the response and returns its transport.
+        """
+        if self._closing:
+            raise ApiError(503, "stopping", "the server is stopping", headers={"Retry-After": "1"})
+        if len(self._streams) >= self.max_streams:
+            raise too_many_waiters()
+        stream = _Stream(principal, environments, services)
+        self._streams.add(stream)
+        try:
+            transport = start(
+                200,
+                [
+                    ("Content-Type", "text/event-stream; charset=utf-8"),
+                    ("Cache-Control", "no-cache"),
+                    ("X-Accel-Buffering", "no"),
+                ],
+            )
+            current = self.current()
+            opening = [b"retry: 2000\n"]
+            if current is not None:
+                opening.append(f": serving {current.revision}\n".encode())
+            opening.append(b"\n")
+            if last_event_id:
+                since = self._since(last_event_id.strip())
+                if since is None:
+                    data = json.dumps({"revision": current.revision if current else None})
+                    opening.append(f"event: resync\ndata: {data}\n\n".encode())
+                else:
+                    opening.extend(stream.render(batch) for batch in since)
+            await transport.send_bytes(b"".join(opening))
+            while True:
+                try:
+                    item = await asyncio.wait_for(stream.queue.get(), HEARTBEAT)
+                except TimeoutError:
+                    await transport.send_bytes(b": keep-alive\n\n")
+                    continue
+                if item is _CLOSE:
+                    return
+                if item == "resync":
+                    current = self.current()
+                    data = json.dumps({"revision": current.revision if current else None})
+                    await transport.send_bytes(f"event: resync\ndata: {data}\n\n".encode())
+                    return
+                block = stream.render(item)
+                if block:
+                    await transport.send_bytes(block)
+        except (OSError, RuntimeError) as exc:  # the client went away (granian's ProtocolClosed)
+            log.debug("watch stream ended: %s", exc)
+        finally:
+            self._streams.discard(stream)
