@@ -43,11 +43,9 @@ from common import (
     workdir,
 )
 
-from gitconf.settings import Settings
 from gitconf.testing import commit_all, git
 from gitconf.testing.server import ServeProcess, free_port, wait_until
 
-IO_THREADS = Settings(repo="").io_threads
 INSTALL = "apt-get install -y nginx-light wrk   (or: apt-get install -y nginx wrk)"
 SAMPLE_REPO = Path(__file__).resolve().parents[1] / "sample-repo"
 
@@ -180,23 +178,23 @@ BODY = open({path!r}, "rb").read()
 HEADERS = {headers!r}
 
 
-def app(environ, start_response):
-    start_response("200 OK", HEADERS)
-    return [BODY]
+async def app(scope, proto):
+    proto.response_bytes(200, HEADERS, BODY)
 """
 
 
 @contextlib.contextmanager
 def bare_granian(tmp: Path, body: bytes, headers: list[tuple[str, str]]) -> Iterator[str]:
-    """The same bytes from a bare WSGI callable under granian with as many blocking threads as
-    gitconf's reads get by default (io_threads): the ceiling of a Python WSGI app on this
-    server, to read gitconf's own cost against."""
+    """The same bytes from a bare RSGI app under granian, on the event loop gitconf uses:
+    the ceiling of a Python app on this server, to read gitconf's own cost against."""
+    from gitconf.server.commands import event_loop
+
     (tmp / "bare-body").write_bytes(body)
     (tmp / "bare_app.py").write_text(BARE_APP.format(path=str(tmp / "bare-body"), headers=headers))
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1",
-         "--blocking-threads", str(IO_THREADS), "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "granian", "--interface", "rsgi", "--workers", "1",
+         "--loop", event_loop().value, "--host", "127.0.0.1", "--port", str(port),
          "--working-dir", str(tmp), "bare_app:app"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

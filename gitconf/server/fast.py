@@ -31,7 +31,13 @@ _SIMPLE_QUERIES = {"": None, "format=json": "json", "format=yaml": "yaml", "form
 # through ConfigReader, so a client inventing headers cannot grow memory.
 _MAX_ENTRIES = 20_000
 _MAX_GRANTS = 10_000
-_MAX_HOSTS = 256  # loopback Host values seen (names, addresses and ports vary)
+_MAX_HOSTS = 256
+_WSGI_HEADERS = {
+    "host": "HTTP_HOST",
+    "accept": "HTTP_ACCEPT",
+    "authorization": "HTTP_AUTHORIZATION",
+    "if-none-match": "HTTP_IF_NONE_MATCH",
+}  # loopback Host values seen (names, addresses and ports vary)
 
 
 class _Entry(NamedTuple):
@@ -86,16 +92,40 @@ class FastReads:
         metrics.before_scrape.append(self.sync_metrics)
 
     def answer(self, environ: Mapping[str, Any]) -> Reply | None:
-        """The reply to a plain config read; None for any other request."""
-        method = environ.get("REQUEST_METHOD")
+        """The reply to a plain config read in a WSGI environ; None for any other request."""
+
+        def header(name: str) -> Any:
+            return environ.get(_WSGI_HEADERS[name])
+
+        return self.lookup(
+            environ.get("REQUEST_METHOD", ""),
+            environ.get("PATH_INFO", ""),
+            environ.get("QUERY_STRING", ""),
+            header,
+        )
+
+    def lookup(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        header: Callable[[str], str | None],
+        authority: str | None = None,
+    ) -> Reply | None:
+        """The reply to a plain config read; None for any other request.
+
+        header(name) gives a request header by its lower-case name (the RSGI host passes its
+        scope's headers.get, so a header is looked up only when needed); authority is
+        HTTP/2's :authority, the Host of a request without a Host header.
+        """
         if method != "GET" and method != "HEAD":
             return None
         if self._loopback_only:
-            host = environ.get("HTTP_HOST")
+            host = header("host") or authority
             if host is not None and host not in self._hosts:
                 refused = self.guard.misdirected(host)
                 if refused is not None:
-                    return self._refuse(environ, refused, method == "HEAD")
+                    return self._refuse(path, query, refused, method == "HEAD")
                 if len(self._hosts) >= _MAX_HOSTS:
                     self._hosts.clear()
                 self._hosts.add(host)
@@ -103,25 +133,21 @@ class FastReads:
         served = self.reader.publisher.served
         if cache.served is not served:
             cache = self._cache = _Cache(served, {}, set())
-        key = (
-            environ.get("PATH_INFO", ""),
-            environ.get("QUERY_STRING", ""),
-            environ.get("HTTP_ACCEPT"),
-        )
+        key = (path, query, header("accept"))
         entry = cache.entries.get(key)
-        if entry is not None and (environ.get("HTTP_AUTHORIZATION"), entry.env) in cache.grants:
-            inm = environ.get("HTTP_IF_NONE_MATCH")
+        if entry is not None and (header("authorization"), entry.env) in cache.grants:
+            inm = header("if-none-match")
             if inm is None or (inm != entry.etag and not etag_matches(inm, entry.etag)):
                 reply = entry.head_ok if method == "HEAD" else entry.ok
             else:
                 reply = entry.not_modified
             self._count(reply.status)
             return reply
-        return self._resolve(environ, key, cache, method == "HEAD")
+        return self._resolve(header, key, cache, method == "HEAD")
 
-    def _refuse(self, environ: Mapping[str, Any], exc: ApiError, head: bool) -> Reply | None:
+    def _refuse(self, path: str, query: str, exc: ApiError, head: bool) -> Reply | None:
         """A refusal of a read this path owns; None for the others, which Flask refuses."""
-        if _owned(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")) is None:
+        if _owned(path, query) is None:
             return None
         status, headers, body = error_parts(exc)
         self._count(status)
@@ -129,7 +155,7 @@ class FastReads:
 
     def _resolve(
         self,
-        environ: Mapping[str, Any],
+        header: Callable[[str], str | None],
         key: tuple[str, str, str | None],
         cache: _Cache,
         head: bool,
@@ -140,14 +166,14 @@ class FastReads:
         if owned is None:
             return None
         env, service = owned
-        authorization = environ.get("HTTP_AUTHORIZATION")
+        authorization = header("authorization")
         try:
             fmt = negotiate(_SIMPLE_QUERIES[query], accept)
             reply = self.reader.config(
                 env,
                 service,
                 fmt=fmt,
-                if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+                if_none_match=header("if-none-match"),
                 authorization=authorization,
             )
         except ApiError as exc:

@@ -156,8 +156,14 @@ class GitconfRSGI:
             return
         headers = scope.headers
         method = scope.method
-        path = scope.path if scope.path.isascii() else _wsgi_path(scope.path)
+        path = scope.path
+        if not path.isascii():
+            path = _wsgi_path(path)
         query = scope.query_string
+        reply = self.fast.lookup(method, path, query, headers.get, scope.authority)
+        if reply is not None:
+            proto.response_bytes(reply.status, reply.headers, reply.body)
+            return
         environ = {
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
@@ -167,10 +173,6 @@ class GitconfRSGI:
             "HTTP_IF_NONE_MATCH": headers.get("if-none-match"),
             "HTTP_HOST": headers.get("host") or scope.authority,
         }
-        reply = self.fast.answer(environ)
-        if reply is not None:
-            proto.response_bytes(reply.status, reply.headers, reply.body)
-            return
         try:
             if method == "GET" or method == "HEAD":
                 if path.startswith(_CONFIG) and "wait=" in query:
