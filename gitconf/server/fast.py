@@ -31,13 +31,18 @@ _SIMPLE_QUERIES = {"": None, "format=json": "json", "format=yaml": "yaml", "form
 # through ConfigReader, so a client inventing headers cannot grow memory.
 _MAX_ENTRIES = 20_000
 _MAX_GRANTS = 10_000
-_MAX_HOSTS = 256
+_MAX_HOSTS = 256  # loopback Host values seen (names, addresses and ports vary)
+_MAX_MEMO_BYTES = 64 * 1024 * 1024  # bytes of remembered replies of other routes
 _WSGI_HEADERS = {
     "host": "HTTP_HOST",
     "accept": "HTTP_ACCEPT",
     "authorization": "HTTP_AUTHORIZATION",
     "if-none-match": "HTTP_IF_NONE_MATCH",
-}  # loopback Host values seen (names, addresses and ports vary)
+}
+# Set in the WSGI environ by a view whose 200 depends only on the request's path, query,
+# Accept and Authorization and on the served revision (the Spring routes): the host then
+# answers the same request from memory until the next publish.
+MEMO = "gitconf.memo"
 
 
 class _Entry(NamedTuple):
@@ -57,6 +62,9 @@ class _Cache(NamedTuple):
     # (Authorization, environment) pairs a token was found to grant: tokens are fixed for the
     # server's life, but a new revision starts afresh anyway, like a full cache does.
     grants: set[tuple[str | None, str]]
+    # (path, query, Accept, Authorization) -> a reply of another route remembered (MEMO)
+    memo: dict[tuple[str, str, str | None, str | None], _Entry]
+    memo_bytes: list[int]
 
 
 def _owned(path: str, query: str) -> tuple[str, str] | None:
@@ -83,7 +91,7 @@ class FastReads:
         # the check is a set lookup on the hot path (the cache below is not keyed by Host).
         self._loopback_only = self.guard.loopback_only
         self._hosts: set[str] = set()
-        self._cache = _Cache(None, {}, set())
+        self._cache = _Cache(None, {}, set(), {}, [0])
         # Requests counted per thread (by thread id, which a new thread may reuse) without a
         # lock, added to the Prometheus counter on scrape.
         self._tallies: dict[int, dict[int, int]] = {}
@@ -132,7 +140,7 @@ class FastReads:
         cache = self._cache
         served = self.reader.publisher.served
         if cache.served is not served:
-            cache = self._cache = _Cache(served, {}, set())
+            cache = self._cache = _Cache(served, {}, set(), {}, [0])
         key = (path, query, header("accept"))
         entry = cache.entries.get(key)
         if entry is not None and (header("authorization"), entry.env) in cache.grants:
@@ -143,7 +151,47 @@ class FastReads:
                 reply = entry.not_modified
             self._count(reply.status)
             return reply
+        if entry is None and cache.memo:
+            memo = cache.memo.get((path, query, key[2], header("authorization")))
+            if memo is not None:
+                inm = header("if-none-match")
+                if inm is None or (inm != memo.etag and not etag_matches(inm, memo.etag)):
+                    reply = memo.head_ok if method == "HEAD" else memo.ok
+                else:
+                    reply = memo.not_modified
+                self._count(reply.status)
+                return reply
         return self._resolve(header, key, cache, method == "HEAD")
+
+    def memorize(
+        self,
+        environ: Mapping[str, Any],
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> None:
+        """Remember the 200 of a view that asked for it (MEMO) for the served revision."""
+        cache = self._cache
+        served = cache.served
+        if status != 200 or served is None or served is not self.reader.publisher.served:
+            return
+        found = dict(headers)
+        etag = found.get("ETag")
+        if etag is None or found.get("X-Gitconf-Revision") != served.revision:
+            return  # made from another revision than the one served now
+        if cache.memo_bytes[0] + len(body) > _MAX_MEMO_BYTES or len(cache.memo) >= _MAX_ENTRIES:
+            return
+        cache.memo_bytes[0] += len(body)
+        kept = [(k, v) for k, v in headers if k not in ("Content-Type", "Content-Length")]
+        key = (
+            environ.get("PATH_INFO", ""),
+            environ.get("QUERY_STRING", ""),
+            environ.get("HTTP_ACCEPT"),
+            environ.get("HTTP_AUTHORIZATION"),
+        )
+        cache.memo[key] = _Entry(
+            "", etag, Reply(200, headers, body), Reply(304, kept, b""), Reply(200, headers, b"")
+        )
 
     def _refuse(self, path: str, query: str, exc: ApiError, head: bool) -> Reply | None:
         """A refusal of a read this path owns; None for the others, which Flask refuses."""
@@ -238,11 +286,32 @@ class FastReads:
                     self._metrics.requests.labels(_ROUTE, str(status)).inc(delta)
                     self._synced[status] = total
 
+    def _through(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """The app's reply, remembered when the view asked for it (MEMO)."""
+        started: list[Any] = []
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started[:] = [status, headers]
+            return start_response(status, headers, exc_info)
+
+        result = self.app(environ, start)
+        if not environ.get(MEMO):
+            return result
+        body = b"".join(result)
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        if started:
+            self.memorize(environ, int(started[0][:3]), started[1], body)
+        return [body]
+
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         reply = self.answer(environ)
         if reply is None:
-            return self.app(environ, start_response)
+            return self._through(environ, start_response)
         start_response(STATUS_LINES[reply.status], reply.headers)
         return [reply.body]

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from gitconf.server.errors import ApiError, error_parts, internal_error
-from gitconf.server.fast import FastReads
+from gitconf.server.fast import MEMO, FastReads
 from gitconf.server.reads import negotiate
 from gitconf.server.waits import LongPolls
 from gitconf.server.watch import Watch, parse_globs
@@ -275,6 +275,8 @@ class GitconfRSGI:
             loop = asyncio.get_running_loop()
             status, headers, data = await loop.run_in_executor(self.pool, self._call, full)
             proto.response_bytes(status, headers, data)
+            if full.get(MEMO):
+                self.fast.memorize(full, status, headers, data)
         finally:
             self.pending -= 1
 

@@ -26,6 +26,7 @@ from gitconf.served import Body, ServedRevision
 from gitconf.server.app import deps
 from gitconf.server.auth import Principal
 from gitconf.server.errors import ApiError
+from gitconf.server.fast import MEMO
 from gitconf.server.reads import etag_matches
 from gitconf.spring.cache import BodyCache
 from gitconf.spring.names import (
@@ -298,6 +299,9 @@ def _reply(
     ignored = [p for p in profiles if p not in envs]
     if ignored:
         headers["X-Gitconf-Ignored-Profiles"] = ",".join(ignored)
+    # The same request gets the same body until the next publish: the host may answer it
+    # from memory (gitconf.server.fast.MEMO).
+    request.environ[MEMO] = True
     if etag_matches(request.headers.get("If-None-Match"), body.etag):
         return Response(status=304, headers=headers)
     return Response(body.data, status=200, headers=headers, content_type=body.content_type)

@@ -211,3 +211,44 @@ def test_fast_reads_are_counted_in_the_metrics(server: Server) -> None:
     client.get(path)
     metrics = client.get("/metrics").get_data(as_text=True)
     assert f'gitconf_http_requests_total{{{route},status="200"}} 6.0' in metrics
+
+
+SPRING = [
+    ("/payments/production", {}),
+    ("/payments/production,production-eu", {}),
+    ("/payments/production", {"Accept": "application/vnd.spring-cloud.config-server.v2+json"}),
+    ("/payments-production.yml", {}),
+    ("/payments-production.properties", {}),
+    ("/main/payments-production-eu.json", {}),
+    ("/payments/production/main", {}),
+]
+
+
+@pytest.mark.parametrize(("path", "headers"), SPRING)
+def test_a_remembered_spring_reply_is_the_one_flask_gives(
+    secured: Server, path: str, headers: dict[str, str]
+) -> None:
+    for token in ("a" * 24, "e" * 24, "wrong"):
+        auth = {**headers, "Authorization": f"Bearer {token}"}
+        # Through Flask (and remembered), then from memory: the same both times.
+        first = compare(secured, path, auth)
+        again = compare(secured, path, auth)
+        assert again.data == first.data
+        if first.status_code == 200:
+            revalidated = compare(secured, path, {**auth, "If-None-Match": first.headers["ETag"]})
+            assert revalidated.status_code == 304
+    remembered = secured.wsgi._cache.memo
+    assert any(key[0] == path for key in remembered)
+    # A token that may not read production never had a 200 to remember.
+    assert not any(key[3] == "Bearer " + "wrong" for key in remembered)
+
+
+def test_remembered_spring_replies_end_with_the_revision(secured: Server, repo: Path) -> None:
+    before = Client(secured.wsgi).get(
+        "/payments/production", headers={"Authorization": "Bearer " + "a" * 24}
+    )
+    commit_all(repo, "pool", {"environments/production/payments.yaml": "db: {pool: {max: 3}}\n"})
+    assert secured.poller.run_once() == "published"
+    after = compare(secured, "/payments/production", {"Authorization": "Bearer " + "a" * 24})
+    assert after.data != before.data
+    assert b'"db.pool.max":3' in after.data.replace(b" ", b"")
