@@ -44,20 +44,17 @@ from common import (
 
 import gitconf.core.compile as compile_module
 import gitconf.jobs.poll as poll_module
-import gitconf.served as served_module
 from gitconf.bootstrap import build
 from gitconf.settings import load_settings
+from gitconf.store.snapshots import SnapshotStore
 
 # What a poll does, as (object, attribute, label); missing ones are skipped.
 POLL_SPANS = [
     ("mirror", "fetch", "fetch"),
-    ("mirror", "fileset", "read files"),
-    (poll_module, "compile_fileset", "compile"),
-    (poll_module, "snapshot_of", "snapshot"),
+    ("compiler", "call", "compile (in the compile worker)"),
+    (poll_module, "from_built", "prepare bodies"),
     ("publisher", "publish", "publish"),
-    (served_module, "prepare", "  publish: prepare bodies"),
-    (served_module.Snapshot, "to_json", "  publish: snapshot to JSON"),
-    (served_module, "write_atomic", "  publish: write + fsync"),
+    (SnapshotStore, "write", "  publish: persist to served.db"),
 ]
 # Work a compile redoes, counted: (module attribute, label).
 COUNTED = [

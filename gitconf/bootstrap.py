@@ -16,8 +16,8 @@ from gitconf.hooks.plugin import install as install_hooks
 from gitconf.jobs.poll import PollContext, Poller
 from gitconf.metrics import Metrics
 from gitconf.notify.plugin import install as install_notify
+from gitconf.publisher import Publisher
 from gitconf.replicas import install as install_replicas
-from gitconf.served import DamagedSnapshot, Publisher
 from gitconf.server.app import create_app
 from gitconf.server.auth import Auth
 from gitconf.server.deps import Deps
@@ -30,6 +30,7 @@ from gitconf.settings import Settings
 from gitconf.spring.plugin import install as install_spring
 from gitconf.store.db import create_schema, make_engine
 from gitconf.store.revisions import RevisionLog
+from gitconf.store.snapshots import DamagedSnapshot
 from gitconf.worker.proxy import CompileWorker
 
 __all__ = ["Server", "build"]

@@ -22,7 +22,8 @@ from gitconf import __version__
 from gitconf.errors import GitconfError, Problem
 from gitconf.git.remote import FetchError, Mirror
 from gitconf.metrics import Metrics
-from gitconf.served import Explainer, Publisher, ServedRevision, from_built
+from gitconf.publisher import Publisher
+from gitconf.served import Explainer, ServedRevision, from_built
 from gitconf.store.revisions import RevisionLog
 from gitconf.worker.messages import Adopt, Built, Compile, Failed, Refused, Revision
 from gitconf.worker.proxy import CompileWorker, WorkerDied, limit_problem

@@ -34,7 +34,8 @@ from gitconf.notify.policy import DeliveryPolicy
 from gitconf.notify.subscriptions import SubscriptionStore
 from gitconf.notify.targets import TargetPolicy
 from gitconf.notify.worker import Worker
-from gitconf.served import Publisher, ServedRevision
+from gitconf.publisher import Publisher
+from gitconf.served import ServedRevision
 
 __all__ = ["Notifier"]
 

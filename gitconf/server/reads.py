@@ -16,7 +16,8 @@ from gitconf.core.diff import ConfigChange
 from gitconf.core.render import RenderError
 from gitconf.errors import GitconfError, Problem, UsageError
 from gitconf.git.remote import Mirror
-from gitconf.served import Body, Publisher, ServedRevision, from_built
+from gitconf.publisher import Publisher
+from gitconf.served import Body, ServedRevision, from_built
 from gitconf.server.auth import Auth, Principal, visible_problems
 from gitconf.server.errors import ApiError
 from gitconf.store.revisions import problem_doc

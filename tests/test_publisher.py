@@ -10,11 +10,12 @@ from pathlib import Path
 import pygit2
 import pytest
 
-import gitconf.served as served_module
+import gitconf.publisher as publisher_module
 import gitconf.store.snapshots as snapshots_module
 from gitconf.bootstrap import Server
 from gitconf.core.diff import diff_values
-from gitconf.served import Body, Publisher, ServedRevision, from_built
+from gitconf.publisher import Publisher
+from gitconf.served import Body, ServedRevision, from_built
 from gitconf.store.snapshots import SnapshotStore
 from gitconf.testing import commit_all
 from gitconf.testing.server import wait_until
@@ -257,7 +258,7 @@ def test_a_full_disk_is_reported_and_retried_until_the_revision_is_on_disk(
     assert server.poller.run_once() == "published"
     assert server.publisher.flush(timeout=30)
     good = server.publisher.served.revision
-    monkeypatch.setattr(served_module._Writer, "RETRY_FIRST", 0.05)
+    monkeypatch.setattr(publisher_module._Writer, "RETRY_FIRST", 0.05)
     store = server.publisher.store
     assert store is not None
     conn = store._connect()
