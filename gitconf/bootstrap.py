@@ -22,7 +22,8 @@ from gitconf.server.app import create_app
 from gitconf.server.auth import Auth
 from gitconf.server.deps import Deps
 from gitconf.server.fast import FastReads
-from gitconf.server.reads import ConfigReader, RefCache, worker_explainer
+from gitconf.server.reads import ConfigReader
+from gitconf.server.refs import RefCache, worker_explainer
 from gitconf.server.rsgi import GitconfRSGI
 from gitconf.server.waits import LongPolls
 from gitconf.server.watch import Watch

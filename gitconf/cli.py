@@ -19,8 +19,8 @@ from gitconf.core.explain import explain_config
 from gitconf.core.model import CompiledRevision, FileSet
 from gitconf.core.render import FORMATS, RenderError, render
 from gitconf.errors import GitconfError, Problem
+from gitconf.gcpause import collector_paused
 from gitconf.git.folder import fileset_from_dir, is_url
-from gitconf.runtime import collector_paused
 from gitconf.server.commands import demo, serve
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Source(NamedTuple):
@@ -49,3 +49,17 @@ class UsageError(GitconfError):
 def sorted_problems(problems: list[Problem]) -> list[Problem]:
     """Problems sorted by place, duplicates removed."""
     return sorted(set(problems), key=Problem.sort_key)
+
+
+def problem_doc(problem: Problem) -> dict[str, Any]:
+    """A problem as JSON: its fields and its rendered line."""
+    source = problem.source
+    return {
+        "path": source.path if source else None,
+        "line": source.line if source else None,
+        "column": source.col if source else None,
+        "key": problem.key_path or None,
+        "message": problem.message,
+        "hint": problem.hint or None,
+        "text": problem.render(),
+    }

@@ -19,7 +19,7 @@ from gitconf.core.locate import located_errors
 from gitconf.core.model import to_plain
 from gitconf.core.parse import parse_yaml
 from gitconf.errors import GitconfError
-from gitconf.resources import own_schema
+from gitconf.package_data import own_schema
 
 __all__ = ["SCALAR_OPTIONS", "Settings", "SettingsError", "load_settings"]
 

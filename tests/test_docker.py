@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gitconf.resources import own_schema
+from gitconf.package_data import own_schema
 from gitconf.server.auth import Auth
 from gitconf.settings import load_settings
 

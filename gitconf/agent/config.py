@@ -15,7 +15,7 @@ from gitconf.core.locate import schema_errors
 from gitconf.core.model import to_plain
 from gitconf.core.parse import parse_yaml
 from gitconf.errors import GitconfError
-from gitconf.resources import own_schema
+from gitconf.package_data import own_schema
 
 __all__ = ["AgentConfig", "AgentConfigError", "FileSpec", "load_agent_config"]
 

@@ -17,7 +17,7 @@ from gitconf.core.model import (
 )
 from gitconf.core.parse import parse_yaml
 from gitconf.errors import Problem
-from gitconf.resources import own_schema
+from gitconf.package_data import own_schema
 
 __all__ = ["MANIFEST_PATH", "parse_manifest"]
 

@@ -18,7 +18,7 @@ from gitconf.notify.notifier import Notifier
 from gitconf.notify.signing import generate_secret, parse_secret
 from gitconf.notify.subscriptions import Subscription
 from gitconf.notify.targets import TargetRefused, check_url
-from gitconf.resources import own_schema
+from gitconf.package_data import own_schema
 from gitconf.server.app import deps, json_response
 from gitconf.server.errors import ApiError, error_body
 from gitconf.server.jsonbody import read_json

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from gitconf.errors import GitconfError
-from gitconf.resources import data_dir
+from gitconf.package_data import data_dir
 from gitconf.server.auth import Auth
 from gitconf.settings import SCALAR_OPTIONS, Settings, load_settings
 

@@ -8,7 +8,8 @@ from flask import Blueprint, Response, request
 
 from gitconf.served import Body, ServedRevision
 from gitconf.server.app import deps
-from gitconf.server.reads import Reply, negotiate
+from gitconf.server.formats import negotiate
+from gitconf.server.reads import Reply
 
 bp = Blueprint("config", __name__)
 

@@ -16,8 +16,9 @@ from typing import Any, NamedTuple
 from gitconf.metrics import Metrics
 from gitconf.served import ServedRevision
 from gitconf.server.errors import ApiError, error_parts
+from gitconf.server.formats import etag_matches, negotiate
 from gitconf.server.guard import Guard
-from gitconf.server.reads import ConfigReader, Reply, etag_matches, negotiate
+from gitconf.server.reads import ConfigReader, Reply
 
 __all__ = ["STATUS_LINES", "FastReads"]
 

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 
 from gitconf.server.errors import ApiError, error_parts, internal_error
 from gitconf.server.fast import MEMO, FastReads
-from gitconf.server.reads import negotiate
+from gitconf.server.formats import negotiate
 from gitconf.server.waits import LongPolls
 from gitconf.server.watch import Watch, parse_globs
 

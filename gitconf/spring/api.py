@@ -27,7 +27,7 @@ from gitconf.server.app import deps
 from gitconf.server.auth import Principal
 from gitconf.server.errors import ApiError
 from gitconf.server.fast import MEMO
-from gitconf.server.reads import etag_matches
+from gitconf.server.formats import etag_matches
 from gitconf.spring.cache import BodyCache
 from gitconf.spring.names import (
     DEFAULT_LABELS,

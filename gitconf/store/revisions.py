@@ -10,30 +10,16 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gitconf.errors import Problem
+from gitconf.errors import Problem, problem_doc
 from gitconf.store.db import LEGACY_REVISIONS, revisions, upsert
 
-__all__ = ["RevisionLog", "Verdict", "problem_doc"]
+__all__ = ["RevisionLog", "Verdict"]
 
 log = logging.getLogger(__name__)
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def problem_doc(problem: Problem) -> dict[str, Any]:
-    """A problem as JSON: its fields and its rendered line."""
-    source = problem.source
-    return {
-        "path": source.path if source else None,
-        "line": source.line if source else None,
-        "column": source.col if source else None,
-        "key": problem.key_path or None,
-        "message": problem.message,
-        "hint": problem.hint or None,
-        "text": problem.render(),
-    }
 
 
 class Verdict(NamedTuple):

@@ -22,7 +22,7 @@ from gitconf.core.explain import explain_config
 from gitconf.core.model import CompiledRevision, Config, FileSet, Manifest
 from gitconf.core.render import etag_of, to_json
 from gitconf.errors import UsageError
-from gitconf.runtime import collector_paused
+from gitconf.gcpause import collector_paused
 from gitconf.worker.messages import Built, ConfigKey, Refused, Started
 
 __all__ = ["CompileService", "subscription_docs"]

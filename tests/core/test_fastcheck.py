@@ -20,7 +20,7 @@ from gitconf.core.model import FileSet, to_plain
 from gitconf.core.parse import parse_yaml
 from gitconf.core.validate import load_schemas
 from gitconf.git.read import fileset_from_dir
-from gitconf.resources import own_schema
+from gitconf.package_data import own_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_VALUES: list[Any] = [

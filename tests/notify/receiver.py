@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from jsonschema import Draft202012Validator
 from standardwebhooks.webhooks import Webhook
 
-from gitconf.resources import own_schema
+from gitconf.package_data import own_schema
 
 __all__ = ["DROP", "Received", "Receiver", "Reply", "fail_first", "verify"]
 

@@ -15,7 +15,7 @@ from gitconf.notify.events import (
     matches,
     rejected_event,
 )
-from gitconf.resources import own_schema
+from gitconf.package_data import own_schema
 
 A, B = "a" * 40, "b" * 40
 

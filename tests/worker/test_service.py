@@ -14,7 +14,7 @@ from gitconf.git.read import fileset_from_commit
 from gitconf.testing import commit_all
 from gitconf.worker.messages import Built, Refused
 from gitconf.worker.service import CompileService
-from tests.server.test_served import COMMITS
+from tests.test_publisher import COMMITS
 
 
 def cold(repo: Path, sha: str) -> Built:
