@@ -15,9 +15,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from gitconf.core.locate import located_errors
 from gitconf.core.model import to_plain
 from gitconf.core.parse import parse_yaml
+from gitconf.core.validate import located_errors
 from gitconf.errors import GitconfError
 from gitconf.package_data import own_schema
 

@@ -11,9 +11,9 @@ from jsonschema import Draft202012Validator
 
 from gitconf.client.backoff import Backoff
 from gitconf.client.protocol import Endpoint
-from gitconf.core.locate import schema_errors
 from gitconf.core.model import to_plain
 from gitconf.core.parse import parse_yaml
+from gitconf.core.validate import schema_errors
 from gitconf.errors import GitconfError
 from gitconf.package_data import own_schema
 

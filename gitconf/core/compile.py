@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from referencing.exceptions import Unresolvable
 
+from gitconf.core.incremental import CompileCache, MergeBasis, Pair, PairKey, SchemaProblem
 from gitconf.core.layers import Layout, discover
 from gitconf.core.limits import (
     check_files,
@@ -18,7 +18,6 @@ from gitconf.core.limits import (
     check_total_configs,
     too_big,
 )
-from gitconf.core.locate import schema_errors
 from gitconf.core.manifest import MANIFEST_PATH, parse_manifest
 from gitconf.core.merge import merge
 from gitconf.core.model import (
@@ -32,80 +31,11 @@ from gitconf.core.model import (
 )
 from gitconf.core.parse import parse_yaml
 from gitconf.core.render import json_size
-from gitconf.core.validate import SchemaCache, SchemaSet, load_schemas, service_of
+from gitconf.core.schemas import SchemaSet, load_schemas, service_of
+from gitconf.core.validate import schema_errors
 from gitconf.errors import Problem, Source, sorted_problems
 
 __all__ = ["CompileCache", "CompileResult", "compile_fileset"]
-
-# What a config depends on: its layer files (path, blob), its schema's key (the schema
-# files its validator was built from) and the size limit of one config.
-PairKey = tuple[tuple[tuple[str, str], ...], str, int]
-SchemaProblem = tuple[Source, str, str]
-
-
-@dataclass
-class CompileCache:
-    """Results of earlier compiles that a later one reuses when their inputs are unchanged.
-
-    Parses are kept by (path, blob id); the schema set by a digest of every schema file, and
-    within it each schema file's check and each service's validator by the files it read; each
-    (environment, service)'s merge and validation by its layers' blobs and its schema's key.
-    So a commit that changes one file re-parses one blob and re-merges only the configs that
-    file is a layer of, or re-checks one schema file and re-validates only the services whose
-    schema read it. The cache only speeds compiles up: results equal a cold compile's.
-    """
-
-    parsed: dict[tuple[str, str], tuple[Node | None, list[Problem]]] = field(default_factory=dict)
-    schemas: tuple[str, SchemaSet, list[Problem]] | None = None
-    schema_files: SchemaCache = field(default_factory=SchemaCache)
-    pairs: dict[tuple[str, str], _Pair] = field(default_factory=dict)
-    # The layout of the last paths seen, which only a new, gone or renamed file changes.
-    layout: tuple[tuple[str, ...], Layout, list[Problem]] | None = None
-    # What the last merge of every pair was made from: when the layout, the environments'
-    # chains and the schema set are the very same, only pairs with a layer whose blob changed
-    # are looked at again.
-    merged: _MergeBasis | None = None
-
-    def fork(self) -> CompileCache:
-        """A cache for compiling another commit: it starts with what this one holds (parse
-        results, schema checks and merges are values nobody changes) and changes nothing here."""
-        files = self.schema_files
-        return CompileCache(
-            parsed=dict(self.parsed),
-            schemas=self.schemas,
-            schema_files=SchemaCache(dict(files.files), dict(files.refs), dict(files.bundles)),
-            pairs=dict(self.pairs),
-            layout=self.layout,
-            merged=None,
-        )
-
-    def keep_only(self, blobs: set[tuple[str, str]]) -> None:
-        """Forget parses of blobs no longer in the repository."""
-        for key in [k for k in self.parsed if k not in blobs]:
-            del self.parsed[key]
-
-
-class _Pair(NamedTuple):
-    """One (environment, service) merged and validated, and what it was made from."""
-
-    key: PairKey
-    config: Config | None
-    problems: list[Problem]
-    errors: list[SchemaProblem]
-    size: int  # the merged config's bytes as compact JSON (0 when it did not merge)
-
-
-@dataclass
-class _MergeBasis:
-    layout: Layout
-    chains: dict[str, tuple[str, ...]]
-    schemas: SchemaSet
-    max_config_size: int
-    layers: dict[tuple[str, str], list[str]]
-    # layer file -> the pairs it is a layer of
-    users: dict[str, list[tuple[str, str]]]
-    # The blobs of the last merge made on this basis, set once it is done.
-    blobs: dict[str, str] = field(default_factory=dict)
 
 
 class CompileResult(NamedTuple):
@@ -296,7 +226,7 @@ def _merge_all(
                     limit,
                 )
                 if hit is None or hit.key != key:
-                    hit = _Pair(
+                    hit = Pair(
                         key, *_merge_one(env, service, paths, trees, schemas, prefixes, limit)
                     )
                     if cache is not None:
@@ -331,7 +261,7 @@ def _merge_basis(
     layout: Layout,
     schemas: SchemaSet,
     cache: CompileCache | None,
-) -> _MergeBasis:
+) -> MergeBasis:
     """The last merge's basis if this merge has the same one, else a new one."""
     chains = {env: manifest.chain(env) for env in manifest.environments}
     last = cache.merged if cache is not None else None
@@ -352,7 +282,7 @@ def _merge_basis(
             layers[(env, service)] = paths
             for path in paths:
                 users[path].append((env, service))
-    return _MergeBasis(layout, chains, schemas, limit, layers, dict(users))
+    return MergeBasis(layout, chains, schemas, limit, layers, dict(users))
 
 
 def _merge_one(

@@ -6,7 +6,6 @@ from functools import cache
 
 from jsonschema import Draft202012Validator
 
-from gitconf.core.locate import schema_errors
 from gitconf.core.model import (
     EnvironmentSpec,
     Limits,
@@ -16,6 +15,7 @@ from gitconf.core.model import (
     to_plain,
 )
 from gitconf.core.parse import parse_yaml
+from gitconf.core.validate import schema_errors
 from gitconf.errors import Problem
 from gitconf.package_data import own_schema
 

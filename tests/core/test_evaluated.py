@@ -11,8 +11,8 @@ from jsonschema import Draft202012Validator
 
 from gitconf.core.evaluated import Validator, unevaluated_keys
 from gitconf.core.fastcheck import surely_valid
-from gitconf.core.locate import schema_errors
 from gitconf.core.parse import parse_yaml
+from gitconf.core.validate import schema_errors
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -15,10 +15,10 @@ from jsonschema import Draft202012Validator
 
 from gitconf.core.compile import compile_fileset
 from gitconf.core.fastcheck import surely_valid
-from gitconf.core.locate import schema_errors
 from gitconf.core.model import FileSet, to_plain
 from gitconf.core.parse import parse_yaml
-from gitconf.core.validate import load_schemas
+from gitconf.core.schemas import load_schemas
+from gitconf.core.validate import schema_errors
 from gitconf.git.read import fileset_from_dir
 from gitconf.package_data import own_schema
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gitconf.core import validate
-from gitconf.core.validate import load_schemas
+from gitconf.core import schemas
+from gitconf.core.schemas import load_schemas
 from gitconf.errors import Source
 
 GOOD = b'{"type": "object", "properties": {"a": {"$ref": "_common/d.json#/$defs/a"}}}'
@@ -23,13 +23,13 @@ BAD = b"""{
 @pytest.fixture
 def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    real = validate.parse_yaml
+    real = schemas.parse_yaml
 
     def counting(path: str, data: bytes):  # type: ignore[no-untyped-def]
         calls.append(path)
         return real(path, data)
 
-    monkeypatch.setattr(validate, "parse_yaml", counting)
+    monkeypatch.setattr(schemas, "parse_yaml", counting)
     return calls
 
 

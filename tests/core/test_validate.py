@@ -12,10 +12,10 @@ from referencing.jsonschema import DRAFT202012
 
 from gitconf.core.compile import compile_fileset
 from gitconf.core.evaluated import Validator
-from gitconf.core.locate import schema_errors
 from gitconf.core.model import FileSet
 from gitconf.core.parse import parse_yaml
-from gitconf.core.validate import SchemaCache, load_schemas
+from gitconf.core.schemas import SchemaCache, load_schemas
+from gitconf.core.validate import schema_errors
 
 DEFS = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
