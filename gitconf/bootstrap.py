@@ -7,17 +7,17 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from flask import Flask
 
+from gitconf import replicas
+from gitconf.feature import Feature, Parts
 from gitconf.git.remote import Mirror, normalize_url
-from gitconf.hooks.plugin import install as install_hooks
+from gitconf.hooks import feature as hooks
 from gitconf.jobs.poll import PollContext, Poller
 from gitconf.metrics import Metrics
-from gitconf.notify.plugin import install as install_notify
+from gitconf.notify import feature as notifications
 from gitconf.publisher import Publisher
-from gitconf.replicas import install as install_replicas
 from gitconf.server.app import create_app
 from gitconf.server.auth import Auth
 from gitconf.server.deps import Deps
@@ -28,8 +28,8 @@ from gitconf.server.rsgi import GitconfRSGI
 from gitconf.server.waits import LongPolls
 from gitconf.server.watch import Watch
 from gitconf.settings import Settings
-from gitconf.spring.plugin import install as install_spring
-from gitconf.store.db import create_schema, make_engine
+from gitconf.spring import feature as spring
+from gitconf.store.db import StoreSchema, make_engine
 from gitconf.store.revisions import RevisionLog
 from gitconf.store.snapshots import DamagedSnapshot
 from gitconf.worker.proxy import CompileWorker
@@ -37,11 +37,6 @@ from gitconf.worker.proxy import CompileWorker
 __all__ = ["Server", "build"]
 
 log = logging.getLogger(__name__)
-
-# Parts that own a capability add themselves here: each is called with the Server being
-# built, and may register blueprints, publish listeners and start/stop callbacks.
-Plugin = Callable[["Server"], None]
-PLUGINS: list[Plugin] = [install_replicas, install_hooks, install_spring, install_notify]
 
 
 class Server:
@@ -59,9 +54,8 @@ class Server:
         self.state_dir = state / key[:16]
         self.state_dir.mkdir(exist_ok=True)
         self.engine = make_engine(settings.store_url)
-        self.schema_error: str | None = None
-        self.schema_ready = False
-        self.ensure_schema()
+        self.schema = StoreSchema(self.engine)
+        self.schema.ensure()
         self.metrics = Metrics()
         self.mirror = Mirror(
             settings.repo,
@@ -91,7 +85,8 @@ class Server:
             self.metrics.set_served(served.revision)
             log.info("serving the persisted revision %s", served.revision[:12])
         self.revisions = RevisionLog(self.engine, settings.branch, source=key[:16])
-        if self.schema_ready:
+        self.schema.then.append(self.revisions.adopt_legacy)
+        if self.schema.ready:
             self._adopt_legacy()
         self.poll = PollContext(
             self.mirror,
@@ -117,17 +112,45 @@ class Server:
         self.publisher.listeners += [self.long_polls, self.watch]
         self.metrics.long_polls.set_function(lambda: self.reader.waiting + self.long_polls.waiting)
         self.metrics.watch_streams.set_function(lambda: self.watch.streams)
-        self.deps = Deps(settings, self.poll, self.reader, self.auth, self.metrics, self.poller)
-        self.blueprints: list[Any] = []
+        parts = Parts(
+            settings=settings,
+            environ=self.environ,
+            state_dir=self.state_dir,
+            engine=self.engine,
+            schema=self.schema,
+            metrics=self.metrics,
+            mirror=self.mirror,
+            compiler=self.compiler,
+            publisher=self.publisher,
+            poll=self.poll,
+            poller=self.poller,
+            auth=self.auth,
+            reader=self.reader,
+        )
+        # Every capability, in the order they start (they stop in the reverse one).
+        replica, self.replica = replicas.feature(parts)
+        notify, self.notifier = notifications.feature(parts)
+        self.features: tuple[Feature, ...] = (
+            replica,
+            hooks.feature(parts),
+            spring.feature(),
+            notify,
+        )
+        self.deps = Deps(
+            settings,
+            self.poll,
+            self.reader,
+            self.auth,
+            self.metrics,
+            self.poller,
+            features=self.features,
+            notifier=self.notifier,
+        )
         # Path prefixes whose request bodies may be larger than the host's default.
         self.body_limits: dict[str, int] = {}
-        self.on_start: list[Callable[[], None]] = []
-        self.on_stop: list[Callable[[], None]] = []
-        # Persist published revisions off the poll thread; stopping writes the pending one.
-        self.on_start.append(self.publisher.start)
-        self.on_stop.append(self.publisher.stop)
-        for plugin in PLUGINS:
-            plugin(self)
+        for feature in self.features:
+            self.body_limits.update(feature.body_limits)
+        self.blueprints = [f.blueprint for f in self.features if f.blueprint is not None]
         self.app: Flask = create_app(self.deps, self.blueprints)
         # The WSGI app: the fast read path in front of Flask (tests call it; the HTTP host
         # below adds long polls and streams on an event loop).
@@ -153,41 +176,32 @@ class Server:
             log.warning("cannot copy the old revisions table: %s", exc)
 
     def ensure_schema(self) -> bool:
-        """Create or migrate the store's tables; an unreachable store is reported, not fatal.
-
-        Reads and publishing never need the store, so a server starts without it and tries
-        again later (the replica heartbeat calls this until it succeeds).
-        """
-        if self.schema_ready:
-            return True
-        try:
-            create_schema(self.engine)
-        except Exception as exc:
-            self.schema_error = f"creating the store's tables: {str(exc).splitlines()[0]}"
-            log.error("%s; serving from memory and retrying", self.schema_error)
-            return False
-        self.schema_error = None
-        self.schema_ready = True
-        if getattr(self, "revisions", None) is not None:
-            self._adopt_legacy()
-        return True
+        """Create or migrate the store's tables; an unreachable store is reported, not fatal."""
+        return self.schema.ensure()
 
     def start(self) -> None:
-        """Start polling (the first poll runs at once) and the plugins' workers."""
+        """Start polling (the first poll runs at once), persisting and the features."""
         self.poller.start()
-        for start in self.on_start:
-            start()
+        self.publisher.start()
+        for feature in self.features:
+            if feature.start is not None:
+                feature.start()
 
     def stop(self) -> None:
         """Stop the workers; a poll or delivery in progress finishes first (a compile in
         progress is abandoned: the next start compiles that commit again)."""
         self.compiler.close()
         self.poller.stop()
-        for stop in reversed(self.on_stop):
-            try:
-                stop()
-            except Exception:
-                log.exception("stopping a part failed")
+        for feature in reversed(self.features):
+            if feature.stop is not None:
+                try:
+                    feature.stop()
+                except Exception:
+                    log.exception("stopping %s failed", feature.name)
+        try:
+            self.publisher.stop()  # writes the pending revision
+        except Exception:
+            log.exception("stopping the publisher failed")
         self.engine.dispose()
 
 

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from prometheus_client import Gauge
 
+from gitconf.feature import Feature
 from gitconf.store.db import metadata
 
 if TYPE_CHECKING:
-    from gitconf.bootstrap import Server
+    from gitconf.feature import Parts
 
-__all__ = ["install", "replicas"]
+__all__ = ["Replica", "feature", "replicas"]
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,9 @@ def _aware(value: dt.datetime) -> dt.datetime:
 class Replica:
     """This process as one replica among several sharing the store."""
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.engine = server.engine
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.engine = parts.engine
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.started_at = _now()
         self.listening = self.engine.dialect.name == "postgresql"
@@ -69,26 +70,26 @@ class Replica:
         self.live = Gauge(
             "gitconf_replicas_live",
             "Replicas with a recent heartbeat in the shared store.",
-            registry=server.metrics.registry,
+            registry=parts.metrics.registry,
         )
         self.store_up = Gauge(
             "gitconf_store_up",
             "1 if the last heartbeat reached the store.",
-            registry=server.metrics.registry,
+            registry=parts.metrics.registry,
         )
 
     # -- heartbeat ---------------------------------------------------------------------------
     def beat(self) -> None:
         """Write this replica's heartbeat row; record an outage instead of raising."""
-        if not self.server.ensure_schema():
-            self.error = self.server.schema_error
+        if not self.parts.schema.ensure():
+            self.error = self.parts.schema.error
             self.store_up.set(0)
             return
-        served = self.server.publisher.served
+        served = self.parts.publisher.served
         row = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "listen": self.server.settings.listen,
+            "listen": self.parts.settings.listen,
             "revision": served.revision if served else None,
             "heartbeat_at": _now(),
         }
@@ -133,7 +134,7 @@ class Replica:
             doc["store_error"] = f"store unreachable: {str(exc).splitlines()[0]}"
             return doc
         now = _now()
-        served = self.server.publisher.served
+        served = self.parts.publisher.served
         live = 0
         for row in rows:
             age = (now - _aware(row["heartbeat_at"])).total_seconds()
@@ -178,7 +179,7 @@ class Replica:
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             if note.payload != self.id:
-                                self.server.poller.request(broadcast=False)
+                                self.parts.poller.request(broadcast=False)
             except Exception as exc:
                 log.warning("LISTEN %s failed (%s); retrying in %.1fs", CHANNEL, exc, delay)
                 self._stop.wait(delay)
@@ -209,12 +210,11 @@ class Replica:
             log.warning("could not remove the heartbeat row of %s", self.id)
 
 
-def install(server: Server) -> None:
-    """Wire heartbeats, the poll broadcast and the status section into a server."""
-    replica = Replica(server)
-    server.poller.on_request.append(replica.broadcast)
-    server.deps.extras.setdefault("status_sections", {})["replicas"] = replica.status
-    server.on_start.append(replica.start)
-    server.on_stop.append(replica.stop)
-    server.poll.on_published.append(lambda _old, _new: replica.beat())
-    server.deps.extras["replica"] = replica
+def feature(parts: Parts) -> tuple[Feature, Replica]:
+    """Heartbeats, the poll broadcast and the replicas section of /v1/status."""
+    replica = Replica(parts)
+    parts.poller.on_request.append(replica.broadcast)
+    parts.poll.on_published.append(lambda _old, _new: replica.beat())
+    return Feature(
+        "replicas", status=replica.status, start=replica.start, stop=replica.stop
+    ), replica

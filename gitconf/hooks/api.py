@@ -23,9 +23,9 @@ from gitconf.hooks import verify
 from gitconf.hooks.providers import EVENT_HEADERS, PROVIDERS, PayloadError, decide, parse
 from gitconf.hooks.replay import ReplayCache
 from gitconf.metrics import Metrics
-from gitconf.server.app import json_response
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import nesting_exceeds
+from gitconf.server.responses import json_response
 
 __all__ = ["DEFAULT_MAX_BODY", "HookContext", "HookRefused", "make_blueprint"]
 

@@ -19,20 +19,19 @@ from gitconf.notify.signing import generate_secret, parse_secret
 from gitconf.notify.subscriptions import Subscription
 from gitconf.notify.targets import TargetRefused, check_url
 from gitconf.package_data import own_schema
-from gitconf.server.app import deps, json_response
+from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError, error_body
 from gitconf.server.jsonbody import read_json
+from gitconf.server.responses import json_response
 
-__all__ = ["bp"]
+__all__ = ["make_blueprint"]
 
-bp = Blueprint("subscriptions", __name__)
 
 MAX_BODY = 64 * 1024
 MAX_DEPTH = 32  # a subscription nests 2 deep: an object of lists
 STATES = ("pending", "delivered", "dead", "gone", "superseded", "cancelled")
 
 
-@bp.errorhandler(SQLAlchemyError)
 def _store_down(exc: SQLAlchemyError) -> Response:
     """A locked, full or unreachable database: 503, and what it said."""
     message = str(exc).splitlines()[0]
@@ -57,7 +56,9 @@ def _notifier() -> Notifier:
         raise ApiError(
             403, "forbidden", f"token {principal.name!r} lacks the admin scope subscriptions need"
         )
-    found: Notifier = d.extras["notifier"]
+    found = d.notifier
+    if found is None:
+        raise ApiError(404, "not_found", "notifications are not part of this server")
     return found
 
 
@@ -108,7 +109,6 @@ def _doc(sub: Subscription, counts: dict[str, int] | None = None) -> dict[str, A
     return doc
 
 
-@bp.post("/v1/subscriptions")
 def create() -> Response:
     """Register a subscriber; 201 with its id and its secret (shown this once)."""
     notifier = _notifier()
@@ -135,7 +135,6 @@ def create() -> Response:
     return json_response(doc, 201, {"Location": f"/v1/subscriptions/{sub.id}"})
 
 
-@bp.get("/v1/subscriptions")
 def list_all() -> Response:
     """Every subscription, from the API and from gitconf.yaml, with delivery counts."""
     notifier = _notifier()
@@ -153,7 +152,6 @@ def _get(notifier: Notifier, sub_id: str) -> Subscription:
     return sub
 
 
-@bp.get("/v1/subscriptions/<sub_id>")
 def show(sub_id: str) -> Response:
     """One subscription."""
     notifier = _notifier()
@@ -161,7 +159,6 @@ def show(sub_id: str) -> Response:
     return json_response(_doc(sub, notifier.outbox.counts_by_subscription().get(sub.id)))
 
 
-@bp.delete("/v1/subscriptions/<sub_id>")
 def delete(sub_id: str) -> Response:
     """Delete a subscription; what it has not received yet is cancelled. 204."""
     notifier = _notifier()
@@ -177,7 +174,6 @@ def delete(sub_id: str) -> Response:
     return Response(status=204)
 
 
-@bp.get("/v1/subscriptions/<sub_id>/deliveries")
 def deliveries(sub_id: str) -> Response:
     """A subscription's deliveries, newest first, each with every attempt."""
     notifier = _notifier()
@@ -193,3 +189,15 @@ def deliveries(sub_id: str) -> Response:
         raise ApiError(400, "bad_state", f"state must be one of {', '.join(STATES)}")
     found = notifier.outbox.deliveries(sub_id, limit=limit, state=state)
     return json_response({"subscription": sub_id, "deliveries": found})
+
+
+def make_blueprint() -> Blueprint:
+    """The subscription routes."""
+    bp = Blueprint("subscriptions", __name__)
+    bp.register_error_handler(SQLAlchemyError, _store_down)
+    bp.add_url_rule("/v1/subscriptions", view_func=create, methods=["POST"])
+    bp.add_url_rule("/v1/subscriptions", view_func=list_all, methods=["GET"])
+    bp.add_url_rule("/v1/subscriptions/<sub_id>", view_func=show, methods=["GET"])
+    bp.add_url_rule("/v1/subscriptions/<sub_id>", view_func=delete, methods=["DELETE"])
+    bp.add_url_rule("/v1/subscriptions/<sub_id>/deliveries", view_func=deliveries, methods=["GET"])
+    return bp

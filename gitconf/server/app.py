@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -13,23 +11,9 @@ from werkzeug.exceptions import HTTPException
 from gitconf.server.deps import Deps
 from gitconf.server.errors import ApiError, error_body, internal_error
 
-__all__ = ["create_app", "deps", "json_response"]
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-
-def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response."""
-    body = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    return Response(body, status=status, headers=headers, content_type="application/json")
-
-
-def deps() -> Deps:
-    """The Deps of the current app."""
-    from flask import current_app
-
-    found: Deps = current_app.extensions["gitconf"]
-    return found
 
 
 def create_app(dependencies: Deps, blueprints: Iterable[Blueprint] | None = None) -> Flask:
@@ -39,7 +23,7 @@ def create_app(dependencies: Deps, blueprints: Iterable[Blueprint] | None = None
     app = Flask("gitconf")
     app.extensions["gitconf"] = dependencies
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    for blueprint in [config_api.bp, ops.bp, *(blueprints or ())]:
+    for blueprint in [config_api.make_blueprint(), ops.make_blueprint(), *(blueprints or ())]:
         app.register_blueprint(blueprint)
 
     @app.before_request

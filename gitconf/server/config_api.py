@@ -7,11 +7,9 @@ from collections.abc import Callable
 from flask import Blueprint, Response, request
 
 from gitconf.served import Body, ServedRevision
-from gitconf.server.app import deps
+from gitconf.server.deps import deps
 from gitconf.server.formats import negotiate
 from gitconf.server.reads import Reply
-
-bp = Blueprint("config", __name__)
 
 
 def to_response(reply: Reply) -> Response:
@@ -22,7 +20,6 @@ def to_response(reply: Reply) -> Response:
     return response
 
 
-@bp.get("/v1/config/<env>/<service>")
 def config(env: str, service: str) -> Response:
     """One merged config."""
     args = request.args
@@ -62,13 +59,20 @@ def _prepared(
     return to_response(reply)
 
 
-@bp.get("/v1/config/<env>")
 def environment(env: str) -> Response:
     """Every service of an environment in one document."""
     return _prepared(env, None, lambda s, fmt: s.environment_body(env, fmt), formats=True)
 
 
-@bp.get("/v1/config/<env>/<service>/explain")
 def explain(env: str, service: str) -> Response:
     """Where every leaf of one config was set, and what it overrode."""
     return _prepared(env, service, lambda s, _fmt: s.explain_body(env, service))
+
+
+def make_blueprint() -> Blueprint:
+    """Config reads: one service, a whole environment, an explain."""
+    bp = Blueprint("config", __name__)
+    bp.add_url_rule("/v1/config/<env>/<service>", view_func=config, methods=["GET"])
+    bp.add_url_rule("/v1/config/<env>", view_func=environment, methods=["GET"])
+    bp.add_url_rule("/v1/config/<env>/<service>/explain", view_func=explain, methods=["GET"])
+    return bp

@@ -1,19 +1,26 @@
-"""What the HTTP app needs, handed to create_app by bootstrap (or by a test)."""
+"""What the HTTP app's views use, handed to create_app by bootstrap (or by a test), and how a
+view gets it (deps())."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 
+from gitconf.feature import Feature
 from gitconf.jobs.poll import PollContext, Poller
 from gitconf.metrics import Metrics
+from gitconf.publisher import Publisher
 from gitconf.server.auth import Auth
 from gitconf.server.guard import Guard
 from gitconf.server.reads import ConfigReader
 from gitconf.settings import Settings
+from gitconf.spring.cache import BodyCache
 
-__all__ = ["Deps"]
+if TYPE_CHECKING:
+    from gitconf.notify.notifier import Notifier
+
+__all__ = ["Deps", "deps"]
 
 
 @dataclass
@@ -26,10 +33,15 @@ class Deps:
     auth: Auth
     metrics: Metrics
     poller: Poller | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The features bootstrap wired in (their status sections and problems, OpenAPI paths).
+    features: tuple[Feature, ...] = ()
+    # What the subscription routes use (None: notifications are not wired in).
+    notifier: Notifier | None = None
+    # The Spring routes' bodies, built once per (revision, request).
+    spring_bodies: BodyCache = field(default_factory=BodyCache)
 
     @property
-    def publisher(self) -> Any:
+    def publisher(self) -> Publisher:
         """The publisher of the served revision."""
         return self.poll.publisher
 
@@ -38,3 +50,11 @@ class Deps:
         """The Host and Origin rules: loopback Hosts only without tokens; the server's own
         origins are the request's and base_url's (public_url, else the listen address)."""
         return Guard.of(self.auth.enabled, [self.settings.base_url()])
+
+
+def deps() -> Deps:
+    """The Deps of the current app (in a view)."""
+    from flask import current_app
+
+    found: Deps = current_app.extensions["gitconf"]
+    return found

@@ -9,11 +9,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gitconf.core.diff import to_doc
 from gitconf.git.remote import redact
-from gitconf.server.app import deps, json_response
 from gitconf.server.auth import Principal, visible_problems
+from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
-
-bp = Blueprint("ops", __name__)
+from gitconf.server.responses import json_response
 
 
 def _caller() -> Principal:
@@ -30,13 +29,11 @@ def _visible(principal: Principal, revisions: list[dict[str, Any]]) -> list[dict
     return shown
 
 
-@bp.get("/healthz")
 def healthz() -> Response:
     """The process is alive."""
     return json_response({"status": "ok"})
 
 
-@bp.get("/readyz")
 def readyz() -> Response:
     """A revision is loaded and served (it stays so while the remote is down)."""
     publisher = deps().publisher
@@ -53,22 +50,19 @@ def readyz() -> Response:
     return json_response(doc)
 
 
-@bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus metrics."""
     return Response(deps().metrics.scrape(), content_type=CONTENT_TYPE_LATEST)
 
 
-@bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3.1 document of this API."""
     from gitconf.server.openapi import document
 
     d = deps()
-    return json_response(document(d.settings.base_url(), d.extras.get("openapi_paths", [])))
+    return json_response(document(d.settings.base_url(), [f.openapi for f in d.features]))
 
 
-@bp.get("/v1/environments")
 def environments() -> Response:
     """The environments the caller may read, with their services."""
     d = deps()
@@ -89,7 +83,6 @@ def environments() -> Response:
     )
 
 
-@bp.get("/v1/status")
 def status() -> Response:
     """What is served, what the poller did last, and what was rejected."""
     principal = _caller()
@@ -132,11 +125,12 @@ def status() -> Response:
         "rejected": _visible(principal, rejected),
         "problems": [
             *_serving_problems(d.publisher),
-            *(p for source in d.extras.get("status_problems", []) for p in source()),
+            *(p for f in d.features if f.problems is not None for p in f.problems()),
         ],
     }
-    for name, section in d.extras.get("status_sections", {}).items():
-        doc[name] = section()
+    for feature in d.features:
+        if feature.status is not None:
+            doc[feature.name] = feature.status()
     return json_response(doc)
 
 
@@ -158,7 +152,6 @@ def _serving_problems(publisher: Any) -> list[dict[str, Any]]:
     return out
 
 
-@bp.get("/v1/revisions")
 def revisions() -> Response:
     """The newest revisions seen on the branch, published or rejected."""
     principal = _caller()
@@ -178,7 +171,6 @@ def revisions() -> Response:
     )
 
 
-@bp.get("/v1/diff")
 def diff() -> Response:
     """Effective changes between two revisions (?from=REF, ?to=REF, default the served one)."""
     d = deps()
@@ -194,3 +186,17 @@ def diff() -> Response:
         if principal.can_read(c.environment)
     ]
     return json_response({"from": old.revision, "to": new.revision, "changes": to_doc(changes)})
+
+
+def make_blueprint() -> Blueprint:
+    """Operations: health, readiness, metrics, OpenAPI, environments, status, revisions, diff."""
+    bp = Blueprint("ops", __name__)
+    bp.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
+    bp.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
+    bp.add_url_rule("/metrics", view_func=metrics, methods=["GET"])
+    bp.add_url_rule("/openapi.json", view_func=openapi, methods=["GET"])
+    bp.add_url_rule("/v1/environments", view_func=environments, methods=["GET"])
+    bp.add_url_rule("/v1/status", view_func=status, methods=["GET"])
+    bp.add_url_rule("/v1/revisions", view_func=revisions, methods=["GET"])
+    bp.add_url_rule("/v1/diff", view_func=diff, methods=["GET"])
+    return bp

@@ -23,8 +23,8 @@ from werkzeug.routing import BaseConverter
 from gitconf.core.layers import RESERVED_SERVICES
 from gitconf.core.render import to_json, to_yaml
 from gitconf.served import Body, ServedRevision
-from gitconf.server.app import deps
 from gitconf.server.auth import Principal
+from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.server.fast import MEMO
 from gitconf.server.formats import etag_matches
@@ -40,14 +40,12 @@ from gitconf.spring.names import (
 )
 from gitconf.spring.properties import environment, merge_profiles, property_source, to_properties
 
-__all__ = ["CACHE_KEY", "V2_JSON", "bearer", "bp"]
+__all__ = ["V2_JSON", "bearer", "make_blueprint"]
 
-bp = Blueprint("spring", __name__)
 
 # Spring Boot's config client asks for this type; its property values carry their origin.
 V2_JSON = "application/vnd.spring-cloud.config-server.v2+json"
 TEXT = "text/plain; charset=utf-8"
-CACHE_KEY = "spring.bodies"
 
 _NOT_RESERVED = "(?!(?:{})\\Z)".format("|".join(re.escape(n) for n in sorted(RESERVED_SERVICES)))
 _SUFFIX = "\\.(?:{})".format("|".join(DOCUMENT_FORMATS))
@@ -74,7 +72,6 @@ class DocumentConverter(BaseConverter):
     part_isolating = True
 
 
-@bp.record_once
 def _converters(state: BlueprintSetupState) -> None:
     # Recorded before the routes, so the converters exist when the rules are added.
     state.app.url_map.converters.update(
@@ -102,25 +99,21 @@ def bearer(header: str | None) -> str | None:
     return f"Bearer {token}" if token else None
 
 
-@bp.get("/<spring_service:service>/<spring_profiles:profiles>")
 def default_label(service: str, profiles: str) -> Response:
     """Spring's Environment of a service in one or more environments, at the served revision."""
     return _environment(service, profiles, None)
 
 
-@bp.get("/<spring_service:service>/<profiles>/<label>")
 def labelled(service: str, profiles: str, label: str) -> Response:
     """Spring's Environment at a label: a branch, tag or commit (`(_)` stands for `/`)."""
     return _environment(service, profiles, parse_label(label))
 
 
-@bp.get("/<spring_document:document>")
 def document(document: str) -> Response:
     """The merged config as nested JSON, YAML or `key: value` properties."""
     return _document(document, None)
 
 
-@bp.get("/<label>/<spring_document:document>")
 def labelled_document(label: str, document: str) -> Response:
     """A document at a label."""
     return _document(document, parse_label(label))
@@ -280,11 +273,7 @@ def _unknown_service(served: ServedRevision, service: str) -> ApiError:
 
 
 def _cache() -> BodyCache:
-    extras = deps().extras
-    cache: BodyCache | None = extras.get(CACHE_KEY)
-    if cache is None:  # the blueprint registered without the plugin, as in a bare create_app
-        cache = extras[CACHE_KEY] = BodyCache()
-    return cache
+    return deps().spring_bodies
 
 
 def _reply(
@@ -305,3 +294,22 @@ def _reply(
     if etag_matches(request.headers.get("If-None-Match"), body.etag):
         return Response(status=304, headers=headers)
     return Response(body.data, status=200, headers=headers, content_type=body.content_type)
+
+
+def make_blueprint() -> Blueprint:
+    """The Spring Cloud Config routes."""
+    bp = Blueprint("spring", __name__)
+    bp.record_once(_converters)
+    bp.add_url_rule(
+        "/<spring_service:service>/<spring_profiles:profiles>",
+        view_func=default_label,
+        methods=["GET"],
+    )
+    bp.add_url_rule(
+        "/<spring_service:service>/<profiles>/<label>", view_func=labelled, methods=["GET"]
+    )
+    bp.add_url_rule("/<spring_document:document>", view_func=document, methods=["GET"])
+    bp.add_url_rule(
+        "/<label>/<spring_document:document>", view_func=labelled_document, methods=["GET"]
+    )
+    return bp

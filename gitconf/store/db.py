@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "LEGACY_REVISIONS",
+    "StoreSchema",
     "create_schema",
     "insert_ignore",
     "make_engine",
@@ -76,6 +81,37 @@ def upsert(engine: Engine, table: sa.Table, keys: list[str], update: list[str]) 
     return stmt.on_conflict_do_update(
         index_elements=keys, set_={name: stmt.excluded[name] for name in update}
     )
+
+
+class StoreSchema:
+    """The store's tables, created or migrated once the store answers (it may be down at start:
+    reads and publishing never need it, so a server starts anyway and tries again later)."""
+
+    def __init__(self, engine: Engine, then: list[Callable[[], object]] | None = None) -> None:
+        self.engine = engine
+        self.ready = False
+        self.error: str | None = None
+        # Run once the tables exist (migrations of features' own tables, copies of old ones).
+        self.then: list[Callable[[], object]] = then if then is not None else []
+
+    def ensure(self) -> bool:
+        """Create what is missing; False (and error set) while the store is unreachable."""
+        if self.ready:
+            return True
+        try:
+            create_schema(self.engine)
+        except Exception as exc:
+            self.error = f"creating the store's tables: {str(exc).splitlines()[0]}"
+            log.error("%s; serving from memory and retrying", self.error)
+            return False
+        self.error = None
+        self.ready = True
+        for step in self.then:
+            try:
+                step()
+            except Exception as exc:  # each step reports and retries its own failures
+                log.warning("after creating the store's tables: %s", exc)
+        return True
 
 
 def insert_ignore(engine: Engine, table: sa.Table) -> Any:

@@ -62,7 +62,7 @@ def client(server: Server) -> Any:
 
 def notifier_of(server: Server) -> Notifier:
     """The server's notifier."""
-    found: Notifier = server.deps.extras["notifier"]
+    found: Notifier = server.notifier
     return found
 
 

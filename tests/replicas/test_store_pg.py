@@ -51,7 +51,7 @@ def test_revision_log_heartbeats_and_broadcast(
 
     requested = threading.Event()
     two.poller.request = lambda broadcast=True: requested.set()  # type: ignore[method-assign]
-    replica_one, replica_two = one.deps.extras["replica"], two.deps.extras["replica"]
+    replica_one, replica_two = one.replica, two.replica
     replica_one.start()
     replica_two.start()
     try:
@@ -130,8 +130,8 @@ def test_a_replica_that_is_behind_never_writes_a_change_back(
 
     assert outbox() == (newer, [(newer, "pending")])
     for _ in range(2):  # both replicas' safety ticks
-        behind.deps.extras["notifier"].catch_up()
-        ahead.deps.extras["notifier"].catch_up()
+        behind.notifier.catch_up()
+        ahead.notifier.catch_up()
     # No change back to the first revision, and the one event is still the one to deliver.
     assert outbox() == (newer, [(newer, "pending")])
     assert behind.poller.run_once() == "published"

@@ -1,0 +1,64 @@
+"""Webhook notifications as a feature: tables, API, publish listeners, the worker, status."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gitconf.feature import Feature
+from gitconf.notify import api, status
+from gitconf.notify.notifier import ChangesFrom, Notifier
+from gitconf.notify.openapi import PATHS
+from gitconf.notify.outbox import Outbox
+from gitconf.notify.policy import DeliveryPolicy
+from gitconf.notify.subscriptions import SubscriptionStore
+from gitconf.notify.targets import TargetPolicy
+from gitconf.store.outbox import migrate
+from gitconf.worker.messages import ChangesBetween
+
+if TYPE_CHECKING:
+    from gitconf.feature import Parts
+
+__all__ = ["feature"]
+
+
+def feature(parts: Parts) -> tuple[Feature, Notifier]:
+    """Webhook notifications: the outbox, its worker, the subscription API, status."""
+    compiler = parts.compiler
+
+    def changes_between(old: str, new: str) -> ChangesFrom | None:
+        reply = compiler.call(ChangesBetween(old, new), wait=60.0)
+        return reply if isinstance(reply, tuple) else None
+
+    notifier = Notifier(
+        outbox=Outbox(parts.engine),
+        subscriptions=SubscriptionStore(parts.engine),
+        publisher=parts.publisher,
+        policy=DeliveryPolicy.from_settings(parts.settings.delivery),
+        targets=TargetPolicy.from_settings(parts.settings.subscribers),
+        metrics=parts.metrics,
+        environ=parts.environ,
+        base_url=parts.settings.base_url(),
+        cursor_key=parts.state_dir.name,
+        changes_between=changes_between,
+        # A SQLite file in the state dir has one server: a restart may take back its leases.
+        exclusive_store=parts.engine.dialect.name == "sqlite",
+        migrate=lambda: migrate(parts.engine),
+        descends=parts.mirror.descends,
+    )
+    # A store that is down at start is reported in /v1/status and tried again by the worker:
+    # reads and publishing do not need it.
+    notifier.ensure_schema()
+    parts.poll.on_published.append(notifier.published)
+    parts.poll.on_rejected.append(notifier.rejected)
+    return (
+        Feature(
+            "notifications",
+            blueprint=api.make_blueprint(),
+            status=lambda: status.section(notifier),
+            problems=lambda: status.problems(notifier),
+            openapi=PATHS,
+            start=notifier.start,
+            stop=notifier.stop,
+        ),
+        notifier,
+    )
