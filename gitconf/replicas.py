@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from prometheus_client import Gauge
 
+from gitconf.clock import aware, utcnow
 from gitconf.feature import Feature
 from gitconf.store.db import metadata
 
@@ -47,14 +48,6 @@ replicas = sa.Table(
 )
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 class Replica:
     """This process as one replica among several sharing the store."""
 
@@ -62,7 +55,7 @@ class Replica:
         self.parts = parts
         self.engine = parts.engine
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.started_at = _now()
+        self.started_at = utcnow()
         self.listening = self.engine.dialect.name == "postgresql"
         self.error: str | None = None
         self._stop = threading.Event()
@@ -91,7 +84,7 @@ class Replica:
             "pid": os.getpid(),
             "listen": self.parts.settings.listen,
             "revision": served.revision if served else None,
-            "heartbeat_at": _now(),
+            "heartbeat_at": utcnow(),
         }
         try:
             with self.engine.begin() as conn:
@@ -103,11 +96,13 @@ class Replica:
                         replicas.insert().values(id=self.id, started_at=self.started_at, **row)
                     )
                 conn.execute(
-                    replicas.delete().where(replicas.c.heartbeat_at < _now() - dt.timedelta(days=1))
+                    replicas.delete().where(
+                        replicas.c.heartbeat_at < utcnow() - dt.timedelta(days=1)
+                    )
                 )
                 live = conn.execute(
                     sa.select(sa.func.count()).where(
-                        replicas.c.heartbeat_at >= _now() - dt.timedelta(seconds=LIVE_SECONDS)
+                        replicas.c.heartbeat_at >= utcnow() - dt.timedelta(seconds=LIVE_SECONDS)
                     )
                 ).scalar_one()
             self.live.set(live)
@@ -133,11 +128,11 @@ class Replica:
         except Exception as exc:
             doc["store_error"] = f"store unreachable: {str(exc).splitlines()[0]}"
             return doc
-        now = _now()
+        now = utcnow()
         served = self.parts.publisher.served
         live = 0
         for row in rows:
-            age = (now - _aware(row["heartbeat_at"])).total_seconds()
+            age = (now - aware(row["heartbeat_at"])).total_seconds()
             if age > LIVE_SECONDS:
                 continue
             live += 1

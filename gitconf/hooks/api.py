@@ -8,7 +8,6 @@ anything else is acknowledged with 200 and the reason it is ignored.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import time
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 
 from flask import Blueprint, Request, Response, request
 
+from gitconf.clock import iso, utcnow
 from gitconf.hooks import verify
 from gitconf.hooks.providers import EVENT_HEADERS, PROVIDERS, PayloadError, decide, parse
 from gitconf.hooks.replay import ReplayCache
@@ -26,6 +26,7 @@ from gitconf.metrics import Metrics
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import nesting_exceeds
 from gitconf.server.responses import json_response
+from gitconf.signing import parse_secret
 
 __all__ = ["DEFAULT_MAX_BODY", "HookContext", "HookRefused", "make_blueprint"]
 
@@ -121,7 +122,7 @@ class HookContext:
     def count(self, provider: str, outcome: str, status: int) -> None:
         """Count one hook in the metrics and remember it for /v1/status."""
         self.metrics.hooks.labels(provider, outcome).inc()
-        when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        when = iso(utcnow())
         self.last[provider] = {"at": when, "outcome": outcome, "status": status}
 
     def status(self) -> dict[str, Any]:
@@ -139,7 +140,7 @@ class HookContext:
 
 def _standard_key(provider: str, secret: str) -> bytes:
     try:
-        return verify.whsec_key(secret)
+        return parse_secret(secret, strict=False)
     except ValueError as exc:
         raise HookRefused(
             "misconfigured",

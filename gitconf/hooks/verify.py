@@ -16,6 +16,7 @@ import hmac
 from typing import NamedTuple
 
 from gitconf.errors import GitconfError
+from gitconf.signing import sign
 
 __all__ = [
     "TOLERANCE",
@@ -26,8 +27,6 @@ __all__ = [
     "check_standard",
     "check_token",
     "hmac_hex",
-    "sign_standard",
-    "whsec_key",
 ]
 
 # Standard Webhooks: a timestamp further than this from now, either way, is refused.
@@ -86,25 +85,6 @@ def check_token(value: str | None, header: str, secret: str) -> None:
         raise SignatureError(f"{header} is not the configured secret token")
 
 
-def whsec_key(secret: str) -> bytes:
-    """The HMAC key of a `whsec_<base64>` secret (the prefix is optional); ValueError if none."""
-    encoded = secret[len("whsec_") :] if secret.startswith("whsec_") else secret
-    try:
-        # Decoded as the reference libraries do, so a secret they accept works here too.
-        key = base64.b64decode(encoded + "==")
-    except (binascii.Error, ValueError):
-        raise ValueError("the secret is not whsec_ followed by base64") from None
-    if not key:
-        raise ValueError("the secret is empty")
-    return key
-
-
-def sign_standard(key: bytes, msg_id: str, timestamp: int | str, body: bytes) -> str:
-    """The `v1,<base64>` Standard Webhooks signature of a message."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-
-
 def check_standard(
     msg_id: str | None,
     timestamp: str | None,
@@ -141,7 +121,7 @@ def check_standard(
             f"webhook-timestamp {timestamp} is {now - seconds:+.0f}s from the server's clock, "
             f"beyond {tolerance:.0f}s: a replay, or a clock to set right (NTP)"
         )
-    expected = base64.b64decode(sign_standard(key, msg_id, timestamp, body)[3:])
+    expected = base64.b64decode(sign(key, msg_id, timestamp, body)[3:])
     matched = False
     for entry in signature.split():
         version, _, encoded = entry.partition(",")

@@ -7,7 +7,6 @@ periodic safety-net tick from an APScheduler job.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import random
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gitconf import __version__
+from gitconf.clock import iso, utcnow
 from gitconf.errors import GitconfError, Problem
 from gitconf.git.remote import FetchError, Mirror
 from gitconf.metrics import Metrics
@@ -37,7 +37,7 @@ RejectedHook = Callable[[str, list[Problem]], None]
 
 
 def _now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(utcnow()) or ""
 
 
 @dataclass
@@ -308,7 +308,7 @@ class Poller:
             jitter=max(self.interval * 0.1, 0.0),
             max_instances=1,
             coalesce=True,
-            next_run_time=dt.datetime.now(dt.UTC),
+            next_run_time=utcnow(),
             id="poll",
         )
         scheduler.start()

@@ -15,7 +15,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gitconf.notify.events import CHANGED
 from gitconf.notify.notifier import Notifier
-from gitconf.notify.signing import generate_secret, parse_secret
 from gitconf.notify.subscriptions import Subscription
 from gitconf.notify.targets import TargetRefused, check_url
 from gitconf.package_data import own_schema
@@ -23,6 +22,7 @@ from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError, error_body
 from gitconf.server.jsonbody import read_json
 from gitconf.server.responses import json_response
+from gitconf.signing import generate_secret, parse_secret
 
 __all__ = ["make_blueprint"]
 

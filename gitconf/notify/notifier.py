@@ -17,9 +17,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from gitconf.clock import iso, utcnow
 from gitconf.errors import Problem
 from gitconf.metrics import Metrics
-from gitconf.notify.clock import iso, utcnow
 from gitconf.notify.events import (
     CHANGED,
     REJECTED,

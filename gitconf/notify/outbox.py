@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gitconf.notify.clock import aware, iso, utcnow
+from gitconf.clock import aware, iso, utcnow
 from gitconf.notify.events import CHANGED
 from gitconf.notify.subscriptions import cancel_pending
 from gitconf.store.db import insert_ignore

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gitconf.notify.signing import parse_secret
 from gitconf.notify.targets import TargetRefused, check_url
+from gitconf.signing import parse_secret
 
 if TYPE_CHECKING:
     from gitconf.notify.notifier import Notifier

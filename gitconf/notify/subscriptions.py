@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gitconf.notify.clock import iso, utcnow
+from gitconf.clock import iso, utcnow
 from gitconf.notify.events import CHANGED
 from gitconf.store.outbox import deliveries, subscriptions
 

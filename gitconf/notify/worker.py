@@ -25,10 +25,9 @@ from typing import Any
 import requests
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from gitconf import __version__
+from gitconf import __version__, signing
+from gitconf.clock import utcnow
 from gitconf.metrics import Metrics
-from gitconf.notify import signing
-from gitconf.notify.clock import utcnow
 from gitconf.notify.outbox import Attempt, Delivery, Outbox, Outcome
 from gitconf.notify.policy import DeliveryPolicy, backoff, judge, retry_after
 from gitconf.notify.subscriptions import Subscription, SubscriptionStore

@@ -3,23 +3,19 @@ error (gitconf failed, not the commit: tried again)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from gitconf.clock import iso, utcnow
 from gitconf.errors import Problem, problem_doc
 from gitconf.store.db import LEGACY_REVISIONS, revisions, upsert
 
 __all__ = ["RevisionLog", "Verdict"]
 
 log = logging.getLogger(__name__)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Verdict(NamedTuple):
@@ -41,7 +37,7 @@ class RevisionLog:
         self, sha: str, state: str, problems: list[Problem] | None = None, made_by: str = ""
     ) -> None:
         """Record the latest verdict on sha; the first time it was seen and published stay."""
-        now = _now()
+        now = utcnow()
         with self.engine.begin() as conn:
             before = conn.execute(
                 sa.select(revisions.c.seen_at, revisions.c.published_at).where(
@@ -97,8 +93,8 @@ class RevisionLog:
                 "revision": row["sha"],
                 "branch": row["branch"],
                 "state": row["state"],
-                "seen_at": _iso(row["seen_at"]),
-                "published_at": _iso(row["published_at"]),
+                "seen_at": iso(row["seen_at"]),
+                "published_at": iso(row["published_at"]),
                 "problems": row["problems"],
             }
             for row in rows
@@ -140,11 +136,3 @@ class RevisionLog:
         if copied:
             log.info("copied %d published revision(s) from the old revisions table", len(copied))
         return len(copied)
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes
-        value = value.replace(tzinfo=dt.UTC)
-    return value.isoformat().replace("+00:00", "Z")

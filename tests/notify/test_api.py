@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gitconf.bootstrap import Server
-from gitconf.notify.signing import parse_secret
+from gitconf.signing import parse_secret
 from tests.notify.conftest import subscribe
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

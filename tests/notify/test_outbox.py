@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gitconf.notify.clock import utcnow
+from gitconf.clock import utcnow
 from gitconf.notify.events import CHANGED
 from gitconf.notify.outbox import Attempt, Outbox
 from gitconf.notify.subscriptions import SubscriptionStore

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from gitconf.notify import signing
+from gitconf import signing
 
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"

@@ -24,8 +24,23 @@ def generate_secret() -> str:
     return PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def parse_secret(secret: str) -> bytes:
-    """The key bytes of a `whsec_` secret; ValueError saying what is wrong."""
+def parse_secret(secret: str, *, strict: bool = True) -> bytes:
+    """The key bytes of a `whsec_` secret; ValueError saying what is wrong.
+
+    Strict (gitconf's own subscription secrets): the prefix, valid base64, 24 to 64 bytes.
+    Not strict (a secret a Git host was configured with, for its Standard Webhooks): the
+    prefix is optional and the base64 is decoded as the reference libraries decode it, so a
+    secret they accept works here too.
+    """
+    if not strict:
+        encoded = secret.removeprefix(PREFIX)
+        try:
+            key = base64.b64decode(encoded + "==")
+        except (binascii.Error, ValueError):
+            raise ValueError(f"the secret is not {PREFIX} followed by base64") from None
+        if not key:
+            raise ValueError("the secret is empty")
+        return key
     if not secret.startswith(PREFIX):
         raise ValueError(f"a secret starts with {PREFIX!r} followed by base64")
     encoded = secret[len(PREFIX) :]
@@ -40,7 +55,7 @@ def parse_secret(secret: str) -> bytes:
     return key
 
 
-def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+def sign(key: bytes, msg_id: str, timestamp: int | str, body: bytes) -> str:
     """The `webhook-signature` value for one message: `v1,<base64 HMAC-SHA256>`."""
     content = f"{msg_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, content, hashlib.sha256).digest()
