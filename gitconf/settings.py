@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from gitconf.core.model import to_plain
+from gitconf.core.model import format_path, to_plain
 from gitconf.core.parse import parse_yaml
 from gitconf.core.validate import located_errors
 from gitconf.errors import GitconfError
@@ -220,7 +220,7 @@ def load_settings(
         )
     validator = Draft202012Validator(own_schema("server"))
     for error in validator.iter_errors(merged):
-        where = ".".join(str(p) for p in error.absolute_path) or "settings"
+        where = format_path(tuple(error.absolute_path)) or "settings"
         shown = _without_secrets(where, error.message, str(error.validator))
         raise SettingsError(f"{where}: {shown}")
     values = dict(merged)

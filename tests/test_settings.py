@@ -139,7 +139,7 @@ def test_a_lease_shorter_than_an_attempt_is_refused() -> None:
 def test_errors_never_quote_a_secret(tmp_path: Path, token: dict[str, object]) -> None:
     with pytest.raises(SettingsError) as info:
         load_settings({"repo": "r", "tokens": [token]}, environ={})
-    assert "tokens.0" in str(info.value)
+    assert "tokens[0]" in str(info.value)
     assert str(token["token"]) not in str(info.value)
     config = tmp_path / "server.yaml"
     config.write_text(f"repo: r\ntokens:\n  - {token}\n".replace("'", '"'))

@@ -13,15 +13,16 @@ from flask import Blueprint, Response, request
 from jsonschema import Draft202012Validator, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gitconf.core.model import format_path
 from gitconf.notify.events import CHANGED
 from gitconf.notify.notifier import Notifier
 from gitconf.notify.subscriptions import Subscription
 from gitconf.notify.targets import TargetRefused, check_url
 from gitconf.package_data import own_schema
 from gitconf.server.deps import deps
-from gitconf.server.errors import ApiError, error_body
+from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import read_json
-from gitconf.server.responses import json_response
+from gitconf.server.responses import error_response, json_response
 from gitconf.signing import generate_secret, parse_secret
 
 __all__ = ["make_blueprint"]
@@ -35,11 +36,13 @@ STATES = ("pending", "delivered", "dead", "gone", "superseded", "cancelled")
 def _store_down(exc: SQLAlchemyError) -> Response:
     """A locked, full or unreachable database: 503, and what it said."""
     message = str(exc).splitlines()[0]
-    return Response(
-        error_body("store_unavailable", f"the subscription store is unavailable: {message}"),
-        status=503,
-        headers={"Retry-After": "5"},
-        content_type="application/json",
+    return error_response(
+        ApiError(
+            503,
+            "store_unavailable",
+            f"the subscription store is unavailable: {message}",
+            headers={"Retry-After": "5"},
+        )
     )
 
 
@@ -64,15 +67,15 @@ def _notifier() -> Notifier:
 
 def _field(error: ValidationError) -> str | None:
     """The body field a schema error is about."""
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    path = format_path(tuple(error.absolute_path))
     if error.validator == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
-        path += f".{missing[0]}" if missing else ""
+        path = format_path((*error.absolute_path, missing[0])) if missing else path
     elif error.validator == "additionalProperties":
         known = error.schema.get("properties", {})
         extra = [k for k in error.instance if k not in known]
-        path += f".{extra[0]}" if extra else ""
-    return path.lstrip(".") or None
+        path = format_path((*error.absolute_path, extra[0])) if extra else path
+    return path or None
 
 
 def _body() -> dict[str, Any]:

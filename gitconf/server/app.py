@@ -9,7 +9,8 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from gitconf.server.deps import Deps
-from gitconf.server.errors import ApiError, error_body, internal_error
+from gitconf.server.errors import ApiError, internal_error
+from gitconf.server.responses import error_response
 
 __all__ = ["create_app"]
 
@@ -35,26 +36,19 @@ def create_app(dependencies: Deps, blueprints: Iterable[Blueprint] | None = None
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return Response(
-            error_body(exc.code, exc.message, **exc.extra),
-            status=exc.status,
-            headers=exc.headers,
-            content_type="application/json",
-        )
+        return error_response(exc)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
-        response = Response(
-            error_body(code, exc.description or exc.name or "error"),
-            status=exc.code or 500,
-            content_type="application/json",
-        )
+        headers = {}
         if exc.code == 405 and exc.response is None:
             valid = getattr(exc, "valid_methods", None)
             if valid:
-                response.headers["Allow"] = ", ".join(valid)
-        return response
+                headers["Allow"] = ", ".join(valid)
+        return error_response(
+            ApiError(exc.code or 500, code, exc.description or exc.name or "error", headers)
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from gitconf.errors import GitconfError
+from gitconf.server.errors import ApiError
 
-__all__ = ["ANONYMOUS_ADMIN", "Auth", "Principal"]
+__all__ = ["ANONYMOUS_ADMIN", "Auth", "Principal", "may_not_read"]
 
 
 class Principal(NamedTuple):
@@ -92,3 +93,8 @@ def visible_problems(
             continue
         visible.append(problem)
     return visible
+
+
+def may_not_read(principal: Principal, env: str) -> ApiError:
+    """The 403 of a token reading an environment its scopes do not cover."""
+    return ApiError(403, "forbidden", f"token {principal.name!r} may not read environment {env!r}")

@@ -14,10 +14,11 @@ from typing import NamedTuple
 from gitconf.core.render import RenderError
 from gitconf.publisher import Publisher
 from gitconf.served import Body, ServedRevision
-from gitconf.server.auth import Auth, Principal
+from gitconf.server.auth import Auth, Principal, may_not_read
 from gitconf.server.errors import ApiError
 from gitconf.server.formats import etag_matches
 from gitconf.server.refs import RefCache
+from gitconf.server.responses import revision_headers
 
 __all__ = ["ConfigReader", "Reply", "Wait", "too_many_waiters"]
 
@@ -104,9 +105,7 @@ class ConfigReader:
         """The caller if they may read env; else ApiError 401 or 403."""
         principal = self.principal(authorization)
         if not principal.can_read(env):
-            raise ApiError(
-                403, "forbidden", f"token {principal.name!r} may not read environment {env!r}"
-            )
+            raise may_not_read(principal, env)
         return principal
 
     def revision(self, ref: str | None, principal: Principal | None = None) -> ServedRevision:
@@ -245,12 +244,7 @@ class ConfigReader:
     @staticmethod
     def reply(status: int, body: Body, revision: str) -> Reply:
         """A 200 with the body, or a 304 with its validators only."""
-        headers = [
-            ("ETag", body.etag),
-            ("X-Gitconf-Revision", revision),
-            ("Cache-Control", "no-cache"),
-            ("Vary", "Accept, Authorization"),
-        ]
+        headers = revision_headers(body.etag, revision)
         if status == 304:
             return Reply(304, headers, b"")
         headers.append(("Content-Type", body.content_type))

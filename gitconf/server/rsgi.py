@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
 
+from gitconf.server.auth import may_not_read
 from gitconf.server.errors import ApiError, error_parts, internal_error
 from gitconf.server.fast import MEMO, FastReads
 from gitconf.server.formats import negotiate
@@ -233,9 +234,7 @@ class GitconfRSGI:
         plain = [g for g in envs if not any(c in g for c in "*?[")]
         for env in plain:
             if not principal.can_read(env):
-                raise ApiError(
-                    403, "forbidden", f"token {principal.name!r} may not read environment {env!r}"
-                )
+                raise may_not_read(principal, env)
         self.fast.count(200)
         await self.watch.serve(
             principal, envs, services, headers.get("last-event-id"), proto.response_stream

@@ -23,11 +23,12 @@ from werkzeug.routing import BaseConverter
 from gitconf.core.layers import RESERVED_SERVICES
 from gitconf.core.render import to_json, to_yaml
 from gitconf.served import Body, ServedRevision
-from gitconf.server.auth import Principal
+from gitconf.server.auth import Principal, may_not_read
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.server.fast import MEMO
 from gitconf.server.formats import etag_matches
+from gitconf.server.responses import revision_headers
 from gitconf.spring.cache import BodyCache
 from gitconf.spring.names import (
     DEFAULT_LABELS,
@@ -258,9 +259,7 @@ def _readable(
         )
     for env in envs:
         if not principal.can_read(env):
-            raise ApiError(
-                403, "forbidden", f"token {principal.name!r} may not read environment {env!r}"
-            )
+            raise may_not_read(principal, env)
     if any(not served.has(env, service) for env in envs):
         raise _unknown_service(served, service)
     return envs
@@ -279,12 +278,7 @@ def _cache() -> BodyCache:
 def _reply(
     body: Body, served: ServedRevision, profiles: tuple[str, ...], envs: tuple[str, ...]
 ) -> Response:
-    headers: dict[str, Any] = {
-        "ETag": body.etag,
-        "X-Gitconf-Revision": served.revision,
-        "Cache-Control": "no-cache",
-        "Vary": "Accept, Authorization",
-    }
+    headers: dict[str, Any] = dict(revision_headers(body.etag, served.revision))
     ignored = [p for p in profiles if p not in envs]
     if ignored:
         headers["X-Gitconf-Ignored-Profiles"] = ",".join(ignored)

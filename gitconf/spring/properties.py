@@ -25,7 +25,11 @@ __all__ = [
 
 
 def spring_key(path: KeyPath) -> str:
-    """A key path as a Spring property name: `a.b.c`, `servers[0].host`, `labels[a.b]`."""
+    """A key path as a Spring property name: `a.b.c`, `servers[0].host`, `labels[a.b]`.
+
+    Not gitconf's format_path on purpose: Spring's relaxed binding reads a key with a dot as
+    `[a.b]`, where gitconf writes `["a.b"]`.
+    """
     out: list[str] = []
     for part in path:
         if isinstance(part, int) or "." in part:
@@ -36,7 +40,11 @@ def spring_key(path: KeyPath) -> str:
 
 
 def leaves(value: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
-    """Every leaf Spring keeps, with its key path: null and [] as "", empty maps left out."""
+    """Every leaf Spring keeps, with its key path: null and [] as "", empty maps left out.
+
+    Not gitconf.core.render.flatten on purpose: Spring Config Server writes null and empty
+    lists as "" and leaves empty maps out; gitconf's own flattening keeps them as they are.
+    """
     if isinstance(value, dict):
         for key, child in value.items():
             yield from leaves(child, (*path, key))
