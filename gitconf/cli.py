@@ -18,10 +18,11 @@ from gitconf.core.diff import diff_revisions, to_json_report, to_markdown, to_te
 from gitconf.core.explain import explain_config
 from gitconf.core.model import CompiledRevision, FileSet
 from gitconf.core.render import FORMATS, RenderError, render
+from gitconf.demo import demo
 from gitconf.errors import GitconfError, Problem
 from gitconf.gcpause import collector_paused
 from gitconf.git.folder import fileset_from_dir, is_url
-from gitconf.server.commands import demo, serve
+from gitconf.server.commands import serve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
