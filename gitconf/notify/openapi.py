@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitconf.package_data import own_schema
+
 __all__ = ["PATHS"]
 
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -29,25 +31,16 @@ _EVENTS = {
 }
 _STATE = {"enum": ["pending", "delivered", "dead", "gone", "superseded", "cancelled"]}
 
-CREATE: dict[str, Any] = {
-    "type": "object",
-    "description": "gitconf's schemas/subscription.schema.json.",
-    "required": ["url"],
-    "additionalProperties": False,
-    "properties": {
-        "url": {"type": "string", "pattern": "^https?://", "description": "Where to POST."},
-        "name": {"type": "string"},
-        "environments": _GLOBS,
-        "services": _GLOBS,
-        "secret": {
-            "type": "string",
-            "pattern": "^whsec_",
-            "description": "whsec_ and the base64 of 24 to 64 random bytes; generated if omitted.",
-        },
-        "events": {**_EVENTS, "default": ["io.gitconf.config.changed"]},
-        "include_config": {"type": "boolean", "default": False},
-    },
-}
+
+def _create() -> dict[str, Any]:
+    """The request body of POST /v1/subscriptions: gitconf's own schemas/subscription.schema.json
+    (the one the route checks bodies against), so the two cannot differ."""
+    schema = {k: v for k, v in own_schema("subscription").items() if k not in ("$schema", "$id")}
+    schema.setdefault("description", "gitconf's schemas/subscription.schema.json.")
+    return schema
+
+
+CREATE = _create()
 
 SUBSCRIPTION: dict[str, Any] = {
     "type": "object",
@@ -230,3 +223,14 @@ PATHS: dict[str, Any] = {
         }
     },
 }
+
+# Every subscription route reads or writes the store: 503 store_unavailable while it is down.
+_STORE_DOWN = {
+    "description": "store_unavailable: the store (SQLite or PostgreSQL) cannot be reached or is "
+    "locked; retry after Retry-After seconds",
+    "headers": {"Retry-After": {"schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+for _ops in PATHS.values():
+    for _op in _ops.values():
+        _op["responses"]["503"] = _STORE_DOWN

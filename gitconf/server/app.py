@@ -21,7 +21,7 @@ def create_app(dependencies: Deps, blueprints: Iterable[Blueprint] | None = None
     """A Flask app serving the HTTP API over the given dependencies."""
     from gitconf.server import config_api, ops
 
-    app = Flask("gitconf")
+    app = Flask("gitconf", static_folder=None)  # no /static: gitconf serves no files
     app.extensions["gitconf"] = dependencies
     app.json.sort_keys = False  # type: ignore[attr-defined]
     for blueprint in [config_api.make_blueprint(), ops.make_blueprint(), *(blueprints or ())]:

@@ -1,13 +1,19 @@
-"""The OpenAPI 3.1 document of gitconf's HTTP API (parts with their own plugin add their paths)."""
+"""The OpenAPI 3.1 document of gitconf's HTTP API.
+
+Paths, methods and path parameters come from the routes the server serves; descriptions,
+query parameters and schemas are written by hand, here and in each feature's openapi module.
+`drift()` says where the two disagree (a test keeps it empty).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gitconf import __version__
 
-__all__ = ["CORE_PATHS", "document"]
+__all__ = ["CORE_PATHS", "HOST_ROUTES", "document", "drift", "flask_routes", "paths_of"]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -54,6 +60,10 @@ def _json_ok(description: str, schema: Mapping[str, Any] | None = None) -> dict[
         "content": {"application/json": {"schema": dict(schema or {"type": "object"})}},
     }
 
+
+Route = tuple[str, frozenset[str]]  # an OpenAPI-templated path and the methods it serves
+# Routes the HTTP host answers itself, not the Flask app (gitconf.server.rsgi).
+HOST_ROUTES: list[Route] = [("/v1/watch", frozenset({"GET"}))]
 
 CORE_PATHS: dict[str, Any] = {
     "/v1/config/{env}/{service}": {
@@ -250,17 +260,153 @@ CORE_PATHS: dict[str, Any] = {
 }
 
 
-def document(base_url: str, extra_paths: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """The OpenAPI document, with the paths of installed parts merged in."""
-    paths = dict(CORE_PATHS)
-    for extra in extra_paths:
-        paths.update(extra)
+_TEMPLATE = re.compile(r"\{([^}]+)\}")
+
+
+def flask_routes(app: Any) -> list[Route]:
+    """The paths and methods a Flask app serves (`<int:n>` as `{n}`), without /static."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        routes.append((path, frozenset(rule.methods or ())))
+    return routes
+
+
+def _merged(routes: Iterable[Route]) -> dict[str, frozenset[str]]:
+    """Methods by path (one path may have a rule per method)."""
+    merged: dict[str, frozenset[str]] = {}
+    for path, methods in routes:
+        merged[path] = merged.get(path, frozenset()) | methods
+    return merged
+
+
+def _documented(docs: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for part in docs:
+        for path, ops in part.items():
+            found.setdefault(path, {}).update(ops)
+    return found
+
+
+def _route_of(path: str, ops: Mapping[str, Any]) -> str:
+    """The route a documented path is served by: itself, or the operations' x-route (the
+    Spring documents are one route, `/{document}`, documented once per extension)."""
+    for op in ops.values():
+        if isinstance(op, Mapping) and "x-route" in op:
+            return str(op["x-route"])
+    return path
+
+
+def drift(routes: Iterable[Route], docs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What the routes serve that is not documented, and what is documented but not served."""
+    served = {path: methods - {"HEAD", "OPTIONS"} for path, methods in _merged(routes).items()}
+    problems = []
+    covered: set[tuple[str, str]] = set()
+    for path, ops in _documented(docs).items():
+        route = _route_of(path, ops)
+        methods = served.get(route)
+        if methods is None:
+            problems.append(f"{path} is documented, but no route serves it")
+            continue
+        for method in ops:
+            if method.upper() not in methods:
+                problems.append(f"{method.upper()} {path} is documented, but not served")
+            covered.add((route, method.upper()))
+    for path, methods in served.items():
+        for method in sorted(methods):
+            if (path, method) not in covered:
+                problems.append(f"{method} {path} is served, but not documented")
+    return problems
+
+
+def _head(get: Mapping[str, Any]) -> dict[str, Any]:
+    responses = {
+        code: {k: v for k, v in response.items() if k != "content"}
+        if isinstance(response, Mapping)
+        else response
+        for code, response in get.get("responses", {}).items()
+    }
+    return {
+        "summary": f"{get.get('summary', 'GET')}: the headers only",
+        "operationId": f"{get.get('operationId', 'get')}Head",
+        **({"tags": get["tags"]} if "tags" in get else {}),
+        "parameters": get.get("parameters", []),
+        "responses": responses,
+    }
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _TEMPLATE.findall(path)
+    ]
+
+
+def _options(path: str, methods: Iterable[str]) -> dict[str, Any]:
+    return {
+        "summary": "The methods this path allows",
+        "security": [],
+        "parameters": _path_parameters(path),
+        "responses": {
+            "200": {
+                "description": "No body; `Allow` lists " + ", ".join(sorted(methods)),
+                "headers": {"Allow": {"schema": {"type": "string"}}},
+            }
+        },
+    }
+
+
+def paths_of(routes: Iterable[Route], docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """OpenAPI paths: the routes' paths, methods and path parameters, with the hand-written
+    descriptions, parameters and schemas of docs; HEAD and OPTIONS as Flask answers them."""
+    served = _merged(routes)
+    paths: dict[str, Any] = {}
+    for path, ops in _documented(docs).items():
+        methods = served.get(_route_of(path, ops))
+        if methods is None:
+            continue
+        entry: dict[str, Any] = {}
+        for method, op in ops.items():
+            if method.upper() not in methods:
+                continue
+            op = {k: v for k, v in op.items() if k != "x-route"}
+            parameters = list(op.get("parameters", []))
+            named = {(p.get("in"), p.get("name")) for p in parameters if isinstance(p, Mapping)}
+            for name in reversed(_TEMPLATE.findall(path)):
+                if ("path", name) not in named:
+                    parameters.insert(
+                        0,
+                        {
+                            "name": name,
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    )
+            op["parameters"] = parameters
+            entry[method] = op
+        if "get" in entry and "HEAD" in methods:
+            entry["head"] = _head(entry["get"])
+        if "OPTIONS" in methods:
+            entry["options"] = _options(path, methods)
+        paths[path] = entry
+    return paths
+
+
+def document(
+    base_url: str, routes: Iterable[Route], docs: Iterable[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """The OpenAPI document of the routes a server serves, described by docs (CORE_PATHS and
+    the features' paths)."""
+    paths = paths_of(routes, [CORE_PATHS, *docs])
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "gitconf",
             "version": __version__,
-            "description": "Configuration from Git, validated, merged and served.",
+            "description": "Configuration from Git, validated, merged and served. A method "
+            "that a path does not list is answered 405 with an Allow header and a JSON error; "
+            'errors are JSON everywhere: {"error": {"code", "message"}}.',
         },
         "servers": [{"url": base_url}],
         "security": [{"bearer": []}],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gitconf.core.diff import to_doc
@@ -57,10 +57,11 @@ def metrics() -> Response:
 
 def openapi() -> Response:
     """The OpenAPI 3.1 document of this API."""
-    from gitconf.server.openapi import document
+    from gitconf.server.openapi import HOST_ROUTES, document, flask_routes
 
     d = deps()
-    return json_response(document(d.settings.base_url(), [f.openapi for f in d.features]))
+    routes = [*flask_routes(current_app), *HOST_ROUTES]
+    return json_response(document(d.settings.base_url(), routes, [f.openapi for f in d.features]))
 
 
 def environments() -> Response:

@@ -120,6 +120,7 @@ def _document(ext: str, labelled: bool) -> dict[str, Any]:
     }[DOCUMENT_FORMATS[ext]]
     return {
         "get": {
+            "x-route": "/{label}/{document}" if labelled else "/{document}",
             "operationId": f"springDocument{ext.capitalize()}{'AtLabel' if labelled else ''}",
             "tags": ["spring"],
             "summary": f"The merged config as {shape}",
