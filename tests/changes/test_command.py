@@ -153,3 +153,13 @@ def test_a_change_that_changes_nothing_writes_nothing(sample: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == "no change: the layer files already say that\n"
     assert git(sample, "status", "--porcelain") == ""
+
+
+def test_the_docs_show_what_set_prints(sample: Path) -> None:
+    doc = (SAMPLE.parent / "docs" / "changes.md").read_text()
+    shown = doc.split("$ gitconf set production-eu payments db.pool.max=60\n", 1)[1]
+    shown = shown.split("\n\n", 1)[0] + "\n"
+    result = invoke("set", "production-eu", "payments", "db.pool.max=60", "--repo", str(sample))
+    assert result.stdout == shown
+    diff = git(sample, "diff", "-U0", "--no-color")
+    assert diff.split("\n", 2)[2] == doc.split("$ git diff -U0\n", 1)[1].split("\n```", 1)[0]
