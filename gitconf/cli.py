@@ -1,4 +1,4 @@
-"""The `gitconf` command: validate, render, explain, diff, serve, demo and agent."""
+"""The `gitconf` command: validate, render, explain, diff, set, serve, demo and agent."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import click
 
 from gitconf import __version__
 from gitconf.agent.command import agent
+from gitconf.changes.command import set_cmd
 from gitconf.core.compile import compile_fileset
 from gitconf.core.diff import diff_revisions, to_json_report, to_markdown, to_text
 from gitconf.core.explain import explain_config
@@ -215,6 +216,7 @@ def diff(base: str, head: str | None, repo: str, fmt: str) -> None:
 main.add_command(serve)
 main.add_command(demo)
 main.add_command(agent)
+main.add_command(set_cmd)
 
 
 @main.command(name="hook-script")
@@ -228,7 +230,7 @@ def hook_script() -> None:
 # Commands that compile a whole repository and exit: tearing down the millions of objects
 # of a large compile at interpreter exit took about 0.25 s of a 1.5 s validate (mypy's
 # hard exit does the same for the same reason). `serve` and `demo` exit normally.
-_HARD_EXIT = {"validate", "render", "explain", "diff"}
+_HARD_EXIT = {"validate", "render", "explain", "diff", "set"}
 
 
 def entry() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -977,3 +978,26 @@ def test_the_pre_commit_hook_reads_the_staged_files() -> None:
     assert [h["entry"] for h in hooks if h["id"] == "gitconf-validate"] == [
         "gitconf validate --staged"
     ]
+
+
+# -- set -----------------------------------------------------------------------------------------
+def test_set_on_the_sample_repository_leaves_a_one_line_diff(tmp_path: Path) -> None:
+    repo = Path(shutil.copytree(ROOT / "sample-repo", tmp_path / "config"))
+    make_repo(repo, {})
+    done = subprocess.run(
+        [sys.executable, "-m", "gitconf", "set", "production-eu", "payments", "db.pool.max=60"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "wrote environments/production-eu/payments.yaml"
+    diff = git(repo, "diff", "-U0", "--no-color")
+    assert [line for line in diff.splitlines() if line.startswith(("-", "+"))] == [
+        "--- a/environments/production-eu/payments.yaml",
+        "+++ b/environments/production-eu/payments.yaml",
+        "-    max: 30",
+        "+    max: 60",
+    ]
+    assert "@@ -22 +22 @@" in diff
