@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from datetime import datetime, timedelta
@@ -68,7 +67,8 @@ def parse_enc(text: str) -> EncValue | str:
     parts = []
     for name, part in zip(("data", "iv", "tag"), match.groups()[:3], strict=True):
         try:
-            parts.append(base64.b64decode(part, validate=True))
+            # Go's base64.StdEncoding: the standard alphabet, padded.
+            parts.append(binascii.a2b_base64(part, strict_mode=True))
         except (binascii.Error, ValueError):
             return f"its {name} is not valid base64"
     data, iv, tag = parts

@@ -195,6 +195,23 @@ def test_time_values(sops: Sops) -> None:
     assert to_plain(result.tree) == sops.decrypt_json(encrypted)
 
 
+def test_unquoted_dates_become_timestamps(sops: Sops) -> None:
+    """sops reads an unquoted date as a timestamp and encrypts 2021-09-07T00:00:00Z (a plaintext
+    one is written back so too): gitconf gives what `sops --decrypt` gives; quoted, it stays."""
+    encrypted = sops.encrypt('day: 2021-09-07\nquoted: "2021-09-07"\nday_unencrypted: 2021-09-07\n')
+    result = read_yaml("f.yaml", encrypted, sops.key.keyring())
+    assert result.problems == [] and result.tree is not None
+    assert (
+        to_plain(result.tree)
+        == sops.decrypt_json(encrypted)
+        == {
+            "day": "2021-09-07T00:00:00Z",
+            "quoted": "2021-09-07",
+            "day_unencrypted": "2021-09-07T00:00:00Z",
+        }
+    )
+
+
 def _floats() -> list[float]:
     rng = random.Random(20240601)
     values = [
