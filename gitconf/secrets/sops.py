@@ -149,7 +149,10 @@ def _time_text(text: str) -> str | None:
 
 
 def convert(kind: str, plain: bytes) -> tuple[Any, bytes] | str:
-    """A decrypted value as its type says (aes/cipher.go Decrypt), and its MAC bytes; or why not."""
+    """A decrypted value as its type says (aes/cipher.go Decrypt), and its MAC bytes; or why not.
+
+    Why not never quotes the plaintext: messages end up in logs and in /v1/status.
+    """
     if kind in ("str", "bytes"):
         try:
             return plain.decode(), plain
@@ -161,25 +164,25 @@ def convert(kind: str, plain: bytes) -> tuple[Any, bytes] | str:
         return f"its plaintext is not a {kind}"
     if kind == "int":
         if not _INT.fullmatch(text) or not -_INT64 <= int(text) < _INT64:
-            return f"its plaintext {text!r} is not a 64-bit integer"
+            return "its plaintext (not shown: it is a secret) is not a 64-bit integer"
         value = int(text)
         return value, str(value).encode()
     if kind == "float":
         if not _FLOAT.fullmatch(text):
-            return f"its plaintext {text!r} is not a decimal number"
+            return "its plaintext (not shown: it is a secret) is not a decimal number"
         number = float(text)
         if number in (float("inf"), float("-inf")):
-            return f"its plaintext {text!r} is a number JSON cannot carry"
+            return "its plaintext (not shown: it is a secret) is a number JSON cannot carry"
         return number, format_float(number).encode()
     if kind == "bool":
         if text not in _BOOLS:
-            return f"its plaintext {text!r} is not a boolean"
+            return "its plaintext (not shown: it is a secret) is not a boolean"
         flag = _BOOLS[text]
         return flag, b"True" if flag else b"False"
     if kind == "time":
         when = _time_text(text)
         if when is None:
-            return f"its plaintext {text!r} is not an RFC 3339 time"
+            return "its plaintext (not shown: it is a secret) is not an RFC 3339 time"
         return when, when.encode()
     if kind == "comment":
         return "it is an encrypted comment, not a value"

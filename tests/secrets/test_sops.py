@@ -101,6 +101,7 @@ def test_convert(kind: str, plain: bytes, value: object, hashed: bytes) -> None:
 def test_convert_refuses(kind: str, plain: bytes, message: str) -> None:
     refused = convert(kind, plain)
     assert isinstance(refused, str) and message in refused
+    assert plain.decode(errors="replace") not in refused  # never the secret itself
 
 
 IV = "A" * 43 + "="  # 32 bytes
