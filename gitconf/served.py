@@ -99,11 +99,16 @@ class ServedRevision:
             body = self._make(key, lambda: render(self.value(env, service), fmt), fmt)
         return body
 
-    def environment_body(self, env: str, fmt: str = "json") -> Body | None:
-        """Every service of an environment in one document."""
+    def environment_body(
+        self, env: str, fmt: str = "json", services: tuple[str, ...] | None = None
+    ) -> Body | None:
+        """Every service of an environment in one document (or those of services)."""
         if env not in self.environments:
             return None
-        key = (env, "", fmt)
+        chosen = self.services if services is None else services
+        # "" or NUL-separated names: neither is a service name, so no config body's key.
+        subset = "" if services is None or chosen == self.services else "\0" + "\0".join(chosen)
+        key = (env, subset, fmt)
         body = self._lazy.get(key)
         if body is None:
 
@@ -111,9 +116,7 @@ class ServedRevision:
                 doc = {
                     "environment": env,
                     "revision": self.revision,
-                    "services": {
-                        svc: self.value(env, svc) for svc in self.services if self.has(env, svc)
-                    },
+                    "services": {svc: self.value(env, svc) for svc in chosen if self.has(env, svc)},
                 }
                 return render(doc, fmt)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from flask import Blueprint, Response, request
 
 from gitconf.served import Body, ServedRevision
+from gitconf.server.auth import Principal
 from gitconf.server.deps import deps
 from gitconf.server.formats import negotiate
 from gitconf.server.reads import Reply
@@ -39,7 +40,7 @@ def config(env: str, service: str) -> Response:
 def _prepared(
     env: str,
     service: str | None,
-    build: Callable[[ServedRevision, str], Body | None],
+    build: Callable[[ServedRevision, str, Principal], Body | None],
     *,
     formats: bool = False,
 ) -> Response:
@@ -48,25 +49,38 @@ def _prepared(
     With formats, ?format= and Accept choose the format (else JSON, ?format= unread).
     """
     reader = deps().reader
-    principal = reader.require_read(request.headers.get("Authorization"), env)
+    principal = reader.require_read(request.headers.get("Authorization"), env, service)
     fmt = (
         negotiate(request.args.get("format"), request.headers.get("Accept")) if formats else "json"
     )
     served = reader.revision(request.args.get("ref"), principal)
     reply = reader.get_body(
-        lambda s: build(s, fmt), served, request.headers.get("If-None-Match"), env, service, fmt
+        lambda s: build(s, fmt, principal),
+        served,
+        request.headers.get("If-None-Match"),
+        env,
+        service,
+        fmt,
     )
     return to_response(reply)
 
 
 def environment(env: str) -> Response:
     """Every service of an environment in one document."""
-    return _prepared(env, None, lambda s, fmt: s.environment_body(env, fmt), formats=True)
+    # The services the token may read (all of them, for most tokens).
+    return _prepared(
+        env,
+        None,
+        lambda s, fmt, who: s.environment_body(
+            env, fmt, tuple(svc for svc in s.services if who.can_read(env, svc))
+        ),
+        formats=True,
+    )
 
 
 def explain(env: str, service: str) -> Response:
     """Where every leaf of one config was set, and what it overrode."""
-    return _prepared(env, service, lambda s, _fmt: s.explain_body(env, service))
+    return _prepared(env, service, lambda s, _fmt, _who: s.explain_body(env, service))
 
 
 def make_blueprint() -> Blueprint:

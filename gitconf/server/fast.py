@@ -50,6 +50,7 @@ class _Entry(NamedTuple):
     """A config read resolved for the served revision: its replies, made once."""
 
     env: str
+    service: str
     etag: str
     ok: Reply
     not_modified: Reply
@@ -60,12 +61,13 @@ class _Cache(NamedTuple):
     served: ServedRevision | None
     # (path, query, Accept) -> entry
     entries: dict[tuple[str, str, str | None], _Entry]
-    # (Authorization, environment) pairs a token was found to grant: tokens are fixed for the
-    # server's life, but a new revision starts afresh anyway, like a full cache does.
-    grants: set[tuple[str | None, str]]
+    # (Authorization, environment, service) a token was found to grant, for the tokens as
+    # they were at auth_generation (a rotated or expired token starts them afresh).
+    grants: set[tuple[str | None, str, str]]
     # (path, query, Accept, Authorization) -> a reply of another route remembered (MEMO)
     memo: dict[tuple[str, str, str | None, str | None], _Entry]
     memo_bytes: list[int]
+    auth_generation: int
 
 
 def _owned(path: str, query: str) -> tuple[str, str] | None:
@@ -85,6 +87,7 @@ class FastReads:
         self, reader: ConfigReader, metrics: Metrics, app: WSGIApp, guard: Guard | None = None
     ) -> None:
         self.reader = reader
+        self._auth = reader.auth
         self.app = app
         self.guard = guard if guard is not None else Guard.of(reader.auth.enabled)
         self._metrics = metrics
@@ -92,7 +95,7 @@ class FastReads:
         # the check is a set lookup on the hot path (the cache below is not keyed by Host).
         self._loopback_only = self.guard.loopback_only
         self._hosts: set[str] = set()
-        self._cache = _Cache(None, {}, set(), {}, [0])
+        self._cache = _Cache(None, {}, set(), {}, [0], -1)
         # Requests counted per thread (by thread id, which a new thread may reuse) without a
         # lock, added to the Prometheus counter on scrape.
         self._tallies: dict[int, dict[int, int]] = {}
@@ -140,11 +143,15 @@ class FastReads:
                 self._hosts.add(host)
         cache = self._cache
         served = self.reader.publisher.served
-        if cache.served is not served:
-            cache = self._cache = _Cache(served, {}, set(), {}, [0])
+        generation = self._auth.current()
+        if cache.served is not served or cache.auth_generation != generation:
+            cache = self._cache = _Cache(served, {}, set(), {}, [0], generation)
         key = (path, query, header("accept"))
         entry = cache.entries.get(key)
-        if entry is not None and (header("authorization"), entry.env) in cache.grants:
+        if (
+            entry is not None
+            and (header("authorization"), entry.env, entry.service) in cache.grants
+        ):
             inm = header("if-none-match")
             if inm is None or (inm != entry.etag and not etag_matches(inm, entry.etag)):
                 reply = entry.head_ok if method == "HEAD" else entry.ok
@@ -191,7 +198,7 @@ class FastReads:
             environ.get("HTTP_AUTHORIZATION"),
         )
         cache.memo[key] = _Entry(
-            "", etag, Reply(200, headers, body), Reply(304, kept, b""), Reply(200, headers, b"")
+            "", "", etag, Reply(200, headers, body), Reply(304, kept, b""), Reply(200, headers, b"")
         )
 
     def _refuse(self, path: str, query: str, exc: ApiError, head: bool) -> Reply | None:
@@ -250,12 +257,13 @@ class FastReads:
         # Full means someone is inventing headers: start over rather than stop caching.
         if len(cache.grants) >= _MAX_GRANTS:
             cache.grants.clear()
-        cache.grants.add((authorization, env))
+        cache.grants.add((authorization, env, service))
         if len(cache.entries) >= _MAX_ENTRIES:
             cache.entries.clear()
         ok = self.reader.reply(200, body, served.revision)
         cache.entries[key] = _Entry(
             env,
+            service,
             body.etag,
             ok,
             self.reader.reply(304, body, served.revision),

@@ -75,7 +75,11 @@ def environments() -> Response:
             "environments": [
                 {
                     "name": env,
-                    "services": [s for s in served.services if served.has(env, s)],
+                    "services": [
+                        s
+                        for s in served.services
+                        if served.has(env, s) and principal.can_read(env, s)
+                    ],
                 }
                 for env in served.environments
                 if principal.can_read(env)
@@ -124,14 +128,17 @@ def status() -> Response:
             "last_exit": d.poll.compiler.last_death,
         },
         "rejected": _visible(principal, rejected),
-        "problems": [
-            *_serving_problems(d.publisher),
-            *(p for f in d.features if f.problems is not None for p in f.problems()),
-        ],
     }
-    for feature in d.features:
-        if feature.status is not None:
-            doc[feature.name] = feature.status()
+    problems = _serving_problems(d.publisher)
+    # What the features report names subscribers' URLs, replicas' addresses and the like:
+    # for admins only.
+    if principal.admin:
+        problems += [p for f in d.features if f.problems is not None for p in f.problems()]
+    doc["problems"] = problems
+    if principal.admin:
+        for feature in d.features:
+            if feature.status is not None:
+                doc[feature.name] = feature.status()
     return json_response(doc)
 
 
@@ -184,7 +191,7 @@ def diff() -> Response:
     changes = [
         c
         for c in d.reader.refs.diff(old.revision, new.revision)
-        if principal.can_read(c.environment)
+        if principal.can_read(c.environment, c.service)
     ]
     return json_response({"from": old.revision, "to": new.revision, "changes": to_doc(changes)})
 

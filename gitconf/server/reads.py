@@ -93,19 +93,28 @@ class ConfigReader:
         """The caller; ApiError 401 without a valid token."""
         principal = self.auth.authenticate(authorization)
         if principal is None:
+            expired = self.auth.expired(authorization)
+            message = (
+                f"token {expired!r} has expired (expires_at in the server settings); use a new one"
+                if expired
+                else "a valid bearer token is required: send Authorization: Bearer <token>"
+            )
             raise ApiError(
                 401,
                 "unauthorized",
-                "a valid bearer token is required: send Authorization: Bearer <token>",
+                message,
                 headers={"WWW-Authenticate": 'Bearer realm="gitconf"'},
             )
         return principal
 
-    def require_read(self, authorization: str | None, env: str) -> Principal:
-        """The caller if they may read env; else ApiError 401 or 403."""
+    def require_read(
+        self, authorization: str | None, env: str, service: str | None = None
+    ) -> Principal:
+        """The caller if they may read (env, service), or some service of env when service is
+        None; else ApiError 401 or 403."""
         principal = self.principal(authorization)
-        if not principal.can_read(env):
-            raise may_not_read(principal, env)
+        if not principal.can_read(env, service):
+            raise may_not_read(principal, env, service)
         return principal
 
     def revision(self, ref: str | None, principal: Principal | None = None) -> ServedRevision:
@@ -176,7 +185,7 @@ class ConfigReader:
 
         ApiError for everything refused: auth, a bad wait, an unknown config.
         """
-        principal = self.require_read(authorization, env)
+        principal = self.require_read(authorization, env, service)
         seconds = self._wait_seconds(wait)
         served = self.revision(ref, principal)
         body = _rendered(lambda: served.body(env, service, fmt), f"{env}/{service}", fmt)

@@ -108,14 +108,13 @@ class _Stream:
         self._env = _matcher(environments)
         self._service = _matcher(services)
         self._principal = principal
-        self._readable: dict[str, bool] = {}
+        self._readable: dict[tuple[str, str], bool] = {}
 
     def wants(self, event: Event) -> bool:
-        readable = self._readable.get(event.environment)
+        key = (event.environment, event.service)
+        readable = self._readable.get(key)
         if readable is None:
-            readable = self._readable[event.environment] = self._principal.can_read(
-                event.environment
-            )
+            readable = self._readable[key] = self._principal.can_read(*key)
         return readable and self._env(event.environment) and self._service(event.service)
 
     def render(self, batch: Batch) -> bytes:

@@ -258,8 +258,8 @@ def _readable(
             f"{', '.join(served.environments)}{hint}",
         )
     for env in envs:
-        if not principal.can_read(env):
-            raise may_not_read(principal, env)
+        if not principal.can_read(env, service):
+            raise may_not_read(principal, env, service)
     if any(not served.has(env, service) for env in envs):
         raise _unknown_service(served, service)
     return envs

@@ -426,7 +426,7 @@ def test_scopes_apply_to_each_profile(secured: Any) -> None:
     assert secured.get("/payments/staging", headers=staging).status_code == 200
     response = secured.get("/payments/staging,production", headers=staging)
     assert response.status_code == 403
-    assert "'production'" in response.get_json()["error"]["message"]
+    assert "production/payments" in response.get_json()["error"]["message"]
     assert secured.get("/payments-staging,production.json", headers=staging).status_code == 403
 
 
