@@ -82,6 +82,22 @@ def test_yaml_strings_read_back_as_strings_in_yaml_1_1_and_1_2(text: str) -> Non
     assert read_yaml_1_2(out) == {"v": text, text: "key"}
 
 
+# The booleans of YAML 1.1 (https://yaml.org/type/bool.html), which readers such as Go's
+# gopkg.in/yaml.v2 still apply; PyYAML's own resolver leaves out y, Y, n and N.
+YAML_1_1_BOOLEANS = [
+    *["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO"],
+    *["true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF"],
+]
+
+
+@pytest.mark.parametrize("word", YAML_1_1_BOOLEANS)
+def test_yaml_quotes_every_yaml_1_1_boolean(word: str) -> None:
+    quoted = {f"'{word}'", f'"{word}"'}
+    [line] = to_yaml({word: word}).decode().splitlines()
+    key, value = line.split(": ")
+    assert key in quoted and value in quoted, line
+
+
 @pytest.mark.parametrize("text", ["db.internal", "hello world", "https://x.example/a", "é"])
 def test_yaml_leaves_ordinary_strings_unquoted(text: str) -> None:
     assert to_yaml({"v": text}) == f"v: {text}\n".encode()
