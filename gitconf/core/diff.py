@@ -42,8 +42,9 @@ class ConfigChange(NamedTuple):
 
 def diff_values(old: Any, new: Any) -> tuple[KeyChange, ...]:
     """Leaf-by-leaf changes between two configs; lists compare whole."""
-    before = flatten(old, lists=False) if old is not None else {}
-    after = flatten(new, lists=False) if new is not None else {}
+    # An empty config has no keys: flatten would make its root a leaf with an empty key path.
+    before = flatten(old, lists=False) if old else {}
+    after = flatten(new, lists=False) if new else {}
     changes = []
     for key in sorted(before.keys() | after.keys()):
         if key not in after:
