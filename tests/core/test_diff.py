@@ -165,10 +165,24 @@ def cells(row: str) -> list[str]:
     return re.split(r"(?<!\\)\|", row)[1:-1]
 
 
-def test_markdown_escapes_pipes_so_every_row_keeps_three_columns() -> None:
-    change = ConfigChange("staging", "p", "changed", (KeyChange("cmd", "changed", "a|b", "c"),))
-    [row] = [line for line in to_markdown([change]).splitlines() if line.startswith("| `cmd")]
-    assert cells(row) == [" `cmd` ", ' `"a\\|b"` ', ' `"c"` ']
+@pytest.mark.parametrize(
+    ("key", "old", "new", "row"),
+    [
+        ("cmd", "a|b", "c", [" `cmd` ", ' `"a\\|b"` ', ' `"c"` ']),
+        ('["a|b"]', 1, 2, [' `["a\\|b"]` ', " `1` ", " `2` "]),
+        # A code span ends at the next run of as many backticks as opened it.
+        ("run", "echo `date`", None, [" `run` ", ' ``"echo `date`"`` ', "  "]),
+        ("k", ["`"], ["``"], [" `k` ", ' ``["`"]`` ', ' ```["``"]``` ']),
+    ],
+    ids=["pipe-in-a-value", "pipe-in-a-key", "backticks-in-a-value", "backtick-runs"],
+)
+def test_markdown_rows_keep_three_cells_and_their_code_spans(
+    key: str, old: Any, new: Any, row: list[str]
+) -> None:
+    status = "removed" if new is None else "changed"
+    change = ConfigChange("staging", "p", "changed", (KeyChange(key, status, old, new),))
+    [line] = [line for line in to_markdown([change]).splitlines() if line.startswith("| `")]
+    assert cells(line) == row
 
 
 def test_json_report_is_what_the_api_serves() -> None:
