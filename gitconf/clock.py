@@ -13,8 +13,9 @@ def utcnow() -> dt.datetime:
 
 
 def aware(value: dt.datetime) -> dt.datetime:
-    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones, PostgreSQL ones
+    in the session's TimeZone)."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def iso(value: dt.datetime | None) -> str | None:

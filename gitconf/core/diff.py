@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -42,8 +43,9 @@ class ConfigChange(NamedTuple):
 
 def diff_values(old: Any, new: Any) -> tuple[KeyChange, ...]:
     """Leaf-by-leaf changes between two configs; lists compare whole."""
-    before = flatten(old, lists=False) if old is not None else {}
-    after = flatten(new, lists=False) if new is not None else {}
+    # An empty config has no keys: flatten would make its root a leaf with an empty key path.
+    before = flatten(old, lists=False) if old else {}
+    after = flatten(new, lists=False) if new else {}
     changes = []
     for key in sorted(before.keys() | after.keys()):
         if key not in after:
@@ -110,11 +112,17 @@ def to_text(changes: list[ConfigChange]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _code(text: str) -> str:
+    """text as a code span in a Markdown table: pipes escaped (else they split the cell), and
+    fenced by more backticks than any run in it (else that run would end the span)."""
+    text = text.replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _cell(value: Any, present: bool) -> str:
-    if not present:
-        return ""
-    text = _show(value).replace("|", "\\|")
-    return f"`{text}`"
+    return _code(_show(value)) if present else ""
 
 
 def to_markdown(changes: list[ConfigChange], base: str = "", head: str = "") -> str:
@@ -134,7 +142,7 @@ def to_markdown(changes: list[ConfigChange], base: str = "", head: str = "") -> 
         out.append("|---|---|---|")
         for key in change.keys:
             out.append(
-                f"| `{key.key}` | {_cell(key.old, key.status != 'added')} "
+                f"| {_code(key.key)} | {_cell(key.old, key.status != 'added')} "
                 f"| {_cell(key.new, key.status != 'removed')} |"
             )
         out.append("")

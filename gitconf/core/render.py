@@ -43,8 +43,12 @@ class _Dumper(yaml.CSafeDumper):
     """Quotes strings that a YAML 1.2 reader would take for numbers, on top of YAML 1.1's set."""
 
 
+# Booleans of YAML 1.1 (and of readers such as Go's yaml.v2) that PyYAML's resolver leaves out.
+_YAML_1_1_ONLY = frozenset({"y", "Y", "n", "N"})
+
+
 def _represent_str(dumper: Any, data: str) -> yaml.Node:
-    if not isinstance(resolve_plain(data), str):
+    if data in _YAML_1_1_ONLY or not isinstance(resolve_plain(data), str):
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
     return dumper.represent_str(data)
 

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gitconf.client import Backoff
 from gitconf.client.cache import DiskCache
-from gitconf.client.changes import change_between
 from gitconf.client.protocol import (
     Endpoint,
     ProtocolError,
@@ -122,25 +120,6 @@ def test_endpoint_quotes_names_and_keeps_a_base_path() -> None:
     assert endpoint.target(60) == "/gitconf/v1/config/prod%20uction/pay%2Fments?wait=60"
     with pytest.raises(ValueError, match="must be http:// or https://"):
         Endpoint.of("ftp://x", "a", "b")
-
-
-def test_backoff_is_full_jitter_doubling_to_a_cap() -> None:
-    policy = Backoff(first=0.5, cap=30.0)
-    assert [policy.delay(n, 0.999999) for n in (1, 2, 3, 4)] == pytest.approx([0.5, 1, 2, 4], 1e-5)
-    assert policy.delay(3, 0.0) == 0.0  # full jitter: anywhere from 0
-    assert policy.delay(40, 0.5) == 15.0  # capped
-    assert policy.delay(1, 0.1, asked=5.0) == 5.0  # Retry-After is a floor
-    assert policy.delay(1, 0.1, asked=3600.0) == 30.0  # but never past the cap
-
-
-def test_changes_name_dotted_keys_and_skip_mere_reordering() -> None:
-    old = {"db": {"host": "a", "port": 1}, "hosts": ["x"]}
-    new = {"db": {"port": 2, "host": "a"}, "hosts": ["x", "y"], "new": True}
-    change = change_between(old, new, "rev", '"e"')
-    assert change is not None and change.changed == ("db.port", "hosts", "new")
-    assert change_between(old, {"hosts": ["x"], "db": {"port": 1, "host": "a"}}, "r", None) is None
-    first = change_between(None, new, "rev", None)
-    assert first is not None and first.old is None and "db.host" in first.changed
 
 
 def _reply(secrets: str | None) -> Response:

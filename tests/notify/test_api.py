@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from gitconf.bootstrap import Server
 from gitconf.signing import parse_secret
@@ -201,3 +202,15 @@ def test_query_numbers_that_are_not_small_integers_are_400(client: Any, limit: s
         response = client.get(path, query_string={"limit": limit})
         assert response.status_code == 400, (path, response.get_json())
         assert response.get_json()["error"]["code"] == "bad_limit"
+
+
+def test_times_are_utc_on_a_postgresql_in_another_time_zone(
+    pg_url: str, notify_server: Callable[..., Server]
+) -> None:
+    # PostgreSQL hands timestamptz back in the session's TimeZone; gitconf shows UTC, with a Z.
+    url = sa.make_url(pg_url).update_query_dict({"options": "-c TimeZone=Europe/Berlin"})
+    client = notify_server(database_url=url.render_as_string(hide_password=False)).app.test_client()
+    created = subscribe(client, "http://127.0.0.1:9/hooks")
+    [listed] = client.get("/v1/subscriptions").get_json()["subscriptions"]
+    assert listed["created_at"].endswith("Z"), listed["created_at"]
+    assert listed["created_at"] == created["created_at"]

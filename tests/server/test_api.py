@@ -14,6 +14,7 @@ from werkzeug.test import Client
 
 from gitconf.bootstrap import Server
 from gitconf.testing import OPEN_SCHEMA, commit_all, git, make_repo
+from gitconf.testing.server import wait_until
 from tests.conftest import BASE_FILES
 
 
@@ -154,20 +155,25 @@ def test_long_poll_returns_when_the_config_changes(client: Any, server: Server, 
     results: list[Any] = []
     waiter = threading.Thread(
         target=lambda: results.append(
-            client.get("/v1/config/staging/payments?wait=20", headers={"If-None-Match": etag})
+            client.get("/v1/config/staging/payments?wait=30", headers={"If-None-Match": etag})
         )
     )
     waiter.start()
+    # Commit only once the request waits: a commit before would be answered by the plain read.
+    wait_until(lambda: server.reader.waiting == 1, 10, what="the long poll to be waiting")
     # A commit that does not touch this config wakes the waiter, which keeps waiting.
     commit_all(repo, "other", {"base/search.yaml": "shards: [s9]\n"})
-    server.poller.run_once()
+    assert server.poller.run_once() == "published"
     sha = commit_all(repo, "this one", {"base/payments.yaml": "db: {host: h, port: 6000}\n"})
-    server.poller.run_once()
-    waiter.join(20)
+    assert server.poller.run_once() == "published"
+    # Well before the 30 s wait ends: the publish answered it, not the deadline.
+    waiter.join(10)
+    assert not waiter.is_alive()
     [response] = results
     assert response.status_code == 200
     assert response.get_json()["db"]["port"] == 6000
     assert response.headers["X-Gitconf-Revision"] == sha
+    assert server.reader.waiting == 0
 
 
 def test_too_many_waiters_get_503(repo: Path, make_server: Callable[..., Server]) -> None:
@@ -175,11 +181,9 @@ def test_too_many_waiters_get_503(repo: Path, make_server: Callable[..., Server]
     server.poller.run_once()
     client = server.app.test_client()
     etag = client.get("/v1/config/staging/payments").headers["ETag"]
-    started = threading.Event()
     done: list[int] = []
 
     def hold() -> None:
-        started.set()
         done.append(
             client.get(
                 "/v1/config/staging/payments?wait=30", headers={"If-None-Match": etag}
@@ -188,12 +192,8 @@ def test_too_many_waiters_get_503(repo: Path, make_server: Callable[..., Server]
 
     holder = threading.Thread(target=hold)
     holder.start()
-    started.wait(5)
-    from gitconf.testing.server import wait_until
-
-    wait_until(
-        lambda: server.reader._waiters._value == 0, 5, what="the first long poll to hold its slot"
-    )  # type: ignore[union-attr]
+    wait_until(lambda: server.reader.waiting == 1, 10, what="the first long poll to hold its slot")
+    assert b"\ngitconf_long_polls_waiting 1.0\n" in client.get("/metrics").data
     response = client.get("/v1/config/staging/payments?wait=30", headers={"If-None-Match": etag})
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
