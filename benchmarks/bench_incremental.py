@@ -11,7 +11,7 @@ publish listeners, by timing those functions where they are called.
 Then the compile step alone: `compile_fileset(files)` without a cache (what `gitconf
 validate` does) against `compile_fileset(files, cache)` with a cache warmed by the previous
 commit, alternating between two commits one file apart. Target: incremental <= 5% of full.
-The calls of parse_yaml, merge and schema_errors made by each compile are counted, to show
+The layer files read, merges and validations made by each compile are counted, to show
 what was redone. Finally the bodies the server holds: configs, distinct ETags, distinct
 byte objects (target 6 wants one copy per distinct body).
 """
@@ -58,10 +58,10 @@ POLL_SPANS = [
 ]
 # Work a compile redoes, counted: (module attribute, label).
 COUNTED = [
-    ("parse_yaml", "layer files parsed"),
+    ("_read", "layer files parsed"),
     ("load_schemas", "schema sets loaded"),
     ("merge", "layer merges"),
-    ("schema_errors", "configs validated"),
+    ("located_errors", "configs validated"),
 ]
 
 

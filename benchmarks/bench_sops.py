@@ -10,7 +10,7 @@ new age key, then measures in-process:
   gitconf.core.parse.parse_yaml on the same files in plaintext;
 - the whole repository: compile_fileset of the plaintext repository against the repository
   with those files encrypted, parsed by read_yaml. The compile worker does not decrypt yet:
-  the benchmark plugs read_yaml in by swapping the name `parse_yaml` in gitconf.core.compile
+  the benchmark compiles with SecretReading(keyring), as the compile worker does
   for the run (what wiring it in will do), and also times the plaintext repository with that
   wrapper, which is the cost of the check on every plaintext file.
 Target: the compile with 500 encrypted files under 1.5x the plaintext compile. The two
@@ -34,7 +34,7 @@ from pathlib import Path
 from common import add_size_arguments, machine, summary, synthetic_repo, wait_quiet, workdir
 
 import gitconf.core.compile as compile_module
-from gitconf.core.compile import compile_fileset
+from gitconf.core.compile import SecretReading, compile_fileset
 from gitconf.core.model import FileSet, to_plain
 from gitconf.core.parse import parse_yaml
 from gitconf.git.read import fileset_from_dir
@@ -99,18 +99,13 @@ def encrypt_all(
 
 @contextmanager
 def decrypting(keyring: Keyring) -> Iterator[None]:
-    """compile_fileset parses with read_yaml (decrypting SOPS files) while inside."""
-
-    def parse(path: str, data: bytes) -> tuple[object, list[object]]:
-        result = read_yaml(path, data, keyring)
-        return result.tree, list(result.problems)
-
-    original = compile_module.parse_yaml
-    compile_module.parse_yaml = parse  # type: ignore[assignment]
+    """compile_fileset decrypts SOPS files with keyring while inside (the server's reading)."""
+    original = compile_module.compile_fileset.__defaults__
+    compile_module.compile_fileset.__defaults__ = (None, SecretReading(keyring))
     try:
         yield
     finally:
-        compile_module.parse_yaml = original
+        compile_module.compile_fileset.__defaults__ = original
 
 
 def best_of(runs: int, work: Callable[[], object]) -> list[float]:

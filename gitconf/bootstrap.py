@@ -70,6 +70,7 @@ class Server:
             timeout=settings.compile_timeout,
             max_memory=settings.compile_max_memory,
             log_level=settings.log_level,
+            age_key_files=settings.age_key_files(self.environ),
         )
         explainer = worker_explainer(self.compiler)
         self.publisher = Publisher(self.state_dir)

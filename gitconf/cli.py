@@ -14,15 +14,16 @@ import click
 from gitconf import __version__
 from gitconf.agent.command import agent
 from gitconf.changes.command import set_cmd
-from gitconf.core.compile import compile_fileset
+from gitconf.core.compile import KEYLESS, SecretReading, compile_fileset
 from gitconf.core.diff import diff_revisions, to_json_report, to_markdown, to_text
 from gitconf.core.explain import explain_config
-from gitconf.core.model import CompiledRevision, FileSet
+from gitconf.core.model import CompiledRevision, FileSet, iter_leaves
 from gitconf.core.render import FORMATS, RenderError, render
 from gitconf.demo import demo
 from gitconf.errors import GitconfError, Problem
 from gitconf.gcpause import collector_paused
 from gitconf.git.folder import fileset_from_dir, is_url
+from gitconf.secrets import key_file_paths, load_keyring
 from gitconf.server.commands import serve
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,14 +82,40 @@ def read_staged(repo: str) -> FileSet:
     return files
 
 
-def compile_or_report(files: FileSet, *, err: bool) -> CompiledRevision:
+def secret_reading(age_key_files: tuple[str, ...]) -> SecretReading:
+    """How the command reads SOPS files: with the age keys given (--age-key-file, or
+    GITCONF_AGE_KEY_FILE), else key-less (structure and types only)."""
+    paths = key_file_paths(list(age_key_files), os.environ)
+    if not paths:
+        return SecretReading(keyless=True)
+    return SecretReading(load_keyring(paths))
+
+
+def compile_or_report(
+    files: FileSet, *, err: bool, reading: SecretReading = KEYLESS, show_skipped: bool = False
+) -> CompiledRevision:
     """Compile the files, or print every problem (sorted) and exit 1."""
     with collector_paused():
-        result = compile_fileset(files)
+        result = compile_fileset(files, secrets=reading)
+    if show_skipped:
+        for skipped in result.skipped:
+            click.echo(f"skipped: {skipped.render()}", err=err)
     if result.revision is None:
         print_problems(result.problems, err=err)
         sys.exit(EXIT_INVALID)
     return result.revision
+
+
+def _no_secrets_without_a_key(
+    revision: CompiledRevision, config: Any, reading: SecretReading, what: str
+) -> None:
+    if reading.keyless and any(
+        leaf.source in revision.secrets for _, leaf in iter_leaves(config.tree)
+    ):
+        raise GitconfError(
+            f"{config.environment}/{config.service} holds values from SOPS-encrypted files: "
+            f"{what} needs the age key (--age-key-file PATH, or GITCONF_AGE_KEY_FILE)"
+        )
 
 
 def print_problems(problems: list[Problem], *, err: bool) -> None:
@@ -97,6 +124,15 @@ def print_problems(problems: list[Problem], *, err: bool) -> None:
         click.echo(problem.render(), err=err)
     click.echo(f"gitconf: {len(problems)} problem(s); nothing of this revision is served", err=True)
 
+
+age_key_option = click.option(
+    "--age-key-file",
+    "age_key_files",
+    multiple=True,
+    metavar="PATH",
+    help="An age identity file to decrypt SOPS files with (repeatable; or GITCONF_AGE_KEY_FILE). "
+    "Without one, encrypted values are checked as far as their recorded types go.",
+)
 
 repo_option = click.option(
     "--repo",
@@ -124,8 +160,9 @@ def main() -> None:
     is_flag=True,
     help="Read the files staged in Git's index (what `git commit` would record), not the disk.",
 )
+@age_key_option
 @_errors_exit
-def validate(repo: str, ref: str | None, staged: bool) -> None:
+def validate(repo: str, ref: str | None, staged: bool, age_key_files: tuple[str, ...]) -> None:
     """Check every file, schema and merged config; print each problem as path:line:col."""
     if staged:
         if ref is not None:
@@ -133,10 +170,14 @@ def validate(repo: str, ref: str | None, staged: bool) -> None:
         files = read_staged(repo)
     else:
         files = read_fileset(repo, ref)
-    revision = compile_or_report(files, err=False)
+    reading = secret_reading(age_key_files)
+    revision = compile_or_report(files, err=False, reading=reading, show_skipped=True)
+    skipped = ""
+    if reading.keyless and revision.secrets:
+        skipped = "; encrypted values checked for their types only (no age key)"
     click.echo(
         f"ok: {len(revision.services)} service(s) x {len(revision.environments)} environment(s) "
-        f"valid ({files.label})"
+        f"valid ({files.label}){skipped}"
     )
 
 
@@ -156,11 +197,16 @@ def _config(revision: CompiledRevision, env: str, service: str) -> Any:
 @repo_option
 @ref_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True)
+@age_key_option
 @_errors_exit
-def render_cmd(env: str, service: str, repo: str, ref: str | None, fmt: str) -> None:
-    """Print the merged config of SERVICE in ENV."""
-    revision = compile_or_report(read_fileset(repo, ref), err=True)
+def render_cmd(
+    env: str, service: str, repo: str, ref: str | None, fmt: str, age_key_files: tuple[str, ...]
+) -> None:
+    """Print the merged config of SERVICE in ENV (secrets in plaintext: it needs the key)."""
+    reading = secret_reading(age_key_files)
+    revision = compile_or_report(read_fileset(repo, ref), err=True, reading=reading)
     config = _config(revision, env, service)
+    _no_secrets_without_a_key(revision, config, reading, "rendering it")
     try:
         rendered = render(config.value, fmt)
     except RenderError as exc:
@@ -175,12 +221,25 @@ def render_cmd(env: str, service: str, repo: str, ref: str | None, fmt: str) -> 
 @repo_option
 @ref_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@age_key_option
 @_errors_exit
-def explain(env: str, service: str, key: str | None, repo: str, ref: str | None, fmt: str) -> None:
-    """Show where each value of SERVICE in ENV was set (KEY: dotted, e.g. db.pool.max)."""
-    revision = compile_or_report(read_fileset(repo, ref), err=True)
+def explain(
+    env: str,
+    service: str,
+    key: str | None,
+    repo: str,
+    ref: str | None,
+    fmt: str,
+    age_key_files: tuple[str, ...],
+) -> None:
+    """Show where each value of SERVICE in ENV was set (KEY: dotted, e.g. db.pool.max).
+
+    A secret shows where it was set, never its value."""
+    revision = compile_or_report(
+        read_fileset(repo, ref), err=True, reading=secret_reading(age_key_files)
+    )
     config = _config(revision, env, service)
-    entries = explain_config(config, key)
+    entries = explain_config(config, key, secrets=revision.secrets)
     if key and not entries:
         raise GitconfError(f"{env}/{service} has no key {key!r}")
     if fmt == "json":
@@ -199,11 +258,15 @@ def explain(env: str, service: str, key: str | None, repo: str, ref: str | None,
 @click.argument("head", required=False)
 @repo_option
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
+@age_key_option
 @_errors_exit
-def diff(base: str, head: str | None, repo: str, fmt: str) -> None:
-    """Effective config changes from BASE to HEAD (refs; HEAD omitted: the files on disk)."""
-    old = compile_or_report(read_fileset(repo, base), err=True)
-    new = compile_or_report(read_fileset(repo, head), err=True)
+def diff(base: str, head: str | None, repo: str, fmt: str, age_key_files: tuple[str, ...]) -> None:
+    """Effective config changes from BASE to HEAD (refs; HEAD omitted: the files on disk).
+
+    A secret that changed shows as "<secret changed>", never its value."""
+    reading = secret_reading(age_key_files)
+    old = compile_or_report(read_fileset(repo, base), err=True, reading=reading)
+    new = compile_or_report(read_fileset(repo, head), err=True, reading=reading)
     changes = diff_revisions(old, new)
     if fmt == "markdown":
         click.echo(to_markdown(changes, base, head or "working tree"), nl=False)

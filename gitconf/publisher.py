@@ -103,6 +103,7 @@ class Publisher:
                 subscriptions=served.subscriptions,
                 etags=served.etags(),
                 body_of={b.etag: b.data for b in served.json.values()},
+                redacted=served.redacted,
             )
         except Exception as exc:
             self.persist.failures += 1

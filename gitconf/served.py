@@ -29,6 +29,7 @@ __all__ = [
     "from_built",
     "from_persisted",
     "make_body",
+    "with_secrets",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,12 @@ class ServedRevision:
     base: str | None = None
     changed: dict[ConfigKey, tuple[str, ...]] = field(default_factory=dict)
     explainer: Explainer | None = field(default=None, repr=False, compare=False)
+    # Configs with values decrypted from SOPS files: `json` holds them without those values
+    # (what is persisted and what readers without the secrets: scope get); these are their
+    # plaintext bodies (memory only) and how many values each redacts. A revision read from
+    # disk has no plaintext until the compile worker sends it (secret_json is then empty).
+    secret_json: dict[ConfigKey, Body] = field(default_factory=dict, repr=False)
+    redacted: dict[ConfigKey, int] = field(default_factory=dict)
     _lazy: dict[tuple[str, str, str], Body] = field(default_factory=dict, repr=False)
     _lazy_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -83,31 +90,73 @@ class ServedRevision:
         """Whether the revision has a config for (env, service)."""
         return (env, service) in self.json
 
-    def value(self, env: str, service: str) -> Any:
-        """One config as plain values (decoded from its served JSON)."""
-        return json.loads(self.json[(env, service)].data)
+    def has_secrets(self, env: str, service: str) -> bool:
+        """Whether the config holds values decrypted from SOPS files."""
+        return (env, service) in self.redacted
 
-    def body(self, env: str, service: str, fmt: str = "json") -> Body | None:
-        """The prepared body of one config in a format, or None if there is no such config."""
+    def secrets_ready(self, env: str, service: str) -> bool:
+        """Whether its plaintext variant is here (not yet after a restart, until the compile
+        worker has compiled the revision again)."""
+        return (env, service) in self.secret_json or (env, service) not in self.redacted
+
+    def value(self, env: str, service: str, plaintext: bool = False) -> Any:
+        """One config as plain values (decoded from its served JSON); with plaintext, with its
+        secrets (ValueError if they are not here yet)."""
+        return json.loads(self._json_body(env, service, plaintext).data)
+
+    def _json_body(self, env: str, service: str, plaintext: bool) -> Body:
+        key = (env, service)
+        if plaintext and key in self.redacted:
+            body = self.secret_json.get(key)
+            if body is None:
+                raise ValueError(f"the secrets of {env}/{service} are not loaded yet")
+            return body
+        return self.json[key]
+
+    def body(
+        self, env: str, service: str, fmt: str = "json", plaintext: bool = False
+    ) -> Body | None:
+        """The prepared body of one config in a format, or None if there is no such config.
+
+        plaintext: with its secrets (the plaintext variant); ValueError if not loaded yet."""
+        if (env, service) not in self.json:
+            return None
+        secret = plaintext and (env, service) in self.redacted
         if fmt == "json":
-            return self.json.get((env, service))
-        key = (env, service, fmt)
+            return self._json_body(env, service, secret)
+        key = (env, service, fmt + "+secrets" if secret else fmt)
         body = self._lazy.get(key)
         if body is None:
-            if (env, service) not in self.json:
-                return None
-            body = self._make(key, lambda: render(self.value(env, service), fmt), fmt)
+            body = self._make(key, lambda: render(self.value(env, service, secret), fmt), fmt)
         return body
 
+    def identity(self, key: ConfigKey) -> str | None:
+        """What says whether a config changed: the ETag of its plaintext variant if it has one
+        (a change to a secret alone leaves the other variant as it was), else of its body."""
+        body = self.secret_json.get(key) or self.json.get(key)
+        return body.etag if body is not None else None
+
+    def identities(self) -> dict[ConfigKey, str]:
+        """Every config's identity (see identity)."""
+        return {key: self.identity(key) or "" for key in self.json}
+
     def environment_body(
-        self, env: str, fmt: str = "json", services: tuple[str, ...] | None = None
+        self,
+        env: str,
+        fmt: str = "json",
+        services: tuple[str, ...] | None = None,
+        plaintext: frozenset[str] = frozenset(),
     ) -> Body | None:
-        """Every service of an environment in one document (or those of services)."""
+        """Every service of an environment in one document (or those of services), with the
+        secrets of the services in plaintext."""
         if env not in self.environments:
             return None
         chosen = self.services if services is None else services
+        shown = frozenset(s for s in plaintext if (env, s) in self.redacted)
         # "" or NUL-separated names: neither is a service name, so no config body's key.
         subset = "" if services is None or chosen == self.services else "\0" + "\0".join(chosen)
+        if shown:
+            subset += "\0+" + "\0".join(sorted(shown))
         key = (env, subset, fmt)
         body = self._lazy.get(key)
         if body is None:
@@ -116,7 +165,11 @@ class ServedRevision:
                 doc = {
                     "environment": env,
                     "revision": self.revision,
-                    "services": {svc: self.value(env, svc) for svc in chosen if self.has(env, svc)},
+                    "services": {
+                        svc: self.value(env, svc, svc in shown)
+                        for svc in chosen
+                        if self.has(env, svc)
+                    },
                 }
                 return render(doc, fmt)
 
@@ -173,6 +226,33 @@ def _bodies_by_etag(revisions: Iterable[ServedRevision | None]) -> dict[str, Bod
     return shared
 
 
+def _secret_bodies(
+    etags: dict[ConfigKey, str], sent: dict[str, bytes], previous: ServedRevision | None
+) -> dict[ConfigKey, Body] | None:
+    """The plaintext variants: sent now, or the same bytes previous has; None if one is
+    neither."""
+    known = {b.etag: b for b in previous.secret_json.values()} if previous is not None else {}
+    found: dict[ConfigKey, Body] = {}
+    for key, etag in etags.items():
+        body = known.get(etag)
+        if body is None:
+            data = sent.get(etag)
+            if data is None:
+                return None
+            body = known[etag] = Body(data, etag, CONTENT_TYPES["json"])
+        found[key] = body
+    return found
+
+
+def with_secrets(
+    served: ServedRevision, etags: dict[ConfigKey, str], sent: dict[str, bytes]
+) -> ServedRevision:
+    """served with the plaintext variants the compile worker sent (after a restart)."""
+    found = _secret_bodies(etags, sent, None) or {}
+    served.secret_json = found
+    return served
+
+
 def from_built(
     built: Built,
     previous: ServedRevision | None,
@@ -192,12 +272,17 @@ def from_built(
                 return None
             body = shared[etag] = Body(data, etag, CONTENT_TYPES["json"])
         bodies[key] = body
+    secret_json = _secret_bodies(built.secret_etags, built.secret_bodies, previous)
+    if secret_json is None:
+        return None
     based = previous is not None and built.base == previous.revision
     return ServedRevision(
         revision=built.sha,
         environments=built.environments,
         services=built.services,
         json=bodies,
+        secret_json=secret_json,
+        redacted=dict(built.redacted),
         published_at=published_at,
         subscriptions=built.subscriptions,
         base=built.base if based else None,
@@ -225,4 +310,5 @@ def from_persisted(
         published_at=persisted.published_at,
         subscriptions=persisted.subscriptions,
         explainer=explainer,
+        redacted=dict(persisted.redacted),
     )

@@ -74,6 +74,14 @@ class Settings:
     subscribers: Mapping[str, Any] = field(default_factory=dict)
     delivery: Mapping[str, float] = field(default_factory=dict)
     compile: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Mapping[str, Any] = field(default_factory=dict)
+
+    def age_key_files(self, environ: Mapping[str, str]) -> list[str]:
+        """The age identity files to decrypt SOPS files with (secrets.age_key_files, then
+        GITCONF_AGE_KEY_FILE)."""
+        from gitconf.secrets import key_file_paths
+
+        return key_file_paths(list(self.secrets.get("age_key_files", ())), environ)
 
     @property
     def compile_timeout(self) -> float:

@@ -11,13 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from gitconf.changes.edit import edit_layer, parse_key
-from gitconf.changes.errors import BaseInvalid, UnknownConfig
+from gitconf.changes.edit import edit_layer, is_encrypted, parse_key
+from gitconf.changes.errors import BaseInvalid, EncryptedLayer, UnknownConfig
 from gitconf.changes.layers import choose_layer
-from gitconf.core.compile import CompileCache, compile_fileset
+from gitconf.core.compile import NO_KEYS, CompileCache, SecretReading, compile_fileset
 from gitconf.core.diff import ConfigChange, diff_revisions
 from gitconf.core.layers import discover
 from gitconf.core.model import CompiledRevision, FileSet
+from gitconf.core.parse import parse_yaml
 from gitconf.errors import Problem
 
 __all__ = ["ChangeResult", "Edit", "FileEdit", "apply_change", "default_message"]
@@ -58,22 +59,45 @@ class ChangeResult(NamedTuple):
     before: CompiledRevision
 
 
+def _refuse_encrypted_targets(files: FileSet, edits: Sequence[Edit]) -> None:
+    """EncryptedLayer before anything is compiled, for an edit whose named layer, or whose
+    environment's own file, is SOPS-encrypted (its plaintext may not even be readable here)."""
+    for edit in edits:
+        targets = [edit.layer.removeprefix("./")] if edit.layer else []
+        targets.append(f"environments/{edit.environment}/{edit.service}.yaml")
+        for path in targets:
+            data = files.files.get(path)
+            if data is None or b"sops" not in data:
+                continue
+            tree, _ = parse_yaml(path, data)
+            if is_encrypted(tree):
+                raise EncryptedLayer(
+                    "the file is encrypted with SOPS; gitconf never edits an encrypted file",
+                    layer=path,
+                    hint="edit it with `sops`, or choose another layer",
+                )
+            break
+
+
 def apply_change(
     files: FileSet,
     edits: Sequence[Edit],
     *,
     before: CompiledRevision | None = None,
     cache: CompileCache | None = None,
+    secrets: SecretReading = NO_KEYS,
 ) -> ChangeResult:
     """Apply every edit to files, compile the result and diff it against before.
 
     before: the compiled revision of files, if the caller has it (else it is compiled here).
     cache: a CompileCache for both compiles (the server's; the cache only speeds them up).
     Raises UnknownConfig, NotALayer and the edit's errors (changes/errors.py), and
-    BaseInvalid when files do not compile before the change.
+    BaseInvalid when files do not compile before the change. secrets says how SOPS files are
+    read (the server's keys; key-less for `gitconf set` without one).
     """
+    _refuse_encrypted_targets(files, edits)
     if before is None:
-        result = compile_fileset(files, cache)
+        result = compile_fileset(files, cache, secrets)
         if result.revision is None:
             raise BaseInvalid(
                 f"the repository has {len(result.problems)} problem(s) before the change",
@@ -113,7 +137,7 @@ def apply_change(
     )
     if not edited:
         return ChangeResult(after, (), [], before, [], before)
-    result = compile_fileset(after, cache)
+    result = compile_fileset(after, cache, secrets)
     if result.revision is None:
         return ChangeResult(after, tuple(edited), result.problems, None, [], before)
     return ChangeResult(

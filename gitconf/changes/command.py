@@ -22,8 +22,8 @@ from gitconf.changes.errors import BadKey, BaseInvalid
 from gitconf.core.diff import to_text
 from gitconf.core.parse import parse_yaml
 from gitconf.errors import GitconfError, Problem, UsageError
-from gitconf.git.folder import fileset_from_dir, is_url
 from gitconf.gcpause import collector_paused
+from gitconf.git.folder import fileset_from_dir, is_url
 
 __all__ = ["parse_assignment", "parse_value", "set_cmd"]
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from referencing.exceptions import Unresolvable
 
-from gitconf.core.incremental import CompileCache, MergeBasis, Pair, PairKey, SchemaProblem
+from gitconf.core.incremental import CompileCache, MergeBasis, Pair, PairKey, Parsed, SchemaProblem
 from gitconf.core.layers import Layout, discover
 from gitconf.core.limits import (
     check_files,
@@ -29,20 +29,51 @@ from gitconf.core.model import (
     Node,
     to_plain,
 )
-from gitconf.core.parse import parse_yaml
 from gitconf.core.render import json_size
 from gitconf.core.schemas import SchemaSet, load_schemas, service_of
-from gitconf.core.validate import schema_errors
+from gitconf.core.secretpaths import secrets_in_plaintext
+from gitconf.core.validate import located_errors
 from gitconf.errors import Problem, Source, sorted_problems
+from gitconf.secrets import Keyring, Skipped, check_yaml, read_yaml
 
-__all__ = ["CompileCache", "CompileResult", "compile_fileset"]
+__all__ = [
+    "KEYLESS",
+    "NO_KEYS",
+    "CompileCache",
+    "CompileResult",
+    "SecretReading",
+    "compile_fileset",
+]
 
 
 class CompileResult(NamedTuple):
-    """A compiled revision, or None and every problem that rejects the commit."""
+    """A compiled revision, or None and every problem that rejects the commit; and the
+    checks that could not be made without the age keys (key-less validation only)."""
 
     revision: CompiledRevision | None
     problems: list[Problem]
+    skipped: tuple[Skipped, ...] = ()
+
+
+class SecretReading(NamedTuple):
+    """How SOPS files are read: decrypted with these age keys (a SOPS file no key opens is a
+    problem: fail closed), or, key-less, checked as far as that goes (`gitconf validate`
+    without a key: its structure, and type checks from the types the ENC[...] values record).
+    """
+
+    keyring: Keyring | None = None
+    keyless: bool = False
+
+    @property
+    def key(self) -> str:
+        """What a cache of parses made this way is keyed by."""
+        if self.keyless:
+            return "key-less"
+        return self.keyring.fingerprint if self.keyring is not None else ""
+
+
+NO_KEYS = SecretReading()
+KEYLESS = SecretReading(keyless=True)
 
 
 def _blob(path: str, files: FileSet) -> str:
@@ -52,21 +83,34 @@ def _blob(path: str, files: FileSet) -> str:
     return hashlib.blake2b(files.files[path], digest_size=16).hexdigest()
 
 
+def _read(path: str, data: bytes, reading: SecretReading) -> Parsed:
+    found = check_yaml(path, data) if reading.keyless else read_yaml(path, data, reading.keyring)
+    return Parsed(found.tree, found.problems, found.sources, found.skipped)
+
+
 def _parse(
-    path: str, blob: str, data: bytes, cache: CompileCache | None
-) -> tuple[Node | None, list[Problem]]:
+    path: str, blob: str, data: bytes, cache: CompileCache | None, reading: SecretReading
+) -> Parsed:
     if cache is None:
-        return parse_yaml(path, data)
+        return _read(path, data, reading)
     # Sources name the path, so the same blob at another path is parsed anew.
     key = (path, blob)
     hit = cache.parsed.get(key)
     if hit is None:
-        hit = cache.parsed[key] = parse_yaml(path, data)
+        hit = cache.parsed[key] = _read(path, data, reading)
     return hit
 
 
-def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> CompileResult:
-    """Compile every (environment, service) of the file set, or report every problem."""
+def compile_fileset(
+    files: FileSet, cache: CompileCache | None = None, secrets: SecretReading = NO_KEYS
+) -> CompileResult:
+    """Compile every (environment, service) of the file set, or report every problem.
+
+    SOPS-encrypted layer files are decrypted with secrets.keyring (gitconf.secrets); a leaf
+    whose value came from an encrypted place is a secret (CompiledRevision.secrets).
+    """
+    if cache is not None:
+        cache.read_with(secrets.key)
     if MANIFEST_PATH not in files.files:
         return CompileResult(
             None, [Problem(Source(MANIFEST_PATH), "the repository has no gitconf.yaml manifest")]
@@ -89,11 +133,15 @@ def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> Compil
     schemas, found = _schemas(files, blobs, cache)
     problems += found
     trees: dict[str, Node] = {}
+    hidden: set[Source] = set()
+    skipped: list[Skipped] = []
     for path in sorted({p for group in layout.files.values() for p in group}):
-        tree, found = _parse(path, blobs[path], files.files[path], cache)
-        problems += found
-        if tree is not None:
-            trees[path] = tree
+        parsed = _parse(path, blobs[path], files.files[path], cache, secrets)
+        problems += parsed.problems
+        hidden |= parsed.secrets
+        skipped += parsed.skipped
+        if parsed.tree is not None:
+            trees[path] = parsed.tree
     if cache is not None:
         cache.keep_only(set(blobs.items()))
     if manifest is None:
@@ -101,17 +149,22 @@ def compile_fileset(files: FileSet, cache: CompileCache | None = None) -> Compil
     # A service whose schema file was refused (too large, a link) is not also "without one".
     refused = {service_of(p) for p in skip if p.startswith("schemas/")}
     problems += _check_layout(manifest, layout, schemas, refused)
-    configs, found = _merge_all(manifest, layout, trees, schemas, blobs, files, cache)
+    configs, found, unchecked = _merge_all(
+        manifest, layout, trees, schemas, blobs, files, cache, frozenset(hidden), secrets.keyless
+    )
     problems += found
+    skipped += unchecked
+    done = tuple(sorted(set(skipped), key=lambda s: (s.source, s.message)))
     if problems:
-        return CompileResult(None, sorted_problems(problems))
+        return CompileResult(None, sorted_problems(problems), done)
     revision = CompiledRevision(
         manifest=manifest,
         environments=tuple(manifest.environments),
         services=layout.services,
         configs=configs,
+        secrets=frozenset(hidden),
     )
-    return CompileResult(revision, [])
+    return CompileResult(revision, [], done)
 
 
 def _discover(paths: list[str], cache: CompileCache | None) -> tuple[Layout, list[Problem]]:
@@ -186,9 +239,12 @@ def _merge_all(
     blobs: dict[str, str],
     files: FileSet,
     cache: CompileCache | None,
-) -> tuple[dict[tuple[str, str], Config], list[Problem]]:
+    hidden: frozenset[Source] = frozenset(),
+    keyless: bool = False,
+) -> tuple[dict[tuple[str, str], Config], list[Problem], list[Skipped]]:
     configs: dict[tuple[str, str], Config] = {}
     problems: list[Problem] = []
+    skipped: list[Skipped] = []
     # The same problem seen in several environments is reported once, naming them all.
     schema_problems: dict[SchemaProblem, list[str]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
@@ -227,11 +283,15 @@ def _merge_all(
                 )
                 if hit is None or hit.key != key:
                     hit = Pair(
-                        key, *_merge_one(env, service, paths, trees, schemas, prefixes, limit)
+                        key,
+                        *_merge_one(
+                            env, service, paths, trees, schemas, prefixes, limit, hidden, keyless
+                        ),
                     )
                     if cache is not None:
                         cache.pairs[pair] = hit
             problems += hit.problems
+            skipped += hit.skipped
             sizes[pair] = hit.size
             if hit.config is not None:
                 configs[pair] = hit.config
@@ -250,7 +310,7 @@ def _merge_all(
     too_big = check_total_configs(sizes, basis.layers, files, manifest.limits)
     if too_big is not None:
         problems.append(too_big)
-    return configs, problems
+    return configs, problems, skipped
 
 
 Prefixes = dict[tuple[str, ...], tuple[Node, tuple[Problem, ...]]]
@@ -293,17 +353,20 @@ def _merge_one(
     schemas: SchemaSet,
     prefixes: Prefixes | None = None,
     max_size: int = Limits().max_config_size,
-) -> tuple[Config | None, list[Problem], list[SchemaProblem], int]:
+    hidden: frozenset[Source] = frozenset(),
+    keyless: bool = False,
+) -> tuple[Config | None, list[Problem], list[SchemaProblem], int, tuple[Skipped, ...]]:
     """Merge one config's layers and validate it.
 
-    The config, merge problems, schema errors, and its size as compact JSON; a config over
-    max_size is a problem and is not validated.
+    The config, merge problems, schema errors, its size as compact JSON, and the checks of
+    stand-in values skipped without a key; a config over max_size is a problem and is not
+    validated.
     """
     tree: Node | None = None
     merged: tuple[Problem, ...] = ()
     for end, path in enumerate(paths, 1):
         if path not in trees:
-            return None, list(merged), [], 0
+            return None, list(merged), [], 0, ()
         prefix = tuple(paths[:end])
         hit = prefixes.get(prefix) if prefixes is not None else None
         if hit is None:
@@ -315,15 +378,28 @@ def _merge_one(
             tree, merged = hit
     problems = list(merged)
     if tree is None:
-        return None, problems, [], 0
+        return None, problems, [], 0, ()
     value = to_plain(tree)
     size = json_size(value)
     if size > max_size:
         problems.append(too_big(env, service, paths, trees, size, max_size))
-        return None, problems, [], size
+        return None, problems, [], size, ()
     validator = schemas.validators.get(service)
+    unchecked: list[Skipped] = []
     try:
-        errors = list(schema_errors(validator, tree, value)) if validator is not None else []
+        located = list(located_errors(validator, tree, value)) if validator is not None else []
+        errors = []
+        for error in located:
+            if keyless and error.source in hidden and error.keyword != "type":
+                # A stand-in for a value only the key reveals: only its type is known.
+                unchecked.append(
+                    Skipped(
+                        error.source,
+                        f"{error.key_path}: {error.keyword} not checked without the age key",
+                    )
+                )
+            else:
+                errors.append((error.source, error.key_path, error.message))
     except re.error as exc:
         # The meta-schema does not check that a pattern is a regular expression.
         schema = schemas.paths.get(service, "its schema")
@@ -362,4 +438,7 @@ def _merge_one(
             )
         )
         errors = []
-    return Config(env, service, tree, tuple(paths)), problems, errors, size
+    problems += secrets_in_plaintext(
+        env, service, tree, schemas.secret_paths.get(service, ()), hidden
+    )
+    return Config(env, service, tree, tuple(paths)), problems, errors, size, tuple(unchecked)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
-from gitconf.core.model import CompiledRevision
+from gitconf.core.model import CompiledRevision, format_path, iter_leaves
 from gitconf.core.render import flatten
 
 __all__ = [
@@ -62,15 +62,59 @@ def _canon(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+SECRET_CHANGED = "<secret changed>"
+
+
+def secret_keys(revision: CompiledRevision | None) -> dict[tuple[str, str], set[str]]:
+    """The key paths, as diffs name them (lists whole), that hold a secret, per config."""
+    found: dict[tuple[str, str], set[str]] = {}
+    if revision is None or not revision.secrets:
+        return found
+    for key, config in revision.configs.items():
+        for path, leaf in iter_leaves(config.tree):
+            if leaf.source in revision.secrets:
+                whole = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
+                found.setdefault(key, set()).add(format_path(path[:whole]))
+    return found
+
+
+def mask_secrets(
+    changes: list[ConfigChange],
+    old: Mapping[tuple[str, str], set[str]],
+    new: Mapping[tuple[str, str], set[str]],
+) -> list[ConfigChange]:
+    """The changes with every secret's value, old and new, shown as "<secret changed>"."""
+    if not old and not new:
+        return changes
+    masked = []
+    for change in changes:
+        hidden = old.get((change.environment, change.service), set()) | new.get(
+            (change.environment, change.service), set()
+        )
+        keys = tuple(
+            k._replace(
+                old=SECRET_CHANGED if k.status != "added" else None,
+                new=SECRET_CHANGED if k.status != "removed" else None,
+            )
+            if k.key in hidden
+            else k
+            for k in change.keys
+        )
+        masked.append(change._replace(keys=keys))
+    return masked
+
+
 def diff_revisions(
     old: CompiledRevision | None, new: CompiledRevision | None
 ) -> list[ConfigChange]:
-    """Every (environment, service) whose effective config differs, in environment order."""
-    return diff_configs(
+    """Every (environment, service) whose effective config differs, in environment order;
+    secrets show as "<secret changed>", never their values."""
+    changes = diff_configs(
         {k: c.value for k, c in old.configs.items()} if old else {},
         {k: c.value for k, c in new.configs.items()} if new else {},
         [*(new.environments if new else ()), *(old.environments if old else ())],
     )
+    return mask_secrets(changes, secret_keys(old), secret_keys(new))
 
 
 def diff_configs(

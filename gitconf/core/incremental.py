@@ -7,14 +7,14 @@ up: its results equal a cold compile's (tests/core/test_incremental.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gitconf.core.layers import Layout
 from gitconf.core.model import Config, Node
 from gitconf.core.schemas import SchemaCache, SchemaSet
 from gitconf.errors import Problem, Source
 
-__all__ = ["CompileCache", "MergeBasis", "Pair", "PairKey", "SchemaProblem"]
+__all__ = ["CompileCache", "MergeBasis", "Pair", "PairKey", "Parsed", "SchemaProblem"]
 
 # What a config depends on: its layer files (path, blob), its schema's key (the schema
 # files its validator was built from) and the size limit of one config.
@@ -34,7 +34,7 @@ class CompileCache:
     schema read it. The cache only speeds compiles up: results equal a cold compile's.
     """
 
-    parsed: dict[tuple[str, str], tuple[Node | None, list[Problem]]] = field(default_factory=dict)
+    parsed: dict[tuple[str, str], Parsed] = field(default_factory=dict)
     schemas: tuple[str, SchemaSet, list[Problem]] | None = None
     schema_files: SchemaCache = field(default_factory=SchemaCache)
     pairs: dict[tuple[str, str], Pair] = field(default_factory=dict)
@@ -44,6 +44,9 @@ class CompileCache:
     # chains and the schema set are the very same, only pairs with a layer whose blob changed
     # are looked at again.
     merged: MergeBasis | None = None
+    # How SOPS files were read for all of the above (the keys' fingerprint, or key-less): a
+    # compile that reads them otherwise starts from an empty cache.
+    reading: str = ""
 
     def fork(self) -> CompileCache:
         """A cache for compiling another commit: it starts with what this one holds (parse
@@ -56,12 +59,30 @@ class CompileCache:
             pairs=dict(self.pairs),
             layout=self.layout,
             merged=None,
+            reading=self.reading,
         )
+
+    def read_with(self, reading: str) -> None:
+        """Forget everything read another way (other age keys, or none)."""
+        if reading != self.reading:
+            self.parsed.clear()
+            self.pairs.clear()
+            self.merged = None
+            self.reading = reading
 
     def keep_only(self, blobs: set[tuple[str, str]]) -> None:
         """Forget parses of blobs no longer in the repository."""
         for key in [k for k in self.parsed if k not in blobs]:
             del self.parsed[key]
+
+
+class Parsed(NamedTuple):
+    """One layer file read: its tree or problems, where its secrets are, what was skipped."""
+
+    tree: Node | None
+    problems: list[Problem]
+    secrets: frozenset[Source] = frozenset()  # the places of its encrypted values
+    skipped: tuple[Any, ...] = ()  # checks made without a key (gitconf.secrets.Skipped)
 
 
 class Pair(NamedTuple):
@@ -72,6 +93,7 @@ class Pair(NamedTuple):
     problems: list[Problem]
     errors: list[SchemaProblem]
     size: int  # the merged config's bytes as compact JSON (0 when it did not merge)
+    skipped: tuple[Any, ...] = ()  # schema checks of stand-in values, without a key
 
 
 @dataclass

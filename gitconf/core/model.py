@@ -224,3 +224,6 @@ class CompiledRevision:
     environments: tuple[str, ...]
     services: tuple[str, ...]
     configs: dict[tuple[str, str], Config]
+    # Where the values decrypted from SOPS files were written: a leaf whose source is one of
+    # these is a secret.
+    secrets: frozenset[Source] = frozenset()

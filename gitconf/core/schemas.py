@@ -21,6 +21,7 @@ from gitconf.core.metaschema import meta_errors
 from gitconf.core.model import KeyPath, Node, find, format_path, to_plain
 from gitconf.core.parse import MAX_DEPTH, parse_yaml
 from gitconf.core.refcycles import RefSite, describe, find_cycles, ref_sites
+from gitconf.core.secretpaths import secret_paths
 from gitconf.errors import Problem, Source
 
 __all__ = ["SCHEMA_SUFFIXES", "SchemaCache", "SchemaSet", "load_schemas", "service_of"]
@@ -40,6 +41,8 @@ class SchemaSet:
     paths: dict[str, str] = field(default_factory=dict)
     broken: set[str] = field(default_factory=set)  # services whose schema has problems
     keys: dict[str, str] = field(default_factory=dict)
+    # Instance paths each service's schema marks "x-gitconf-secret": true.
+    secret_paths: dict[str, tuple[tuple[str | None, ...], ...]] = field(default_factory=dict)
 
 
 class SchemaFile(NamedTuple):
@@ -298,6 +301,9 @@ def load_schemas(
                 cache.bundles[service] = (signature, deps, validator)
         schemas.validators[service] = validator
         schemas.keys[service] = built
+        marked = secret_paths(validator.schema)
+        if marked:
+            schemas.secret_paths[service] = marked
         schemas.paths[service] = path
     for gone in [s for s in cache.bundles if s not in schemas.validators]:
         del cache.bundles[gone]

@@ -23,9 +23,9 @@ from gitconf.errors import GitconfError, Problem
 from gitconf.git.remote import FetchError, Mirror
 from gitconf.metrics import Metrics
 from gitconf.publisher import Publisher
-from gitconf.served import Explainer, ServedRevision, from_built
+from gitconf.served import Explainer, ServedRevision, from_built, with_secrets
 from gitconf.store.revisions import RevisionLog
-from gitconf.worker.messages import Adopt, Built, Compile, Failed, Refused, Revision
+from gitconf.worker.messages import Adopt, Adopted, Built, Compile, Failed, Refused, Revision
 from gitconf.worker.proxy import CompileWorker, WorkerDied, limit_problem
 
 __all__ = ["PollContext", "PollStatus", "Poller", "tick"]
@@ -173,14 +173,18 @@ def _warm(ctx: PollContext, served: ServedRevision) -> None:
     except WorkerDied as died:
         log.warning("the compile worker could not load the served revision: %s", died.reason)
         return
-    if isinstance(reply, dict):
+    if isinstance(reply, Adopted):
         ctx.warmed = (served.revision, ctx.compiler.restarts)
-        if reply != served.etags():
+        if reply.etags != served.etags():
             log.warning(
                 "revision %s compiles to other bodies than the persisted ones (a new gitconf?); "
                 "they are served from the next commit on",
                 served.revision[:12],
             )
+        elif reply.secret_etags and not served.secret_json:
+            # Read from disk, where plaintext never is: its secrets are served from now on.
+            with_secrets(served, reply.secret_etags, reply.secret_bodies)
+            log.info("the secrets of revision %s are loaded", served.revision[:12])
     else:
         log.warning("the compile worker could not load the served revision: %s", reply)
 

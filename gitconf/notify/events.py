@@ -49,17 +49,24 @@ def change_set(
     new_etags: Mapping[tuple[str, str], str],
     keys: Mapping[tuple[str, str], Sequence[str]],
     config_of: Callable[[tuple[str, str]], Any] = lambda _key: None,
+    *,
+    old_ids: Mapping[tuple[str, str], str] | None = None,
+    new_ids: Mapping[tuple[str, str], str] | None = None,
 ) -> list[Change]:
-    """Every config whose ETag changed, appeared or vanished, sorted by (environment, service).
+    """Every config that changed, appeared or vanished, sorted by (environment, service).
 
-    keys holds the changed key paths of each (from the compile worker); config_of gives a
-    config's new value, for subscribers that want it in the event.
+    A config changed when its identity changed (old_ids/new_ids: the ETag of its plaintext
+    variant when it has secrets, so a change to a secret alone counts); the ETags reported are
+    those of the bodies without secrets. keys holds the changed key paths of each (from the
+    compile worker); config_of gives a config's new value, for subscribers that want it.
     """
+    before_ids = old_etags if old_ids is None else old_ids
+    after_ids = new_etags if new_ids is None else new_ids
     changes = []
     for key in sorted(old_etags.keys() | new_etags.keys()):
-        before, after = old_etags.get(key), new_etags.get(key)
-        if before == after:
+        if before_ids.get(key) == after_ids.get(key):
             continue
+        before, after = old_etags.get(key), new_etags.get(key)
         kind: Kind = "added" if before is None else "removed" if after is None else "changed"
         config = config_of(key) if after is not None else None
         changes.append(

@@ -47,15 +47,18 @@ PRUNE_EVERY = 3600.0  # seconds
 
 
 ConfigKey = tuple[str, str]
-# An older revision's ETags, and the changed keys of each config from it to a newer one.
-ChangesFrom = tuple[dict[ConfigKey, str], dict[ConfigKey, tuple[str, ...]]]
+# An older revision's ETags and identities, and the changed keys of each config from it to a
+# newer one.
+ChangesFrom = tuple[dict[ConfigKey, str], dict[ConfigKey, str], dict[ConfigKey, tuple[str, ...]]]
 
 
 class Base(NamedTuple):
-    """The revision a change set is measured from."""
+    """The revision a change set is measured from: its ETags, its configs' identities (which
+    tell a change to a secret alone), and the changed keys if the compile worker was asked."""
 
     revision: str
     etags: dict[ConfigKey, str]
+    ids: dict[ConfigKey, str]
     keys: dict[ConfigKey, tuple[str, ...]] | None = None
 
 
@@ -109,7 +112,9 @@ class Notifier:
         self._lock = threading.RLock()
         # The ETags of recent revisions (not their bodies: a base/_all.yaml commit changes
         # every body, and four whole revisions would be four times the served bytes).
-        self._known: OrderedDict[str, dict[tuple[str, str], str]] = OrderedDict()
+        self._known: OrderedDict[
+            str, tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]]
+        ] = OrderedDict()
         # The previous revision of a change set that could not be written to a store without
         # a cursor yet: the next write diffs against it rather than taking a new baseline.
         self._missed_base: ServedRevision | None = None
@@ -254,13 +259,13 @@ class Notifier:
         if cursor is None:
             start = previous or self._missed_base
             if start is not None:
-                base = Base(start.revision, start.etags())
+                base = Base(start.revision, start.etags(), start.identities())
         elif previous is not None and previous.revision == cursor:
-            base = Base(previous.revision, previous.etags())
+            base = Base(previous.revision, previous.etags(), previous.identities())
         else:
             base = self._revision(cursor, new)
             if base is None and not adopt_unknown and previous is not None:
-                base = Base(previous.revision, previous.etags())
+                base = Base(previous.revision, previous.etags(), previous.identities())
             if base is None:
                 log.warning(
                     "cannot read revision %s to diff against; notifications resume from %s",
@@ -300,6 +305,8 @@ class Notifier:
             new.etags(),
             keys,
             (lambda key: new.value(*key)) if with_config else (lambda _key: None),
+            old_ids=base.ids,
+            new_ids=new.identities(),
         )
         previous = base.revision
         stamp = iso(utcnow()) or ""
@@ -363,7 +370,7 @@ class Notifier:
     def _remember(self, served: ServedRevision | None) -> None:
         if served is None:
             return
-        self._known[served.revision] = served.etags()
+        self._known[served.revision] = (served.etags(), served.identities())
         self._known.move_to_end(served.revision)
         while len(self._known) > KNOWN_REVISIONS:
             self._known.popitem(last=False)
@@ -373,13 +380,13 @@ class Notifier:
         worker had to be asked anyway)."""
         known = self._known.get(sha)
         if known is not None:
-            return Base(sha, known)
+            return Base(sha, *known)
         found = self._changes(sha, new)
-        return Base(sha, found[0], found[1]) if found is not None else None
+        return Base(sha, *found) if found is not None else None
 
     def _keys(self, sha: str, new: ServedRevision) -> dict[tuple[str, str], tuple[str, ...]]:
         found = self._changes(sha, new)
-        return found[1] if found is not None else {}
+        return found[2] if found is not None else {}
 
     def _changes(self, sha: str, new: ServedRevision) -> ChangesFrom | None:
         if self.changes_between is None:

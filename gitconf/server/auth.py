@@ -227,10 +227,10 @@ class Auth:
             wall = self._clock()
             for index, token in enumerate(self._tokens):
                 name = token.principal.name
-                if token.expires_at is not None and wall >= token.expires_at:
-                    if name not in self._expired:
-                        self._expired.add(name)
-                        changed = True
+                expired = token.expires_at is not None and wall >= token.expires_at
+                if expired and name not in self._expired:
+                    self._expired.add(name)
+                    changed = True
                 if token.file is None:
                     continue
                 try:
@@ -277,9 +277,9 @@ class Auth:
         presented = header[7:].strip().encode()
         name = None
         for token in self._tokens:
-            if hmac.compare_digest(token.secret, presented) and token.expires_at is not None:
-                if self._clock() >= token.expires_at:
-                    name = token.principal.name
+            matches = hmac.compare_digest(token.secret, presented)
+            if matches and token.expires_at is not None and self._clock() >= token.expires_at:
+                name = token.principal.name
         return name
 
 

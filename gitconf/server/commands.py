@@ -151,6 +151,12 @@ def serve(config: str | None, **flags: Any) -> None:
         # What the worker would otherwise find only after granian is listening: say it here,
         # as one line and exit 2, like any other bad setting.
         Auth(settings.tokens, os.environ)
+        # A key file that cannot be read: say so now, not as rejected commits.
+        keys = settings.age_key_files(os.environ)
+        if keys:
+            from gitconf.secrets import load_keyring
+
+            load_keyring(keys)
         Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
         _check_port_free(settings)
     except GitconfError as exc:

@@ -72,7 +72,14 @@ def environment(env: str) -> Response:
         env,
         None,
         lambda s, fmt, who: s.environment_body(
-            env, fmt, tuple(svc for svc in s.services if who.can_read(env, svc))
+            env,
+            fmt,
+            tuple(svc for svc in s.services if who.can_read(env, svc)),
+            frozenset(
+                svc
+                for svc in s.services
+                if who.may("secrets", env, svc) and s.secrets_ready(env, svc)
+            ),
         ),
         formats=True,
     )

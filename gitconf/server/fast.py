@@ -251,8 +251,14 @@ class FastReads:
         authorization: str | None,
     ) -> None:
         served = cache.served
-        body = served.body(env, service, fmt) if served is not None else None
-        if body is None or served is None:
+        if served is None or not served.has(env, service):
+            return
+        if served.has_secrets(env, service):
+            # Its reply depends on the token (plaintext or redacted): remembered per token.
+            self._remember_for(cache, key, env, service, fmt, authorization)
+            return
+        body = served.body(env, service, fmt)
+        if body is None:
             return
         # Full means someone is inventing headers: start over rather than stop caching.
         if len(cache.grants) >= _MAX_GRANTS:
@@ -268,6 +274,28 @@ class FastReads:
             ok,
             self.reader.reply(304, body, served.revision),
             Reply(200, ok.headers, b""),
+        )
+
+    def _remember_for(
+        self,
+        cache: _Cache,
+        key: tuple[str, str, str | None],
+        env: str,
+        service: str,
+        fmt: str,
+        authorization: str | None,
+    ) -> None:
+        """Remember the 200 a token gets for a config with secrets (in memo, keyed by it)."""
+        try:
+            ok = self.reader.config(env, service, fmt=fmt, authorization=authorization)
+        except ApiError:
+            return
+        if ok.status != 200 or len(cache.memo) >= _MAX_ENTRIES:
+            return
+        etag = dict(ok.headers)["ETag"]
+        kept = [(k, v) for k, v in ok.headers if k not in ("Content-Type", "Content-Length")]
+        cache.memo[(*key, authorization)] = _Entry(
+            env, service, etag, ok, Reply(304, kept, b""), Reply(200, ok.headers, b"")
         )
 
     def count(self, status: int) -> None:

@@ -20,7 +20,7 @@ from gitconf.server.formats import etag_matches
 from gitconf.server.refs import RefCache
 from gitconf.server.responses import revision_headers
 
-__all__ = ["ConfigReader", "Reply", "Wait", "too_many_waiters"]
+__all__ = ["ConfigReader", "Reply", "Wait", "secrets_loading", "too_many_waiters"]
 
 
 class Reply(NamedTuple):
@@ -53,6 +53,18 @@ class Wait(NamedTuple):
     seconds: float
     served: ServedRevision
     body: Body
+    plaintext: bool = False  # the token may read the config's secrets
+
+
+def secrets_loading(env: str, service: str) -> ApiError:
+    """The 503 of a secrets-scoped read right after a restart, before the compile worker has
+    sent the plaintext again (it is never persisted)."""
+    return ApiError(
+        503,
+        "secrets_loading",
+        f"the secrets of {env}/{service} are being loaded after a restart; retry shortly",
+        headers={"Retry-After": "2"},
+    )
 
 
 def too_many_waiters() -> ApiError:
@@ -188,31 +200,53 @@ class ConfigReader:
         principal = self.require_read(authorization, env, service)
         seconds = self._wait_seconds(wait)
         served = self.revision(ref, principal)
-        body = _rendered(lambda: served.body(env, service, fmt), f"{env}/{service}", fmt)
+        plaintext = principal.may("secrets", env, service)
+        body = self._body(served, env, service, fmt, plaintext)
         if body is None:
             raise self.not_found(served, env, service)
+        shown = self._secret_headers(served, env, service, plaintext)
         if not etag_matches(if_none_match, body.etag):
-            return self.reply(200, body, served.revision)
+            return self.reply(200, body, served.revision, shown)
         # `*` matches every version, so no change could end the wait: answer at once.
         if seconds and not ref and (if_none_match or "").strip() != "*":
-            return Wait(env, service, fmt, if_none_match, seconds, served, body)
-        return self.reply(304, body, served.revision)
+            return Wait(env, service, fmt, if_none_match, seconds, served, body, plaintext)
+        return self.reply(304, body, served.revision, shown)
+
+    def _body(
+        self, served: ServedRevision, env: str, service: str, fmt: str, plaintext: bool
+    ) -> Body | None:
+        if plaintext and not served.secrets_ready(env, service):
+            raise secrets_loading(env, service)
+        return _rendered(lambda: served.body(env, service, fmt, plaintext), f"{env}/{service}", fmt)
+
+    @staticmethod
+    def _secret_headers(
+        served: ServedRevision, env: str, service: str, plaintext: bool
+    ) -> list[tuple[str, str]]:
+        """X-Gitconf-Secrets: <count> on a body with secrets in plaintext (clients keep it out of
+        their disk cache); X-Gitconf-Redacted: <count> on one without them."""
+        count = served.redacted.get((env, service), 0)
+        if not count:
+            return []
+        return [("X-Gitconf-Secrets" if plaintext else "X-Gitconf-Redacted", str(count))]
 
     def settle(self, wait: Wait, current: ServedRevision | None) -> Reply | Wait:
         """After a publish: the long poll's 200 if its config changed, else the Wait again
         (measured from current); ApiError 404 if the config is gone."""
         if current is None or current is wait.served:
             return wait
-        new = _rendered(lambda: current.body(wait.env, wait.service, wait.fmt), wait.env, wait.fmt)
+        new = self._body(current, wait.env, wait.service, wait.fmt, wait.plaintext)
         if new is None:
             raise self.not_found(current, wait.env, wait.service)
         if not etag_matches(wait.if_none_match, new.etag):
-            return self.reply(200, new, current.revision)
+            shown = self._secret_headers(current, wait.env, wait.service, wait.plaintext)
+            return self.reply(200, new, current.revision, shown)
         return wait._replace(served=current, body=new)
 
     def timed_out(self, wait: Wait) -> Reply:
         """The 304 of a long poll whose wait ended with nothing changed."""
-        return self.reply(304, wait.body, wait.served.revision)
+        shown = self._secret_headers(wait.served, wait.env, wait.service, wait.plaintext)
+        return self.reply(304, wait.body, wait.served.revision, shown)
 
     def _wait_seconds(self, wait: str | None) -> float:
         if wait is None:
@@ -251,9 +285,11 @@ class ConfigReader:
             self._waiters.release()
 
     @staticmethod
-    def reply(status: int, body: Body, revision: str) -> Reply:
+    def reply(
+        status: int, body: Body, revision: str, extra: list[tuple[str, str]] | None = None
+    ) -> Reply:
         """A 200 with the body, or a 304 with its validators only."""
-        headers = revision_headers(body.etag, revision)
+        headers = revision_headers(body.etag, revision) + (extra or [])
         if status == 304:
             return Reply(304, headers, b"")
         headers.append(("Content-Type", body.content_type))

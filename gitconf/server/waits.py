@@ -62,8 +62,7 @@ class LongPolls:
     def _wake(self, new: ServedRevision) -> None:
         due: list[asyncio.Future[Any]] = []
         for key, futures in self._by_key.items():
-            body = new.json.get(key)
-            etag = body.etag if body is not None else None
+            etag = new.identity(key)
             due.extend(future for future, seen in futures.items() if seen != etag)
         self._resolve(due, new, 0)
 
@@ -104,7 +103,7 @@ class LongPolls:
                 key = (outcome.env, outcome.service)
                 future: asyncio.Future[Any] = loop.create_future()
                 futures = self._by_key.setdefault(key, {})
-                futures[future] = outcome.served.json[key].etag
+                futures[future] = outcome.served.identity(key) or ""
                 try:
                     await asyncio.wait(
                         (future, gone), timeout=remaining, return_when="FIRST_COMPLETED"

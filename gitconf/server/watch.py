@@ -76,7 +76,13 @@ def _matcher(globs: Iterable[str]) -> Callable[[str], bool]:
 def make_batch(old: ServedRevision | None, new: ServedRevision, base_url: str) -> Batch:
     """The events of publishing new over old (keys as the compile worker found them)."""
     keys = new.changed if old is not None and new.base == old.revision else {}
-    changes: list[Change] = change_set(old.etags() if old else {}, new.etags(), keys)
+    changes: list[Change] = change_set(
+        old.etags() if old else {},
+        new.etags(),
+        keys,
+        old_ids=old.identities() if old else {},
+        new_ids=new.identities(),
+    )
     previous = old.revision if old is not None else None
     events = []
     for change in changes:

@@ -28,6 +28,7 @@ from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.server.fast import MEMO
 from gitconf.server.formats import etag_matches
+from gitconf.server.reads import secrets_loading
 from gitconf.server.responses import revision_headers
 from gitconf.spring.cache import BodyCache
 from gitconf.spring.names import (
@@ -139,7 +140,7 @@ def _environment(service: str, text: str, label: str | None) -> Response:
                 env,
                 service,
                 served.revision,
-                served.value(env, service),
+                _value(principal, served, env, service),
                 origins(env) if v2 else None,
             )
             for env in reversed(envs)  # the last profile wins, so it comes first
@@ -178,7 +179,7 @@ def _document(name: str, label: str | None) -> Response:
     envs = _readable(principal, served, service, profiles)
 
     def build() -> bytes:
-        value = merge_profiles([served.value(env, service) for env in envs])
+        value = merge_profiles([_value(principal, served, env, service) for env in envs])
         if fmt == "json":
             return to_json(value)
         return to_yaml(value) if fmt == "yaml" else to_properties(value)
@@ -238,6 +239,15 @@ def _profiles(text: str) -> tuple[str, ...]:
             400, "bad_profiles", f"{text!r} names no environment; give one, or several by comma"
         )
     return profiles
+
+
+def _value(principal: Principal, served: ServedRevision, env: str, service: str) -> Any:
+    """A config as the token may see it: with its secrets in plaintext with the secrets:
+    scope, else without them."""
+    plaintext = principal.may("secrets", env, service)
+    if plaintext and not served.secrets_ready(env, service):
+        raise secrets_loading(env, service)
+    return served.value(env, service, plaintext)
 
 
 def _readable(

@@ -52,6 +52,9 @@ class PersistedRevision(NamedTuple):
     subscriptions: tuple[dict[str, Any], ...]
     etags: dict[ConfigKey, str]
     bodies: dict[str, bytes]
+    # Configs whose secrets were left out of their body, and how many (their plaintext is
+    # never written here).
+    redacted: dict[ConfigKey, int]
 
 
 def _digest(data: bytes) -> str:
@@ -104,6 +107,7 @@ class SnapshotStore:
         subscriptions: Iterable[Mapping[str, Any]],
         etags: Mapping[ConfigKey, str],
         body_of: Mapping[str, bytes],
+        redacted: Mapping[ConfigKey, int] | None = None,
     ) -> int:
         """Make revision the persisted one; the bodies it names that the file lacks are taken
         from body_of (by ETag). Returns how many bodies were written."""
@@ -116,6 +120,7 @@ class SnapshotStore:
                 "services": list(services),
                 "subscriptions": list(subscriptions),
                 "configs": [[env, svc, etag.strip('"')] for (env, svc), etag in etags.items()],
+                "redacted": [[env, svc, n] for (env, svc), n in (redacted or {}).items()],
             },
             separators=(",", ":"),
             ensure_ascii=False,
@@ -223,6 +228,7 @@ class SnapshotStore:
                     subscriptions=tuple(index.get("subscriptions", ())),
                     etags={(env, svc): _etag(d) for env, svc, d in index["configs"]},
                     bodies=bodies,
+                    redacted={(env, svc): int(n) for env, svc, n in index.get("redacted", [])},
                 )
             except sqlite3.DatabaseError as exc:
                 raise DamagedSnapshot(f"{self.path}: {exc}") from None

@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from gitconf.errors import GitconfError
+from gitconf.secrets import KeyFileError, load_keyring
 from gitconf.worker.messages import (
     Adopt,
     ChangesBetween,
@@ -154,6 +155,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--max-memory", type=int, default=0)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--age-key-file", action="append", default=[])
     args = parser.parse_args(argv)
     _die_with_parent()
     # Ctrl-C reaches the whole process group: the server decides when this process ends.
@@ -167,7 +169,14 @@ def main(argv: list[str]) -> int:
     _limit_memory(args.max_memory)
     log.debug("compile worker %d started (priority %s)", os.getpid(), priority)
     conn = Connection(args.fd)
+    keyring = None
+    if args.age_key_file:
+        try:
+            keyring = load_keyring(args.age_key_file)
+        except KeyFileError as exc:
+            # Without its keys every SOPS file fails its compile: say why in each rejection.
+            log.error("compile worker: %s", exc)
     try:
-        return serve(conn, CompileService(args.mirror), args.timeout)
+        return serve(conn, CompileService(args.mirror, keyring), args.timeout)
     finally:
         conn.close()

@@ -8,6 +8,7 @@ from gitconf.errors import Problem
 
 __all__ = [
     "Adopt",
+    "Adopted",
     "Built",
     "ChangesBetween",
     "Compile",
@@ -88,6 +89,21 @@ class Built(NamedTuple):
     base: str | None
     changed: dict[ConfigKey, tuple[str, ...]]
     seconds: float
+    # Configs with values decrypted from SOPS files: `etags`/`bodies` above are without them
+    # (what readers without the secrets: scope get, and what is persisted); these are the
+    # plaintext variants (kept in memory only), and how many values each redacts.
+    secret_etags: dict[ConfigKey, str]
+    secret_bodies: dict[str, bytes]
+    redacted: dict[ConfigKey, int]
+
+
+class Adopted(NamedTuple):
+    """The worker holds the served revision now: its ETags, and its plaintext variants."""
+
+    etags: dict[ConfigKey, str]
+    secret_etags: dict[ConfigKey, str]
+    secret_bodies: dict[str, bytes]
+    redacted: dict[ConfigKey, int]
 
 
 class Refused(NamedTuple):

@@ -86,11 +86,13 @@ class CompileWorker:
         timeout: float = 60.0,
         max_memory: int = 2 * 1024**3,
         log_level: str = "info",
+        age_key_files: list[str] | None = None,
     ) -> None:
         self.mirror_path = str(mirror_path)
         self.timeout = timeout
         self.max_memory = max_memory
         self.log_level = log_level
+        self.age_key_files = list(age_key_files or ())
         self.restarts = 0
         self.last_death: str | None = None
         # How the worker is started: `python -m gitconf.worker`, unless a test wraps it.
@@ -204,6 +206,7 @@ class CompileWorker:
             "--timeout", repr(self.timeout),
             "--max-memory", str(self.max_memory),
             "--log-level", self.log_level,
+            *(arg for path in self.age_key_files for arg in ("--age-key-file", path)),
         ]  # fmt: skip
         try:
             self._proc = subprocess.Popen(

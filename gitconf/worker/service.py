@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitconf.core.compile import CompileCache, compile_fileset
-from gitconf.core.diff import ConfigChange, diff_configs, diff_values
+from gitconf.core.compile import CompileCache, SecretReading, compile_fileset
+from gitconf.core.diff import ConfigChange, diff_configs, diff_values, mask_secrets, secret_keys
 from gitconf.core.explain import explain_config
 from gitconf.core.model import CompiledRevision, Config, FileSet, Manifest
+from gitconf.core.redact import count_secrets, redacted
 from gitconf.core.render import etag_of, to_json
 from gitconf.errors import UsageError
 from gitconf.gcpause import collector_paused
-from gitconf.worker.messages import Built, ConfigKey, Refused, Started
+from gitconf.secrets import Keyring
+from gitconf.worker.messages import Adopted, Built, ConfigKey, Refused, Started
 
 __all__ = ["CompileService", "subscription_docs"]
 
@@ -51,19 +53,28 @@ def subscription_docs(manifest: Manifest) -> tuple[dict[str, Any], ...]:
 
 @dataclass
 class _Compiled:
-    """A valid revision the worker holds: its configs and the ETag of each body."""
+    """A valid revision the worker holds: its configs and the ETag of each body (without its
+    secrets), and of each plaintext variant of a config that has secrets."""
 
     sha: str
     revision: CompiledRevision
     etags: dict[ConfigKey, str]
     etag_set: set[str] = field(default_factory=set)
+    secret_etags: dict[ConfigKey, str] = field(default_factory=dict)
+    redacted: dict[ConfigKey, int] = field(default_factory=dict)
+
+    def identity(self, key: ConfigKey) -> str | None:
+        """What says whether a config changed: its plaintext variant's ETag, if it has one."""
+        return self.secret_etags.get(key) or self.etags.get(key)
 
 
 class CompileService:
     """Compiles commits of one mirror and answers questions about the revisions it compiled."""
 
-    def __init__(self, mirror_path: str | Path) -> None:
+    def __init__(self, mirror_path: str | Path, keyring: Keyring | None = None) -> None:
         self.mirror_path = str(mirror_path)
+        # SOPS files are decrypted with these age keys; without any, one fails its compile.
+        self.reading = SecretReading(keyring)
         self.cache = CompileCache()
         self.served: str | None = None
         self._repo: Any = None
@@ -111,7 +122,7 @@ class CompileService:
             started(Started(sha, largest_files(files)))
         try:
             with collector_paused():
-                result = compile_fileset(files, self.cache)
+                result = compile_fileset(files, self.cache, self.reading)
         except BaseException:
             # It may hold half of what the failed compile did.
             self.cache = CompileCache()
@@ -119,7 +130,7 @@ class CompileService:
         if result.revision is None:
             return Refused(sha, result.problems)
         reference = self._kept.get(base) if base is not None else None
-        compiled, bodies = self._render(sha, result.revision, reference)
+        compiled, bodies, secret_bodies = self._render(sha, result.revision, reference)
         changed = _changed(reference, compiled) if reference is not None else {}
         self._keep(compiled)
         self.served = sha
@@ -133,6 +144,9 @@ class CompileService:
             base=reference.sha if reference is not None else None,
             changed=changed,
             seconds=time.perf_counter() - began,
+            secret_etags=compiled.secret_etags,
+            secret_bodies=secret_bodies,
+            redacted=compiled.redacted,
         )
 
     def revision(
@@ -143,11 +157,7 @@ class CompileService:
         found = self._compiled(sha, started)
         if isinstance(found, Refused):
             return found
-        bodies: dict[str, bytes] = {}
-        for key, config in found.revision.configs.items():
-            etag = found.etags[key]
-            if etag not in bodies:
-                bodies[etag] = to_json(config.value)
+        bodies, secret_bodies = _all_bodies(found)
         return Built(
             sha=sha,
             environments=found.revision.environments,
@@ -158,21 +168,26 @@ class CompileService:
             base=None,
             changed={},
             seconds=time.perf_counter() - began,
+            secret_etags=found.secret_etags,
+            secret_bodies=secret_bodies,
+            redacted=found.redacted,
         )
 
-    def adopt(self, sha: str) -> dict[ConfigKey, str] | Refused:
+    def adopt(self, sha: str) -> Adopted | Refused:
         """The server serves sha now: hold its compiled revision (compiling it into the head's
-        cache if need be, as after a restart) and diff later compiles from it. Its ETags."""
+        cache if need be, as after a restart) and diff later compiles from it. Its ETags, and
+        its plaintext variants (which the server does not persist)."""
         hit = self._kept.get(sha)
         if hit is None:
             with collector_paused():
-                result = compile_fileset(self.fileset(sha), self.cache)
+                result = compile_fileset(self.fileset(sha), self.cache, self.reading)
             if result.revision is None:
                 return Refused(sha, result.problems)
-            hit, _ = self._render(sha, result.revision, None)
+            hit, _, _ = self._render(sha, result.revision, None)
         self.served = sha
         self._keep(hit)
-        return hit.etags
+        _, secret_bodies = _all_bodies(hit, public=False)
+        return Adopted(dict(hit.etags), dict(hit.secret_etags), secret_bodies, dict(hit.redacted))
 
     def explain(self, sha: str, env: str, service: str) -> bytes | None:
         """The provenance of every leaf of one config, as the JSON the API serves."""
@@ -188,7 +203,7 @@ class CompileService:
                 "service": service,
                 "revision": sha,
                 "layers": list(config.layers),
-                "leaves": explain_config(config),
+                "leaves": explain_config(config, secrets=found.revision.secrets),
             }
         )
 
@@ -203,26 +218,31 @@ class CompileService:
         differ = {
             k
             for k in before.etags.keys() | after.etags.keys()
-            if before.etags.get(k) != after.etags.get(k)
+            if before.identity(k) != after.identity(k)
         }
-        return diff_configs(
+        changes = diff_configs(
             {k: before.revision.configs[k].value for k in differ if k in before.etags},
             {k: after.revision.configs[k].value for k in differ if k in after.etags},
             [*after.revision.environments, *before.revision.environments],
         )
+        return mask_secrets(changes, secret_keys(before.revision), secret_keys(after.revision))
 
     def changes(
         self, old: str, new: str
-    ) -> tuple[dict[ConfigKey, str], dict[ConfigKey, tuple[str, ...]]] | Refused:
-        """The ETags of revision old, and the changed keys of every config whose body differs
-        between the two revisions."""
+    ) -> (
+        tuple[dict[ConfigKey, str], dict[ConfigKey, str], dict[ConfigKey, tuple[str, ...]]]
+        | Refused
+    ):
+        """The ETags and identities of revision old, and the changed keys of every config
+        that differs between the two revisions."""
         before = self._compiled(old)
         if isinstance(before, Refused):
             return before
         after = self._compiled(new)
         if isinstance(after, Refused):
             return after
-        return dict(before.etags), _changed(before, after)
+        ids = {key: before.identity(key) or "" for key in before.etags}
+        return dict(before.etags), ids, _changed(before, after)
 
     # -- the revisions held -------------------------------------------------------------
 
@@ -243,14 +263,14 @@ class CompileService:
         with collector_paused():
             # A fork shares what the commits have in common and leaves the head's cache as
             # the next poll needs it.
-            result = compile_fileset(files, self.cache.fork())
+            result = compile_fileset(files, self.cache.fork(), self.reading)
         if result.revision is None:
             refused = Refused(sha, result.problems)
             self._refused[sha] = refused
             while len(self._refused) > KEEP:
                 self._refused.popitem(last=False)
             return refused
-        compiled, _ = self._render(sha, result.revision, self._kept.get(self.served or ""))
+        compiled, _, _ = self._render(sha, result.revision, self._kept.get(self.served or ""))
         self._keep(compiled)
         return compiled
 
@@ -259,26 +279,47 @@ class CompileService:
         sha: str,
         revision: CompiledRevision,
         reference: _Compiled | None,
-    ) -> tuple[_Compiled, dict[str, bytes]]:
-        """Every config's ETag; the bodies whose ETag reference lacks.
+    ) -> tuple[_Compiled, dict[str, bytes], dict[str, bytes]]:
+        """Every config's ETags; the bodies whose ETag reference lacks (without secrets, and
+        the plaintext variants).
 
         A config whose Config is the very object of reference's (the cache hands back the
-        same object when its inputs are unchanged) keeps reference's ETag unencoded.
+        same object when its inputs are unchanged) keeps reference's ETags unencoded.
         """
         etags: dict[ConfigKey, str] = {}
+        secret_etags: dict[ConfigKey, str] = {}
+        redacted_counts: dict[ConfigKey, int] = {}
         bodies: dict[str, bytes] = {}
+        secret_bodies: dict[str, bytes] = {}
         before = reference.revision.configs if reference is not None else {}
         known = reference.etag_set if reference is not None else set()
+        known_secret = set(reference.secret_etags.values()) if reference is not None else set()
         for key, config in revision.configs.items():
             if reference is not None and before.get(key) is config:
                 etags[key] = reference.etags[key]
+                if key in reference.secret_etags:
+                    secret_etags[key] = reference.secret_etags[key]
+                    redacted_counts[key] = reference.redacted[key]
                 continue
-            data = to_json(config.value)
+            hidden = count_secrets(config.tree, revision.secrets) if revision.secrets else 0
+            if hidden:
+                plain = to_json(config.value)
+                secret_etag = etag_of(plain)
+                secret_etags[key] = secret_etag
+                redacted_counts[key] = hidden
+                if secret_etag not in known_secret:
+                    secret_bodies[secret_etag] = plain
+                data = to_json(redacted(config.tree, revision.secrets)[0])
+            else:
+                data = to_json(config.value)
             etag = etag_of(data)
             etags[key] = etag
             if etag not in known:
                 bodies[etag] = data
-        return _Compiled(sha, revision, etags, set(etags.values())), bodies
+        compiled = _Compiled(
+            sha, revision, etags, set(etags.values()), secret_etags, redacted_counts
+        )
+        return compiled, bodies, secret_bodies
 
     def _keep(self, compiled: _Compiled) -> None:
         self._kept[compiled.sha] = compiled
@@ -291,12 +332,30 @@ class CompileService:
             del self._kept[oldest]
 
 
+def _all_bodies(
+    compiled: _Compiled, *, public: bool = True
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Every body of a revision (without secrets, unless public is False), and every plaintext
+    variant."""
+    bodies: dict[str, bytes] = {}
+    secret_bodies: dict[str, bytes] = {}
+    secrets = compiled.revision.secrets
+    for key, config in compiled.revision.configs.items():
+        if key in compiled.secret_etags:
+            secret_bodies.setdefault(compiled.secret_etags[key], to_json(config.value))
+            if public and compiled.etags[key] not in bodies:
+                bodies[compiled.etags[key]] = to_json(redacted(config.tree, secrets)[0])
+        elif public and compiled.etags[key] not in bodies:
+            bodies[compiled.etags[key]] = to_json(config.value)
+    return bodies, secret_bodies
+
+
 def _changed(before: _Compiled, after: _Compiled) -> dict[ConfigKey, tuple[str, ...]]:
     """Changed key paths of each config whose ETag differs (added and removed ones too)."""
     out: dict[ConfigKey, tuple[str, ...]] = {}
     old, new = before.revision.configs, after.revision.configs
     for key in sorted(before.etags.keys() | after.etags.keys()):
-        if before.etags.get(key) == after.etags.get(key):
+        if before.identity(key) == after.identity(key):
             continue
         out[key] = tuple(
             change.key for change in diff_values(_value(old.get(key)), _value(new.get(key)))

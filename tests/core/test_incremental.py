@@ -141,13 +141,13 @@ def test_one_changed_file_remerges_only_its_configs(
     compile_fileset(FileSet(files), cache)
     merges.calls.clear()
     parsed: list[str] = []
-    real_parse = compile_module.parse_yaml
+    real_read = compile_module._read
 
-    def parse_spy(path: str, data: bytes) -> Any:
+    def read_spy(path: str, data: bytes, reading: Any) -> Any:
         parsed.append(path)
-        return real_parse(path, data)
+        return real_read(path, data, reading)
 
-    monkeypatch.setattr(compile_module, "parse_yaml", parse_spy)
+    monkeypatch.setattr(compile_module, "_read", read_spy)
     files["environments/production/api.yaml"] = b"port: 444\n"
     result = compile_fileset(FileSet(files), cache)
     assert result.revision is not None

@@ -66,7 +66,7 @@ def test_explain_and_diff_agree_with_the_core(repo: Path) -> None:
     assert doc["leaves"] == explain_config(new.configs[("production", "payments")])
     assert doc["layers"] == list(new.configs[("production", "payments")].layers)
     assert service.explain(second, "production", "nope") is None
-    etags, changed = service.changes(first, second)  # type: ignore[misc]
+    etags, _ids, changed = service.changes(first, second)  # type: ignore[misc]
     assert changed == {
         ("production", "payments"): ("db.pool.max",),
         ("production-eu", "payments"): ("db.pool.max",),
