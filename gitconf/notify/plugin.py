@@ -1,10 +1,12 @@
-"""Wire notifications into a Server: tables, API, publish listeners, the worker, status."""
+"""Wire notifications into a Server: tables, API, publish listeners, the worker, brokers, status."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gitconf.brokers.spec import from_settings
 from gitconf.notify import api, status
+from gitconf.notify.brokers import Brokers
 from gitconf.notify.notifier import ChangesFrom, Notifier
 from gitconf.notify.openapi import PATHS
 from gitconf.notify.outbox import Outbox
@@ -28,11 +30,21 @@ def install(server: Server) -> None:
         reply = compiler.call(ChangesBetween(old, new), wait=60.0)
         return reply if isinstance(reply, tuple) else None
 
+    policy = DeliveryPolicy.from_settings(server.settings.delivery)
+    replica = server.deps.extras.get("replica")
+    brokers = Brokers(
+        from_settings(server.settings.brokers),
+        server.environ,
+        timeout=policy.timeout,
+        origin=f"gitconf:{replica.id if replica is not None else 'gitconf'}",
+        registry=server.metrics.registry,
+    )
+
     notifier = Notifier(
         outbox=Outbox(server.engine),
         subscriptions=SubscriptionStore(server.engine),
         publisher=server.publisher,
-        policy=DeliveryPolicy.from_settings(server.settings.delivery),
+        policy=policy,
         targets=TargetPolicy.from_settings(server.settings.subscribers),
         metrics=server.metrics,
         environ=server.environ,
@@ -43,6 +55,7 @@ def install(server: Server) -> None:
         exclusive_store=server.engine.dialect.name == "sqlite",
         migrate=lambda: migrate(server.engine),
         descends=server.mirror.descends,
+        brokers=brokers,
     )
     # A store that is down at start is reported in /v1/status and tried again by the worker:
     # reads and publishing do not need it.
