@@ -47,6 +47,7 @@ USER_AGENT = f"gitconf/{__version__} (webhooks)"
 CONTENT_TYPE = "application/cloudevents+json"
 MAX_IDLE = 30.0  # the longest the dispatcher sleeps without a reason to wake
 SAFETY_INTERVAL = 5.0  # seconds between the safety-net ticks
+COUNT_EVERY = 1.0  # seconds: the outbox gauges and /v1/status counts are this fresh
 MAX_RESPONSE = 64 * 1024  # response bytes read (and then dropped) to keep the connection
 
 
@@ -91,6 +92,8 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._counted_at = 0.0
+        # Rows were added or attempted since the gauges were last counted.
+        self._counts_stale = True
 
     # -- running -------------------------------------------------------------------------
 
@@ -101,6 +104,7 @@ class Worker:
 
     def wake(self) -> None:
         """Look for due deliveries now."""
+        self._counts_stale = True
         self._wake.set()
 
     def start(self) -> None:
@@ -173,6 +177,8 @@ class Worker:
         self._refresh_counts()
         wake_at = [t for t in [self.outbox.next_due(now), *holds] if t is not None]
         waits = [(t - now).total_seconds() for t in wake_at]
+        if self._counts_stale:  # throttled: count again when the second is up
+            waits.append(COUNT_EVERY - (time.monotonic() - self._counted_at))
         return max(min([*waits, MAX_IDLE]), 0.005)
 
     def _run_lane(self, sub_id: str) -> None:
@@ -405,9 +411,10 @@ class Worker:
 
     def _refresh_counts(self, *, force: bool = False) -> None:
         """Update the outbox gauges, at most once a second."""
-        if not force and time.monotonic() - self._counted_at < 1.0:
+        if not force and time.monotonic() - self._counted_at < COUNT_EVERY:
             return
         self._counted_at = time.monotonic()
+        self._counts_stale = False
         counts = self.outbox.counts()
         self.counts = counts
         self.metrics.outbox_pending.set(counts.get("pending", 0))
