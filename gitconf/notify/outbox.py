@@ -173,6 +173,22 @@ class Outbox:
             found = conn.execute(query).scalar()
         return aware(found) if found is not None else None
 
+    def blocked_until(self, sub_id: str) -> dt.datetime | None:
+        """When the oldest pending delivery of a subscription can next be claimed (its retry
+        is due and no lease holds it): what an in-order lane waits for. None: none pending."""
+        query = (
+            sa.select(deliveries.c.next_attempt_at, deliveries.c.lease_until)
+            .where(deliveries.c.subscription_id == sub_id, deliveries.c.state == "pending")
+            .order_by(deliveries.c.id)
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).first()
+        if found is None:
+            return None
+        due, leased = aware(found[0]), found[1]
+        return max(due, aware(leased)) if leased is not None else due
+
     def claim(
         self,
         sub_id: str,

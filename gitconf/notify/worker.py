@@ -216,14 +216,17 @@ class Worker:
             self.subscriptions.cancel(sub_id)
             return 0
         claimed_at = utcnow()
+        in_order = sub.origin == "broker"
         rows = self.outbox.claim(
-            sub_id,
-            self.id,
-            claimed_at,
-            self.batch,
-            self.lease,
-            in_order=sub.origin == "broker",
+            sub_id, self.id, claimed_at, self.batch, self.lease, in_order=in_order
         )
+        if in_order and not rows:
+            # Newer rows are due but wait behind an older one (its retry, or another
+            # replica's lease): sleep until that one can go, rather than claim in a loop.
+            until = self.outbox.blocked_until(sub_id)
+            if until is not None and until > claimed_at:
+                self._hold(sub_id, until)
+            return 0
         renew_at = claimed_at + dt.timedelta(seconds=self.lease / 2)
         made = 0
         for index, row in enumerate(rows):

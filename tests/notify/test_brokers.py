@@ -6,8 +6,10 @@ durable, retried in order while the broker is down, visible in /v1/status and /m
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,12 @@ import yaml
 
 from gitconf.bootstrap import Server
 from gitconf.brokers.spec import from_settings
+from gitconf.notify.clock import utcnow
+from gitconf.notify.outbox import Attempt
 from gitconf.settings import load_settings
 from gitconf.testing.brokers import JetStream, Rabbit
 from gitconf.testing.proxy import TcpProxy
+from gitconf.testing.server import wait_until
 from tests.brokers.conftest import amqp_url, nats_url  # noqa: F401 - fixtures
 from tests.notify.conftest import FAST, deliver_until, deliveries, notifier_of, publish
 
@@ -223,3 +228,36 @@ def test_the_brokers_settings_of_the_docs_are_valid_settings(doc: str, heading: 
     assert block, f"{doc}: no yaml block under {heading!r}"
     settings = load_settings({"repo": "x", **yaml.safe_load(block.group(1))}, environ={})
     assert [s.name for s in from_settings(settings.brokers)] != []
+
+
+def test_a_lane_waiting_on_an_older_retry_sleeps_until_it_is_due_instead_of_spinning(
+    notify_server: Callable[..., Server], repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = {"name": "bus", "kind": "amqp", "format": "spring-bus", "url_env": "BUS_URL"}
+    server = notify_server(brokers=[broker])
+    notifier = notifier_of(server)
+    publish(server, repo, shards(3))
+    publish(server, repo, shards(4))
+    outbox = notifier.outbox
+    # The older delivery waits for a retry a minute away; the newer one is due, but may not
+    # go before it.
+    (older,) = outbox.claim("brk_bus", "test", utcnow(), 1, 30, in_order=True)
+    outbox.record(
+        older,
+        Attempt(utcnow(), None, 1.0, "down"),
+        "retry",
+        next_at=utcnow() + dt.timedelta(seconds=60),
+    )
+    claims = []
+    claim = outbox.claim
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        claims.append(args[0])
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "claim", counted)
+    notifier.worker.start()
+    wait_until(lambda: claims, what="a first claim")
+    time.sleep(0.5)  # what is measured is how often the lane claims meanwhile: not a wait
+    assert len(claims) == 1, f"{len(claims)} claims in 0.5 s: the lane spins"
+    assert [d["state"] for d in deliveries(server.app.test_client(), "brk_bus")] == ["pending"] * 2
