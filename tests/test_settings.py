@@ -228,6 +228,8 @@ BUS = {"name": "bus", "kind": "amqp", "format": "spring-bus"}
             {**BUS, "url": "amqp://u:hunter2@h/", "colour": "red"},
             "'colour' is not allowed here",
         ),
+        # An empty list would read as "all" further on: refused instead.
+        ({**BUS, "url": "amqp://u:hunter2@h/", "services": []}, "services: [] should be non-empty"),
     ],
 )
 def test_broker_errors_name_the_field_and_never_quote_the_url(
