@@ -98,6 +98,8 @@ class NatsBroker:
             raise BrokerUnavailable(
                 f"{self.where}: no answer within {2 * self.timeout + 1:g}s"
             ) from None
+        except concurrent.futures.CancelledError:  # close() ended the loop's tasks
+            raise BrokerUnavailable(f"{self.where}: closed (gitconf is stopping)") from None
 
     def close(self) -> None:
         """Close the connection and stop the event loop's thread."""
@@ -129,6 +131,16 @@ class NatsBroker:
         except _FAILURES as exc:
             await self._disconnect()
             raise BrokerUnavailable(f"{self.where}: {self._describe(exc)}") from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # send() gave up waiting and cancelled this publish itself
+            # nats-py cancelled a future of its own under the publish: it dropped the
+            # connection. That is a failure to retry, not a cancellation to pass on.
+            await self._disconnect()
+            raise BrokerUnavailable(
+                f"{self.where}: the client dropped the connection during the publish"
+            ) from None
 
     async def _connected(self) -> tuple[Client, JetStreamContext]:
         if self._nc is not None and self._js is not None and self._nc.is_connected:

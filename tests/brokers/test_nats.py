@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -112,3 +114,26 @@ def test_a_cut_connection_fails_the_send_and_the_next_send_reconnects(
         sender.close()
         proxy.close()
     assert [m.id for m in stream.wait_for(2)] == [EVENT["id"], "evt_2"]
+
+
+class CancelledInside(NatsBroker):
+    """A connection whose client cancels a future the publish awaits, as nats-py does with
+    its own futures when it drops a connection (seen once in a full run of the cut test)."""
+
+    async def _connected(self) -> Any:
+        inner = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(inner.cancel)
+        return await inner
+
+
+def test_a_publish_cancelled_inside_the_client_is_a_retriable_error() -> None:
+    sender = CancelledInside("nats://127.0.0.1:1", subject="s", timeout=1.0, name="events")
+    try:
+        with pytest.raises(BrokerUnavailable) as lost:
+            sender.send(MESSAGE)
+    finally:
+        sender.close()
+    assert str(lost.value) == (
+        "broker 'events' (nats://127.0.0.1:1, subject 's'): the client dropped the "
+        "connection during the publish"
+    )
