@@ -130,7 +130,7 @@ class Server:
         )
         # Every capability, in the order they start (they stop in the reverse one).
         replica, self.replica = replicas.feature(parts)
-        notify, self.notifier = notifications.feature(parts)
+        notify, self.notifier = notifications.feature(parts, self.replica.id)
         self.features: tuple[Feature, ...] = (
             replica,
             hooks.feature(parts),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from gitconf.brokers.spec import check_settings as check_brokers
 from gitconf.core.model import format_path, to_plain
 from gitconf.core.parse import parse_yaml
 from gitconf.core.validate import located_errors
@@ -82,6 +84,9 @@ class Settings:
         from gitconf.secrets import key_file_paths
 
         return key_file_paths(list(self.secrets.get("age_key_files", ())), environ)
+
+    # A broker's URL may hold its password (better: url_env): keep them out of the repr.
+    brokers: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
 
     @property
     def compile_timeout(self) -> float:
@@ -172,6 +177,8 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 _SECRET_SECTIONS = ("tokens", "hooks", "credentials")
+# A broker's url, and any message about a whole broker entry (which quotes the entry).
+_BROKER_SECRET = re.compile(r"brokers(\[\d+\]|\.\d+)?(\.url)?\Z")
 
 
 # The keywords whose messages quote key names, never values: safe to show for a secret.
@@ -180,9 +187,11 @@ _NAMES_ONLY = frozenset({"required", "additionalProperties", "unevaluatedPropert
 
 def _without_secrets(where: str, message: str, keyword: str) -> str:
     """jsonschema quotes the offending value: never do so where it may be a secret."""
-    if not where.startswith(_SECRET_SECTIONS):
+    if not where.startswith(_SECRET_SECTIONS) and not _BROKER_SECRET.match(where):
         return message
     if keyword in ("oneOf", "anyOf"):
+        if where.startswith("brokers"):
+            return "give exactly one of url and url_env (the variable that holds the URL)"
         return "give exactly one of the secret and the variable that holds it (e.g. token or token_env)"
     if keyword in _NAMES_ONLY:
         return message
@@ -233,6 +242,7 @@ def load_settings(
         raise SettingsError(f"{where}: {shown}")
     values = dict(merged)
     values["tokens"] = tuple(values.get("tokens", ()))
+    values["brokers"] = tuple(values.get("brokers", ()))
     for number in ("poll_interval", "fetch_timeout", "max_wait"):
         if number in values:
             values[number] = float(values[number])
@@ -241,6 +251,9 @@ def load_settings(
     settings = Settings(**values)
     _check_listen(settings)
     _check_delivery(settings)
+    problems = check_brokers(settings.brokers)
+    if problems:
+        raise SettingsError("invalid settings: " + "; ".join(problems))
     settings.compile_max_memory  # noqa: B018 - a bad size is an error now, not at the first compile
     return settings
 

@@ -207,3 +207,48 @@ def test_messages_that_quote_key_names_are_shown_under_tokens(tmp_path: Path) ->
         load_settings({}, environ={}, config_file=str(config))
     with pytest.raises(SettingsError, match=re.escape("'scopes' is a required property")):
         load_settings({"repo": "r", "tokens": [{"name": "a", "token": "x"}]}, environ={})
+
+
+BUS = {"name": "bus", "kind": "amqp", "format": "spring-bus"}
+
+
+@pytest.mark.parametrize(
+    ("broker", "expected"),
+    [
+        (
+            {**BUS, "url": "amqp://u:hunter2@h/", "url_env": "AMQP_URL"},
+            "brokers[0]: give exactly one of url and url_env (the variable that holds the URL)",
+        ),
+        (
+            {**BUS, "url": ["amqp://u:hunter2@h/"]},
+            "brokers[0].url: invalid value (not shown: it may be a secret)",
+        ),
+        ({**BUS, "kind": "rabbit", "url": "amqp://u:hunter2@h/"}, "'rabbit' is not one of"),
+        (
+            {**BUS, "url": "amqp://u:hunter2@h/", "colour": "red"},
+            "'colour' is not allowed here",
+        ),
+        # An empty list would read as "all" further on: refused instead.
+        ({**BUS, "url": "amqp://u:hunter2@h/", "services": []}, "services: [] should be non-empty"),
+    ],
+)
+def test_broker_errors_name_the_field_and_never_quote_the_url(
+    tmp_path: Path, broker: dict[str, object], expected: str
+) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text(yaml.safe_dump({"repo": "r", "brokers": [broker]}))
+    with pytest.raises(SettingsError) as info:
+        load_settings({}, environ={}, config_file=str(config))
+    assert expected in str(info.value)
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        load_settings({"repo": "r", "brokers": [broker]}, environ={})
+    assert "hunter2" not in str(info.value)
+
+
+def test_brokers_are_kept_out_of_the_settings_repr() -> None:
+    settings = load_settings(
+        {"repo": "r", "brokers": [{**BUS, "url": "amqp://u:hunter2@h/"}]}, environ={}
+    )
+    assert settings.brokers[0]["url"] == "amqp://u:hunter2@h/"
+    assert "hunter2" not in repr(settings)

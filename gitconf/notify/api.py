@@ -173,6 +173,13 @@ def delete(sub_id: str) -> Response:
             f"subscription {sub.name!r} is declared in gitconf.yaml ({sub.declared_at}); "
             "remove it there and push",
         )
+    if sub.origin == "broker":
+        raise ApiError(
+            409,
+            "declared_in_settings",
+            f"subscription {sub.name!r} is a broker declared in {sub.declared_at}; "
+            "remove it from brokers: there and restart gitconf serve",
+        )
     notifier.subscriptions.delete(sub_id)
     return Response(status=204)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gitconf.brokers.spec import from_settings
 from gitconf.feature import Feature
 from gitconf.notify import api, status
+from gitconf.notify.brokers import Brokers
 from gitconf.notify.notifier import ChangesFrom, Notifier
 from gitconf.notify.openapi import PATHS
 from gitconf.notify.outbox import Outbox
@@ -21,19 +23,29 @@ if TYPE_CHECKING:
 __all__ = ["feature"]
 
 
-def feature(parts: Parts) -> tuple[Feature, Notifier]:
-    """Webhook notifications: the outbox, its worker, the subscription API, status."""
+def feature(parts: Parts, replica_id: str = "gitconf") -> tuple[Feature, Notifier]:
+    """Webhook notifications and brokers: the outbox, its worker, the subscription API, status.
+
+    replica_id names this server in the events it sends to brokers (originService)."""
     compiler = parts.compiler
 
     def changes_between(old: str, new: str) -> ChangesFrom | None:
         reply = compiler.call(ChangesBetween(old, new), wait=60.0)
         return reply if isinstance(reply, tuple) else None
 
+    policy = DeliveryPolicy.from_settings(parts.settings.delivery)
+    brokers = Brokers(
+        from_settings(parts.settings.brokers),
+        parts.environ,
+        timeout=policy.timeout,
+        origin=f"gitconf:{replica_id}",
+        registry=parts.metrics.registry,
+    )
     notifier = Notifier(
         outbox=Outbox(parts.engine),
         subscriptions=SubscriptionStore(parts.engine),
         publisher=parts.publisher,
-        policy=DeliveryPolicy.from_settings(parts.settings.delivery),
+        policy=policy,
         targets=TargetPolicy.from_settings(parts.settings.subscribers),
         metrics=parts.metrics,
         environ=parts.environ,
@@ -44,6 +56,7 @@ def feature(parts: Parts) -> tuple[Feature, Notifier]:
         exclusive_store=parts.engine.dialect.name == "sqlite",
         migrate=lambda: migrate(parts.engine),
         descends=parts.mirror.descends,
+        brokers=brokers,
     )
     # A store that is down at start is reported in /v1/status and tried again by the worker:
     # reads and publishing do not need it.

@@ -17,12 +17,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from gitconf.brokers import spring_bus
 from gitconf.clock import iso, utcnow
 from gitconf.errors import Problem
 from gitconf.metrics import Metrics
+from gitconf.notify.brokers import Brokers
 from gitconf.notify.events import (
     CHANGED,
     REJECTED,
+    Change,
     change_set,
     changed_event,
     encode,
@@ -31,7 +34,7 @@ from gitconf.notify.events import (
 )
 from gitconf.notify.outbox import Outbox
 from gitconf.notify.policy import DeliveryPolicy
-from gitconf.notify.subscriptions import SubscriptionStore
+from gitconf.notify.subscriptions import Subscription, SubscriptionStore
 from gitconf.notify.targets import TargetPolicy
 from gitconf.notify.worker import Worker
 from gitconf.publisher import Publisher
@@ -86,6 +89,7 @@ class Notifier:
         exclusive_store: bool = False,
         migrate: Callable[[], object] | None = None,
         descends: Callable[[str, str], bool] | None = None,
+        brokers: Brokers | None = None,
     ) -> None:
         self.outbox = outbox
         self.subscriptions = subscriptions
@@ -105,8 +109,18 @@ class Notifier:
         self.store_error: str | None = None
         self._migrate = migrate
         self._schema_ready = migrate is None
+        # The brokers of server.yaml: subscriptions of origin broker, synced once per run.
+        self.brokers = brokers
+        self._brokers_synced = False
         self.worker = Worker(
-            outbox, subscriptions, policy, targets, metrics, environ, on_tick=self.tick
+            outbox,
+            subscriptions,
+            policy,
+            targets,
+            metrics,
+            environ,
+            on_tick=self.tick,
+            brokers=brokers,
         )
         self._pruned_at = 0.0
         self._lock = threading.RLock()
@@ -136,7 +150,11 @@ class Notifier:
 
     def start(self) -> None:
         """Resume: give back a crashed run's leases, write any missed change set, deliver."""
-        self.ensure_schema()
+        if self.ensure_schema():
+            try:
+                self._sync_brokers()
+            except Exception as exc:
+                self._failed("syncing the brokers' subscriptions", exc)
         if self.exclusive_store:
             try:
                 released = self.outbox.release_all()
@@ -148,8 +166,10 @@ class Notifier:
         self.worker.start()
 
     def stop(self) -> None:
-        """Stop the worker."""
+        """Stop the worker, then close the brokers' connections."""
         self.worker.stop()
+        if self.brokers is not None:
+            self.brokers.close()
 
     # -- publish listeners ---------------------------------------------------------------
 
@@ -163,6 +183,7 @@ class Notifier:
                     assert self._migrate is not None
                     self._migrate()
                     self._schema_ready = True
+                self._sync_brokers()
                 self.subscriptions.sync_manifest(new.subscriptions)
                 self._write(previous, new, adopt_unknown=False)
             except Exception as exc:
@@ -223,12 +244,21 @@ class Notifier:
                 if self.outbox.cursor(self.cursor_key) == served.revision:
                     self.store_error = None  # the store answers, and holds what is served
                     return
+                self._sync_brokers()
                 self.subscriptions.sync_manifest(served.subscriptions)
                 self._write(None, served, adopt_unknown=True)
             except Exception as exc:
                 self._failed("catching up on the outbox", exc)
                 return
         self.worker.wake()
+
+    def _sync_brokers(self) -> None:
+        """Make the broker subscriptions those of the settings, once per run (also when there
+        are none, so that brokers removed from server.yaml are retired)."""
+        if self._brokers_synced:
+            return
+        self.subscriptions.sync_brokers(self.brokers.declared() if self.brokers else [])
+        self._brokers_synced = True
 
     # -- writing -------------------------------------------------------------------------
 
@@ -309,10 +339,13 @@ class Notifier:
             new_ids=new.identities(),
         )
         previous = base.revision
-        stamp = iso(utcnow()) or ""
+        now = utcnow()
+        stamp = iso(now) or ""
         rows = []
+        buses = [s for s in subs if self._format(s) == "spring-bus"]
+        events = [s for s in subs if s not in buses and self._format(s) is not None]
         for change in changes:
-            for sub in subs:
+            for sub in events:
                 if not matches(sub.environments, sub.services, change.environment, change.service):
                     continue
                 event_id = new_event_id()
@@ -338,6 +371,44 @@ class Notifier:
                         event,
                     )
                 )
+        for sub in buses:
+            rows += self._refresh_rows(sub, changes, new.revision, previous, now)
+        return rows
+
+    def _format(self, sub: Subscription) -> str | None:
+        """A subscriber's format: a webhook's CloudEvents, or its broker's (None: a broker
+        this server does not have, whose format it cannot know)."""
+        if sub.origin != "broker":
+            return "cloudevents"
+        outlet = self.brokers.get(sub.id) if self.brokers is not None else None
+        return outlet.spec.format if outlet is not None else None
+
+    def _refresh_rows(
+        self,
+        sub: Subscription,
+        changes: Sequence[Change],
+        revision: str,
+        previous: str,
+        now: dt.datetime,
+    ) -> list[dict[str, Any]]:
+        """One Spring Cloud Bus refresh per changed service (in any environment it matches):
+        the destination `<service>:**` is every instance of it, whatever its profile."""
+        assert self.brokers is not None
+        services = sorted(
+            {c.service for c in changes if matches(sub.environments, sub.services, *c[:2])}
+        )
+        rows = []
+        for service in services:
+            event_id = new_event_id()
+            event = spring_bus.refresh_event(
+                event_id=event_id,
+                service=service,
+                origin=self.brokers.origin,
+                timestamp_ms=int(now.timestamp() * 1000),
+            )
+            rows.append(
+                self._row(event_id, sub.id, CHANGED, "", service, revision, previous, event)
+            )
         return rows
 
     @staticmethod

@@ -46,9 +46,12 @@ SUBSCRIPTION: dict[str, Any] = {
     "type": "object",
     "properties": {
         "id": {"type": "string"},
-        "origin": {"enum": ["api", "manifest"]},
+        "origin": {
+            "enum": ["api", "manifest", "broker"],
+            "description": "broker: one of server.yaml's brokers: (docs/notifications.md, 8).",
+        },
         "name": {"type": ["string", "null"]},
-        "url": {"type": "string"},
+        "url": {"type": "string", "description": "A broker's: without its user and password."},
         "environments": _GLOBS,
         "services": _GLOBS,
         "events": _EVENTS,
@@ -62,7 +65,7 @@ SUBSCRIPTION: dict[str, Any] = {
         "secret_env": {"type": ["string", "null"], "description": "Manifest subscriptions only."},
         "declared_at": {
             "type": ["string", "null"],
-            "description": "Manifest subscriptions only: gitconf.yaml:line:col.",
+            "description": "Manifest subscriptions: gitconf.yaml:line:col; brokers: their entry.",
         },
         "deliveries": {
             "type": "object",

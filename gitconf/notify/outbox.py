@@ -80,8 +80,8 @@ class Outbox:
 
         A row whose (subscription, environment, service, revision) exists is skipped, so a
         change set written twice adds nothing. An undelivered older event for the same
-        subscription and config is superseded by the new one. `cursor` (key, revision) is
-        moved in the same transaction.
+        subscription and config is superseded by the new one, except a broker's: a broker
+        gets every change set. `cursor` (key, revision) is moved in the same transaction.
         """
         added = superseded = 0
         with self._writing() as conn:
@@ -93,6 +93,7 @@ class Outbox:
                     added = len(conn.execute(insert.returning(deliveries.c.id), list(rows)).all())
                 else:
                     added = max(conn.execute(insert, list(rows)).rowcount, 0)
+                brokers = sa.select(subscriptions.c.id).where(subscriptions.c.origin == "broker")
                 newer = deliveries.alias("newer")
                 has_newer = (
                     sa.select(newer.c.id)
@@ -111,6 +112,7 @@ class Outbox:
                         deliveries.c.state == "pending",
                         deliveries.c.type == CHANGED,
                         deliveries.c.revision != revision,
+                        deliveries.c.subscription_id.not_in(brokers),
                         has_newer,
                     )
                     .values(state="superseded", superseded_by=revision)
@@ -171,24 +173,62 @@ class Outbox:
             found = conn.execute(query).scalar()
         return aware(found) if found is not None else None
 
+    def blocked_until(self, sub_id: str) -> dt.datetime | None:
+        """When the oldest pending delivery of a subscription can next be claimed (its retry
+        is due and no lease holds it): what an in-order lane waits for. None: none pending."""
+        query = (
+            sa.select(deliveries.c.next_attempt_at, deliveries.c.lease_until)
+            .where(deliveries.c.subscription_id == sub_id, deliveries.c.state == "pending")
+            .order_by(deliveries.c.id)
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).first()
+        if found is None:
+            return None
+        due, leased = aware(found[0]), found[1]
+        return max(due, aware(leased)) if leased is not None else due
+
     def claim(
-        self, sub_id: str, worker: str, now: dt.datetime, limit: int, lease: float
+        self,
+        sub_id: str,
+        worker: str,
+        now: dt.datetime,
+        limit: int,
+        lease: float,
+        *,
+        in_order: bool = False,
     ) -> list[Delivery]:
         """Lease up to limit due deliveries of one subscription to worker, longest due first.
 
         A retried delivery is due later than the ones queued behind it, so an event the
-        subscriber keeps refusing does not hold back the others.
+        subscriber keeps refusing does not hold back the others. in_order (a broker's) takes
+        them oldest first instead, and none queued after a pending one that is not due (it
+        is waiting for a retry, or another replica holds it): the order they were queued in
+        is the order they are sent in.
         """
         until = now + dt.timedelta(seconds=lease)
-        pick = (
-            sa.select(deliveries.c.id)
-            .where(deliveries.c.subscription_id == sub_id, _due(now))
-            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-            .limit(limit)
-        )
+        mine = deliveries.c.subscription_id == sub_id
+        order: tuple[sa.ColumnElement[Any], ...] = (deliveries.c.next_attempt_at, deliveries.c.id)
+        pick = sa.select(deliveries.c.id).where(mine, _due(now))
+        if in_order:
+            order = (deliveries.c.id,)
+            waiting = sa.select(sa.func.min(deliveries.c.id)).where(
+                mine, deliveries.c.state == "pending", sa.not_(_due(now))
+            )
+            pick = pick.where(deliveries.c.id < sa.func.coalesce(waiting.scalar_subquery(), 2**62))
+        pick = pick.order_by(*order).limit(limit)
         if self.skip_locked:
             pick = pick.with_for_update(skip_locked=True)
         with self._writing() as conn:
+            if in_order and self.engine.dialect.name == "postgresql":
+                # One claim of the subscription at a time across replicas, each seeing the
+                # leases of the one before: a second replica takes nothing queued after rows
+                # the first holds, so the order holds across replicas too.
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                    {"key": f"gitconf-claim:{sub_id}"},
+                )
             ids = list(conn.execute(pick).scalars())
             if not ids:
                 return []
@@ -200,7 +240,7 @@ class Outbox:
             rows = conn.execute(
                 sa.select(deliveries)
                 .where(deliveries.c.id.in_(ids), deliveries.c.claimed_by == worker)
-                .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+                .order_by(*order)
             ).mappings()
             return [
                 Delivery(

@@ -26,6 +26,8 @@ def problems(notifier: Notifier) -> list[dict[str, Any]]:
         )
     if notifier.worker.last_error:
         out.append(_problem("delivery_worker", f"notifications: {notifier.worker.last_error}"))
+    if notifier.brokers is not None:
+        out += notifier.brokers.problems()
     served = notifier.publisher.served
     for doc in served.subscriptions if served else ():
         where = f"{doc.get('source') or 'gitconf.yaml'}: subscription {doc['name']!r}"
@@ -77,6 +79,7 @@ def section(notifier: Notifier) -> dict[str, Any]:
         "gone": counts.get("gone", 0),
         "superseded": counts.get("superseded", 0),
         "store": {"ok": notifier.store_error is None, "error": notifier.store_error},
+        "brokers": notifier.brokers.section() if notifier.brokers is not None else [],
     }
 
 

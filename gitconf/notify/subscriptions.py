@@ -23,7 +23,7 @@ class Subscription(NamedTuple):
     """One subscriber: where to send, which configs and events, and how to sign."""
 
     id: str
-    origin: str  # api | manifest
+    origin: str  # api | manifest | broker
     name: str | None
     url: str
     environments: tuple[str, ...]
@@ -59,6 +59,8 @@ class Subscription(NamedTuple):
         }
         if self.origin == "manifest":
             doc["secret_env"] = self.secret_env
+            doc["declared_at"] = self.declared_at
+        elif self.origin == "broker":  # url: the broker's, without credentials
             doc["declared_at"] = self.declared_at
         return doc
 
@@ -193,6 +195,47 @@ class SubscriptionStore:
                 if old["url"] != values["url"] or old["deleted_at"] is not None:
                     values.update(disabled_at=None, disabled_reason=None)
                 if any(old[k] != v for k, v in values.items()):
+                    conn.execute(
+                        subscriptions.update().where(subscriptions.c.id == sub_id), [values]
+                    )
+
+    def sync_brokers(self, declared: Iterable[Mapping[str, Any]]) -> None:
+        """Make the broker subscriptions those of server.yaml's `brokers:` (Brokers.declared).
+
+        One no longer configured is deleted, and what it had not received is cancelled.
+        """
+        now = utcnow()
+        wanted = {d["id"]: d for d in declared}
+        with self.engine.begin() as conn:
+            rows = {
+                r["id"]: r
+                for r in conn.execute(
+                    sa.select(subscriptions).where(subscriptions.c.origin == "broker")
+                ).mappings()
+            }
+            gone = [i for i, r in rows.items() if i not in wanted and r["deleted_at"] is None]
+            if gone:
+                _retire(conn, gone, now)
+            for sub_id, doc in wanted.items():
+                values = {
+                    "name": doc["name"],
+                    "url": doc["url"],
+                    "environments": list(doc["environments"]),
+                    "services": list(doc["services"]),
+                    "events": list(doc["events"]),
+                    "include_config": False,
+                    "declared_at": doc["declared_at"],
+                    "deleted_at": None,
+                    "disabled_at": None,
+                    "disabled_reason": None,
+                }
+                old = rows.get(sub_id)
+                if old is None:
+                    conn.execute(
+                        subscriptions.insert(),
+                        [{**values, "id": sub_id, "origin": "broker", "created_at": now}],
+                    )
+                elif any(old[k] != v for k, v in values.items()):
                     conn.execute(
                         subscriptions.update().where(subscriptions.c.id == sub_id), [values]
                     )

@@ -1,5 +1,8 @@
 """The delivery worker: POSTs due deliveries, one serial lane per subscriber, lanes in parallel.
 
+A broker's deliveries (gitconf.notify.brokers) go the same way, to the broker's `send`
+instead of a POST, oldest first.
+
 A dispatcher thread wakes when rows are added (`wake()`), when the next retry comes due, and
 from an APScheduler job as a safety net. It hands each subscription with due rows to a lane
 on a thread pool of `delivery.concurrency` threads; a lane claims a batch of that
@@ -26,8 +29,10 @@ import requests
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gitconf import __version__, signing
+from gitconf.brokers.message import BrokerUnavailable
 from gitconf.clock import utcnow
 from gitconf.metrics import Metrics
+from gitconf.notify.brokers import Brokers
 from gitconf.notify.outbox import Attempt, Delivery, Outbox, Outcome
 from gitconf.notify.policy import DeliveryPolicy, backoff, judge, retry_after
 from gitconf.notify.subscriptions import Subscription, SubscriptionStore
@@ -41,6 +46,7 @@ USER_AGENT = f"gitconf/{__version__} (webhooks)"
 CONTENT_TYPE = "application/cloudevents+json"
 MAX_IDLE = 30.0  # the longest the dispatcher sleeps without a reason to wake
 SAFETY_INTERVAL = 5.0  # seconds between the safety-net ticks
+COUNT_EVERY = 1.0  # seconds: the outbox gauges and /v1/status counts are this fresh
 MAX_RESPONSE = 64 * 1024  # response bytes read (and then dropped) to keep the connection
 
 
@@ -58,6 +64,7 @@ class Worker:
         *,
         batch: int = 100,
         on_tick: Callable[[], None] | None = None,
+        brokers: Brokers | None = None,
     ) -> None:
         self.outbox = outbox
         self.subscriptions = subscriptions
@@ -67,6 +74,7 @@ class Worker:
         self.environ = environ
         self.batch = batch
         self.on_tick = on_tick
+        self.brokers = brokers
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # A claim holds a batch while its rows are sent; each recorded attempt renews it.
         self.lease = policy.lease if policy.lease else 2 * policy.timeout + 30
@@ -83,6 +91,8 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._counted_at = 0.0
+        # Rows were added or attempted since the gauges were last counted.
+        self._counts_stale = True
 
     # -- running -------------------------------------------------------------------------
 
@@ -93,6 +103,7 @@ class Worker:
 
     def wake(self) -> None:
         """Look for due deliveries now."""
+        self._counts_stale = True
         self._wake.set()
 
     def start(self) -> None:
@@ -165,6 +176,8 @@ class Worker:
         self._refresh_counts()
         wake_at = [t for t in [self.outbox.next_due(now), *holds] if t is not None]
         waits = [(t - now).total_seconds() for t in wake_at]
+        if self._counts_stale:  # throttled: count again when the second is up
+            waits.append(COUNT_EVERY - (time.monotonic() - self._counted_at))
         return max(min([*waits, MAX_IDLE]), 0.005)
 
     def _run_lane(self, sub_id: str) -> None:
@@ -202,7 +215,17 @@ class Worker:
             self.subscriptions.cancel(sub_id)
             return 0
         claimed_at = utcnow()
-        rows = self.outbox.claim(sub_id, self.id, claimed_at, self.batch, self.lease)
+        in_order = sub.origin == "broker"
+        rows = self.outbox.claim(
+            sub_id, self.id, claimed_at, self.batch, self.lease, in_order=in_order
+        )
+        if in_order and not rows:
+            # Newer rows are due but wait behind an older one (its retry, or another
+            # replica's lease): sleep until that one can go, rather than claim in a loop.
+            until = self.outbox.blocked_until(sub_id)
+            if until is not None and until > claimed_at:
+                self._hold(sub_id, until)
+            return 0
         renew_at = claimed_at + dt.timedelta(seconds=self.lease / 2)
         made = 0
         for index, row in enumerate(rows):
@@ -223,7 +246,7 @@ class Worker:
                 lease_until=now + dt.timedelta(seconds=self.lease) if renew else None,
             )
             made += 1
-            self._count(outcome, attempt)
+            self._count(sub, outcome, attempt)
             if outcome == "delivered":
                 with self._lock:
                     self._failures.pop(sub_id, None)
@@ -279,6 +302,8 @@ class Worker:
         self, sub: Subscription, row: Delivery
     ) -> tuple[Attempt, Outcome, dt.datetime | None, bool]:
         """POST one delivery: what happened, what to do next, whether Retry-After said when."""
+        if sub.origin == "broker":
+            return self._publish(sub, row)
         at = utcnow()
         status: int | None = None
         error: str | None = None
@@ -330,6 +355,39 @@ class Worker:
         if status == 410:
             log.warning("subscription %s answered 410 Gone: disabling it", sub.id)
             return attempt, "gone", None, False
+        return self._failed(sub, row, attempt, asked)
+
+    def _publish(
+        self, sub: Subscription, row: Delivery
+    ) -> tuple[Attempt, Outcome, dt.datetime | None, bool]:
+        """Hand one delivery to its broker; done once the broker confirmed it."""
+        at = utcnow()
+        error: str | None = None
+        started = time.perf_counter()
+        outlet = self.brokers.get(sub.id) if self.brokers is not None else None
+        try:
+            if outlet is None:
+                raise BrokerUnavailable(
+                    f"broker {sub.name!r} is not in this server's brokers: (server.yaml); "
+                    "its deliveries wait for a server that has it"
+                )
+            outlet.send(row.event_id, row.body)
+        except BrokerUnavailable as exc:
+            error = str(exc)
+        except Exception as exc:  # record it as a failed attempt rather than lose the row
+            log.exception("unexpected error publishing %s", row.event_id)
+            error = f"unexpected error: {exc!r}"
+        latency = (time.perf_counter() - started) * 1000
+        attempt = Attempt(at, None, round(latency, 3), error)
+        if error is None:
+            return attempt, "delivered", None, False
+        return self._failed(sub, row, attempt, None)
+
+    def _failed(
+        self, sub: Subscription, row: Delivery, attempt: Attempt, asked: float | None
+    ) -> tuple[Attempt, Outcome, dt.datetime | None, bool]:
+        """A failed attempt: retried after the backoff (or Retry-After), or dead past max_age."""
+        error = attempt.error
         verdict = judge(
             attempt=row.attempts + 1,
             created_at=row.created_at,
@@ -345,21 +403,27 @@ class Worker:
 
     # -- metrics -------------------------------------------------------------------------
 
-    def _count(self, outcome: Outcome, attempt: Attempt) -> None:
+    def _count(self, sub: Subscription, outcome: Outcome, attempt: Attempt) -> None:
         label = {"delivered": "delivered", "retry": "retried", "dead": "dead", "gone": "gone"}
+        if sub.origin == "broker" and self.brokers is not None:
+            self.brokers.count(sub.id, label[outcome], attempt.latency_ms / 1000)
+            return
         self.metrics.webhook_deliveries.labels(label[outcome]).inc()
         self.metrics.webhook_attempt_seconds.observe(attempt.latency_ms / 1000)
 
     def _refresh_counts(self, *, force: bool = False) -> None:
         """Update the outbox gauges, at most once a second."""
-        if not force and time.monotonic() - self._counted_at < 1.0:
+        if not force and time.monotonic() - self._counted_at < COUNT_EVERY:
             return
         self._counted_at = time.monotonic()
+        self._counts_stale = False
         counts = self.outbox.counts()
         self.counts = counts
         self.metrics.outbox_pending.set(counts.get("pending", 0))
         self.metrics.webhook_dead.set(counts.get("dead", 0))
         self.metrics.webhook_gone.set(counts.get("gone", 0))
+        if self.brokers:
+            self.brokers.set_counts(self.outbox.counts_by_subscription())
 
 
 def _drain(response: requests.Response) -> None:

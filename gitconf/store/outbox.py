@@ -26,9 +26,9 @@ subscriptions = sa.Table(
     "subscriptions",
     metadata,
     sa.Column("id", sa.String(80), primary_key=True),
-    sa.Column("origin", sa.String(16), nullable=False),  # api | manifest
+    sa.Column("origin", sa.String(16), nullable=False),  # api | manifest | broker
     sa.Column("name", sa.String(255), nullable=True),
-    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),  # a broker's: without its credentials
     sa.Column("environments", sa.JSON, nullable=False),
     sa.Column("services", sa.JSON, nullable=False),
     sa.Column("events", sa.JSON, nullable=False),

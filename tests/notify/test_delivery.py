@@ -342,6 +342,24 @@ def test_a_slow_subscriber_does_not_delay_the_others(
     wait_until(lambda: len(slow.accepted()) == 2, what="the slow subscriber's deliveries")
 
 
+def test_the_status_counts_catch_up_within_a_second_of_the_last_delivery(
+    server: Server, repo: Path, receivers: Callable[..., Receiver]
+) -> None:
+    client = server.app.test_client()
+    target = receivers()
+    subscribe(client, target.url, environments=["staging"])
+    notifier_of(server).worker.start()
+    for n in (3, 4, 5):  # deliveries well within a second of each other: counts throttled
+        publish(server, repo, shards(n))
+        wait_until(lambda n=n: len(target.accepted()) == n - 2, what=f"delivery {n - 2}")
+
+    def counted() -> Any:
+        return client.get("/v1/status").get_json()["notifications"]["delivered"] == 3
+
+    # Not the 5 s of the safety-net tick: the counts are taken again once the throttle ends.
+    wait_until(counted, timeout=2.5, what="/v1/status counting the 3 deliveries")
+
+
 def test_a_locked_database_is_reported_and_nothing_is_lost(
     server: Server,
     repo: Path,

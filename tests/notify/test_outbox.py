@@ -285,3 +285,73 @@ def test_prune_drops_old_finished_deliveries_only(outbox: Outbox, subs: Subscrip
     assert outbox.prune(utcnow() - dt.timedelta(days=7)) == 0
     assert outbox.prune(utcnow() + dt.timedelta(seconds=1)) == 1
     assert outbox.counts() == {"pending": 1}, "a pending delivery is never pruned"
+
+
+BROKER = {
+    "id": "brk_bus",
+    "name": "bus",
+    "url": "amqp://rabbit:5672/",
+    "environments": ["*"],
+    "services": ["*"],
+    "events": [CHANGED],
+    "declared_at": "server.yaml brokers[0] ('bus')",
+}
+
+
+def test_broker_subscriptions_are_synced_and_retired(subs: SubscriptionStore) -> None:
+    subs.sync_brokers([BROKER])
+    (bus,) = subs.all()
+    assert (bus.id, bus.origin, bus.url, bus.secret) == (
+        "brk_bus",
+        "broker",
+        "amqp://rabbit:5672/",
+        None,
+    )
+    assert bus.doc()["declared_at"] == "server.yaml brokers[0] ('bus')"
+    subs.sync_brokers([{**BROKER, "services": ["payments"]}])
+    assert [s.services for s in subs.all()] == [("payments",)]
+    subs.sync_manifest([])  # the manifest's sync leaves brokers alone, and the other way round
+    assert [s.id for s in subs.all()] == ["brk_bus"]
+    subs.sync_brokers([])
+    assert subs.all() == []
+
+
+def test_a_broker_gets_every_revision_nothing_is_superseded(
+    engine: Engine, outbox: Outbox, subs: SubscriptionStore
+) -> None:
+    subs.sync_brokers([BROKER])
+    hook = subs.create(url="http://127.0.0.1/a", secret=SECRET).id
+    outbox.enqueue([row("brk_bus", "prod", "pay", R1), row(hook, "prod", "pay", R1)], R1)
+    added, superseded = outbox.enqueue(
+        [row("brk_bus", "prod", "pay", R2), row(hook, "prod", "pay", R2)], R2
+    )
+    assert (added, superseded) == (2, 1)
+    assert states(engine) == [
+        ("pay", "1", "pending"),  # the broker's: kept
+        ("pay", "1", "superseded"),  # the webhook's: latest wins
+        ("pay", "2", "pending"),
+        ("pay", "2", "pending"),
+    ]
+
+
+def test_in_order_claims_send_nothing_queued_after_a_row_that_waits(
+    outbox: Outbox, subs: SubscriptionStore
+) -> None:
+    subs.sync_brokers([BROKER])
+    outbox.enqueue([row("brk_bus", "prod", s, R1) for s in ("a", "b", "c")], R1)
+    now = utcnow()
+    (first,) = outbox.claim("brk_bus", "w1", now, 1, 30, in_order=True)
+    assert first.service == "a"
+    # Another worker takes nothing while a is leased: b and c come after it.
+    assert outbox.claim("brk_bus", "w2", now, 10, 30, in_order=True) == []
+    later = now + dt.timedelta(seconds=5)
+    outbox.record(first, Attempt(now, None, 1.0, "down"), "retry", next_at=later)
+    assert outbox.claim("brk_bus", "w2", now, 10, 30, in_order=True) == []
+    # Without in_order (a webhook's lane) b and c would go ahead of the retry.
+    assert [d.service for d in outbox.claim("brk_bus", "w3", now, 10, 30)] == ["b", "c"]
+    outbox.release_all()
+    assert [d.service for d in outbox.claim("brk_bus", "w2", later, 10, 30, in_order=True)] == [
+        "a",
+        "b",
+        "c",
+    ]

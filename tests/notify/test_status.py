@@ -71,4 +71,5 @@ def test_the_notifications_section_counts_the_outbox(
         "gone": 0,
         "superseded": 0,
         "store": {"ok": True, "error": None},
+        "brokers": [],
     }
