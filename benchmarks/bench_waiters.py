@@ -44,6 +44,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -51,9 +52,10 @@ from pathlib import Path
 import rawhttp
 import requests
 from bench_push import SECRET, hook_body, send_hook
-from bench_reads import WrkResult, nginx, run_wrk
+from bench_reads import WrkResult, bare_granian, nginx, run_wrk
 from common import (
     children,
+    cpu_seconds,
     descendants,
     distribution,
     machine,
@@ -73,6 +75,16 @@ SERVICES = ("svc-0", "svc-1", "svc-2", "svc-3")
 CHANGED_FIRST = ("svc-0", "svc-1")  # the first commit changes these services' configs
 CONNECTS = 256  # connections being opened at once (the accept queue is 4,096 at most)
 FANOUT_TIMEOUT = 90.0
+PAD = 40  # settings keys per config
+PROFILE = Path("/tmp/gitconf-bench-fanout.txt")  # --py-spy's samples of the all-N fan-out
+
+
+def base_file(name: str, index: int, revision: int) -> str:
+    """A service's base config: about 1.9 KB of JSON, like the synthetic repository's."""
+    pad = "".join(
+        f"  key_{k:02d}: value-{name}-{k:02d}-{revision}-abcdefghij\n" for k in range(PAD)
+    )
+    return f"name: {name}\nrevision: {revision}\ndb:\n  pool: {{max: {index}}}\nsettings:\n{pad}"
 
 
 def repo_files() -> dict[str, str | bytes | None]:
@@ -83,7 +95,7 @@ def repo_files() -> dict[str, str | bytes | None]:
         "base/_all.yaml": "generation: 0\nlog_level: info\n",
     }
     for index, name in enumerate(SERVICES):
-        files[f"base/{name}.yaml"] = f"name: {name}\nrevision: 0\ndb:\n  pool: {{max: {index}}}\n"
+        files[f"base/{name}.yaml"] = base_file(name, index, 0)
     return files
 
 
@@ -248,6 +260,23 @@ def ratio(results: dict[str, list[WrkResult]], top: str, bottom: str) -> tuple[f
     return statistics.median(each), ", ".join(f"{r:.2f}" for r in each)
 
 
+class Cpu:
+    """CPU time a server process and this client use from now on."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.server = cpu_seconds(pid)
+        self.client = time.process_time()
+        self.wall = time.perf_counter()
+
+    def used(self) -> str:
+        """What each used since, against the wall-clock time."""
+        server = cpu_seconds(self.pid) - self.server
+        client = time.process_time() - self.client
+        wall = time.perf_counter() - self.wall
+        return f"server pid {self.pid} {server:.2f} s, this client {client:.2f} s, in {wall:.2f} s"
+
+
 def verdict(ok: bool) -> str:
     """meets / MISSES."""
     return "meets" if ok else "MISSES"
@@ -310,7 +339,13 @@ class Run:
         etags = await self.etags(port)
         keys = list(etags)
         path = f"/v1/config/{ENVIRONMENTS[1]}/{SERVICES[3]}"
-        body = (await rawhttp.get(port, path)).body
+        reply = await rawhttp.get(port, path)
+        body = reply.body
+        same = [
+            (k, v)
+            for k, v in reply.headers.items()
+            if k not in ("date", "server", "content-length")
+        ]
         root = self.tmp / "www"
         (root / path.lstrip("/")).parent.mkdir(parents=True)
         (root / path.lstrip("/")).write_bytes(body)
@@ -321,7 +356,10 @@ class Run:
             with nginx(self.tmp, root) as base:
                 targets = {"nginx": base + path, "gitconf, no waiters": server.url + path}
                 print(f"plain reads of {path} ({len(body)} bytes), no waiters yet:")
-                idle = await asyncio.to_thread(wrk_pair, targets, args.rounds, args.duration)
+                with bare_granian(self.tmp, body, same) as bare:
+                    targets["bare RSGI app, same bytes"] = bare + path
+                    idle = await asyncio.to_thread(wrk_pair, targets, args.rounds, args.duration)
+                    del targets["bare RSGI app, same bytes"]
                 rss_before = serving_rss(server)
                 opened = time.perf_counter()
                 tasks += [
@@ -348,6 +386,12 @@ class Run:
                 targets = {"nginx": base + path, label: server.url + path}
                 busy = await asyncio.to_thread(wrk_pair, targets, args.rounds, args.duration)
             idle_ratio, idle_rounds = ratio(idle, "gitconf, no waiters", "nginx")
+            bare_ratio, bare_rounds = ratio(idle, "bare RSGI app, same bytes", "nginx")
+            print(
+                f"ratio bare RSGI app under granian/nginx: {bare_ratio:.2f}x (rounds {bare_rounds})"
+                " (the ceiling of a Python app on granian)"
+            )
+            self.figures["bare RSGI app vs nginx"] = f"{bare_ratio:.2f}x ({bare_rounds})"
             busy_ratio, busy_rounds = ratio(busy, label, "nginx")
             print(f"ratio gitconf/nginx, no waiters: {idle_ratio:.2f}x (rounds {idle_rounds})")
             print(
@@ -378,8 +422,7 @@ class Run:
     async def _fanout_some(self, server: ServeProcess, polls: list[LongPoll]) -> None:
         n = len(polls)
         files: dict[str, str | bytes | None] = {
-            f"base/{name}.yaml": f"name: {name}\nrevision: 1\ndb:\n  pool: {{max: 9}}\n"
-            for name in CHANGED_FIRST
+            f"base/{name}.yaml": base_file(name, 9, 1) for name in CHANGED_FIRST
         }
         sha, before = self.commit(files, "change 2 of 4 services")
         changed = [p for p in polls if p.key[1] in CHANGED_FIRST]
@@ -409,13 +452,15 @@ class Run:
         sha, before = self.commit({"base/_all.yaml": "generation: 1\nlog_level: info\n"}, "all")
         stop.revision = sha
         _, worker, _ = serving_pids(server)
-        with py_spy(args.py_spy, worker, self.tmp / "fanout.txt", 8):
+        with py_spy(args.py_spy, worker, PROFILE, 6):
+            cpu = Cpu(worker)
             sent = await hook(server, sha, before)
 
             async def answered() -> bool:
                 return all(sha in p.answers or p.error for p in polls)
 
             await until(answered, FANOUT_TIMEOUT, f"all {len(polls):,} long polls", 0.02)
+            used = cpu.used()
         compile1 = await histogram_sum(server.port, "gitconf_compile_seconds")
         fetch1 = await histogram_sum(server.port, "gitconf_fetch_seconds")
         times = [p.answers[sha] - sent for p in polls if sha in p.answers]
@@ -433,8 +478,9 @@ class Run:
             f"{(fetch1[0] - fetch0[0]) * 1000:.0f} ms, compile {(compile1[0] - compile0[0]) * 1000:.0f}"
             f" ms), first answer -> each: {distribution(spread)}"
         )
+        print(f"  CPU from the hook to the last answer: {used}")
         if args.py_spy:
-            print(top_frames(self.tmp / "fanout.txt"))
+            print(top_frames(PROFILE))
         self.figures["hook -> 200, all N"] = distribution(times)
         self.figures["first answer -> each, all N"] = distribution(spread)
         self.gitconf_p99 = p99
@@ -475,17 +521,19 @@ class Run:
                 f"{per:.1f} KiB per stream"
             )
             sha, before = self.commit({"base/_all.yaml": "generation: 2\nlog_level: info\n"}, "sse")
+            cpu = Cpu(serving_pids(server)[1])
             sent = await hook(server, sha, before)
 
             async def seen() -> bool:
                 return all(s.event_at or s.error for s in streams)
 
             await until(seen, FANOUT_TIMEOUT, f"all {n:,} streams' events", 0.02)
+            used = cpu.used()
             times = [s.event_at - sent for s in streams if s.event_at]
             spread = [t - min(times) for t in times]
             print(
                 f"commit changing every config: hook -> event on each of {len(times):,} streams: "
-                f"{distribution(times)}; first event -> each: {distribution(spread)}"
+                f"{distribution(times)}; first event -> each: {distribution(spread)}; CPU {used}"
             )
             self.figures["KiB per watch stream"] = f"{per:.1f} KiB"
             self.figures["hook -> SSE event, all N"] = distribution(times)
@@ -550,6 +598,41 @@ class Run:
         finally:
             server.stop(timeout=60)
 
+    # -- what granian itself takes per held request ------------------------------------
+
+    async def bare_hold(self) -> None:
+        """KiB per request held by a bare RSGI app under granian (each awaits its client's
+        disconnect): what any app on this server pays, to read gitconf's own cost against."""
+        n = self.args.waiters
+        with bare_holder(self.tmp, n) as (port, proc):
+            pids = [proc.pid, *descendants(proc.pid)]
+
+            def rss() -> int:
+                return sum(rss_kib(pid)[0] for pid in pids)
+
+            async def held(count: int) -> bool:
+                return (await rawhttp.get(port, "/count")).body == str(count).encode()
+
+            before = rss()
+            request = rawhttp.request_bytes("GET", f"127.0.0.1:{port}", "/hold")
+            holders = [Stream() for _ in range(n)]
+            tasks = [
+                asyncio.create_task(h.run(port, self.gate, request, b"never", b"never"))
+                for h in holders
+            ]
+            try:
+                took = await until(lambda: held(n), 180, f"{n} requests held", 0.25)
+                per = (rss() - before) / n
+                print(
+                    f"bare RSGI app under granian holding {n:,} requests (after {took:.1f} s): "
+                    f"RSS {before / 1024:.0f} -> {rss() / 1024:.0f} MiB, {per:.1f} KiB per request"
+                )
+                self.figures["bare RSGI app, KiB per held request"] = f"{per:.1f} KiB"
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
     # -- etcd ---------------------------------------------------------------------------
 
     async def etcd_reference(self) -> None:
@@ -584,6 +667,7 @@ class Run:
                 )
                 value = base64.b64encode(b"1").decode()
                 put = json.dumps({"key": key, "value": value}).encode()
+                cpu = Cpu(proc.pid)
                 sent = time.perf_counter()
                 await rawhttp.post(port, "/v3/kv/put", put)
 
@@ -591,12 +675,13 @@ class Run:
                     return all(w.event_at or w.error for w in watchers)
 
                 await until(seen, FANOUT_TIMEOUT, f"all {n:,} etcd events", 0.02)
+                used = cpu.used()
                 times = [w.event_at - sent for w in watchers if w.event_at]
                 spread = [t - min(times) for t in times]
                 p99 = quantile(times, 0.99)
                 print(
                     f"etcd: put -> event on each of {len(times):,} watchers: {distribution(times)}; "
-                    f"first -> each: {distribution(spread)}"
+                    f"first -> each: {distribution(spread)}; CPU {used}"
                 )
                 self.figures["etcd put -> event, all N"] = distribution(times)
                 self.figures["etcd KiB per watcher"] = f"{(rss_after - rss_before) / n:.1f} KiB"
@@ -610,6 +695,51 @@ class Run:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+
+HOLD_APP = """
+held = 0
+
+
+async def app(scope, proto):
+    global held
+    if scope.path == "/count":
+        proto.response_bytes(200, [("content-type", "text/plain")], str(held).encode())
+        return
+    held += 1
+    try:
+        await proto.client_disconnect()
+    finally:
+        held -= 1
+"""
+
+
+@contextlib.contextmanager
+def bare_holder(tmp: Path, n: int) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A bare RSGI app under granian (one worker, gitconf's loop) that holds every request
+    but /count until its client goes; (port, process)."""
+    from gitconf.server.commands import event_loop
+
+    (tmp / "hold_app.py").write_text(HOLD_APP)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "granian", "--interface", "rsgi", "--workers", "1",
+         "--loop", event_loop().value, "--host", "127.0.0.1", "--port", str(port),
+         "--backlog", str(min(n, 65535)), "--backpressure", str(n + 1024),
+         "--working-dir", str(tmp), "hold_app:app"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/count", timeout=1).ok, 20)
+        yield port, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 @contextlib.contextmanager
@@ -655,6 +785,7 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, str]:
     run = Run(args, tmp)
     await run.main_server()
     await run.over_limit()
+    await run.bare_hold()
     if not args.no_etcd:
         await run.etcd_reference()
     return run.figures
