@@ -344,7 +344,8 @@ class Run:
         same = [
             (k, v)
             for k, v in reply.headers.items()
-            if k not in ("date", "server", "content-length")
+            # rawhttp.get asked for Connection: close, which the bare app must not answer
+            if k not in ("date", "server", "content-length", "connection")
         ]
         root = self.tmp / "www"
         (root / path.lstrip("/")).parent.mkdir(parents=True)
