@@ -29,8 +29,8 @@ hook, as in bench_push.py. In order:
 7. --restarts times: SIGTERM, start again with the state dir kept -> /readyz 200 (target
    <= 1 s), then the first one-file push -> served against the warm median (<= 2x).
 
---py-spy PATH samples the serving worker during the first base/_all.yaml publish (the
-profile goes to /tmp/gitconf-bench-scale-publish.txt).
+--py-spy PATH samples the serving worker during the first base/_all.yaml publish and during
+the /v1/watch fan-out (to /tmp/gitconf-bench-scale-publish.txt and -watch.txt).
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ from gitconf.testing.server import ServeProcess
 
 MB = 1000 * 1000
 PROFILE = Path("/tmp/gitconf-bench-scale-publish.txt")
+WATCH_PROFILE = Path("/tmp/gitconf-bench-scale-watch.txt")
 _ENDPOINT = re.compile(r"(otlp_endpoint: http://otel-collector\.observability\.internal):(\d+)")
 
 
@@ -416,8 +417,11 @@ def watch_fanout(
             await asyncio.gather(*tasks, return_exceptions=True)
 
     url = f"{server.url}/v1/config/dev/svc-0002"
-    with Reads(url, args.read_interval) as reads:
+    worker = next(pid for name, pid in processes(server) if name == "granian worker")
+    with Reads(url, args.read_interval) as reads, py_spy(args.py_spy, worker, WATCH_PROFILE, 600):
         times, _ = asyncio.run(go())
+    if args.py_spy:
+        print(top_frames(WATCH_PROFILE, 20))
     lat = reads.latencies
     missing = n - len(times)
     fig.add(
