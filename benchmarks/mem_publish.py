@@ -1,7 +1,7 @@
 """Diagnosis for issue 13's memory targets: where the serving process's memory goes, and what
 grows over commits that change every config.
 
-    python benchmarks/mem_publish.py --repo /tmp/synth-4000 [--commits 4] [--frames 1]
+    PYTHONPATH=. python benchmarks/mem_publish.py --repo /tmp/synth-4000 [--commits 4]
 
 In one process, through the server's real poll path, as bench_incremental.py: a Server from
 gitconf.bootstrap.build (not started: no HTTP host, no scheduler; the compile worker is its
@@ -9,12 +9,15 @@ usual process of its own), one poll (clone, full compile, publish), then --commi
 base/_all.yaml (each changes every config), each polled. tracemalloc traces this process from
 before the first poll; the script prints the largest allocations by line after the first
 poll, and the growth by line from the first commit to the last, with the RSS of this process
-and of the compile worker after each poll and the size of the /v1/watch history.
+and of the compile worker after each poll and the size of the /v1/watch history; at the end,
+the RSS without tracemalloc and after glibc's malloc_trim(0) (memory freed but kept by the C
+allocator). PYTHONPATH=. makes this checkout's gitconf the one imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import re
 import time
@@ -127,6 +130,18 @@ def main() -> None:
                 print(growth(snapshots[0], snapshots[-1], args.top))
             print("from the first poll to the last commit:")
             print(growth(first, snapshots[-1], args.top))
+            # How much of the RSS is memory Python freed but the C allocator keeps: without
+            # the snapshots and tracemalloc's own traces, then after glibc's malloc_trim.
+            del first, snapshots
+            tracemalloc.stop()
+            gc.collect()
+            print(f"without tracemalloc: {rss(server)}")
+            try:
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
+            except (OSError, AttributeError) as exc:
+                print(f"no malloc_trim here: {exc}")
+            else:
+                print(f"after malloc_trim(0): {rss(server)}")
         finally:
             server.stop()
 
