@@ -58,6 +58,7 @@ from bench_reads import WrkResult, header_script, nginx, run_wrk
 from bench_waiters import Stream
 from common import (
     add_size_arguments,
+    cpu_seconds,
     descendants,
     distribution,
     machine,
@@ -138,6 +139,23 @@ def memory(server: ServeProcess) -> tuple[int, str]:
         total += rss
         parts.append(f"{name} {rss / 1024:.0f} MiB (peak {hwm / 1024:.0f})")
     return total, f"{total / 1024:.0f} MiB: " + ", ".join(parts)
+
+
+class Cpu:
+    """CPU time the serving worker and the compile worker use from now on."""
+
+    def __init__(self, server: ServeProcess) -> None:
+        self.pids = [(n, p) for n, p in processes(server) if n != "granian main"]
+        self.start = {p: cpu_seconds(p) for _, p in self.pids}
+        self.wall = time.perf_counter()
+
+    def used(self) -> str:
+        """Seconds of CPU of each since, and the wall-clock seconds."""
+        parts = []
+        for name, pid in self.pids:
+            with contextlib.suppress(OSError):
+                parts.append(f"{name} {cpu_seconds(pid) - self.start[pid]:.2f} s")
+        return ", ".join(parts) + f" in {time.perf_counter() - self.wall:.2f} s"
 
 
 def histogram(server: ServeProcess, name: str) -> tuple[float, float]:
@@ -500,13 +518,14 @@ def run(args: argparse.Namespace, tmp: Path, fig: Figures) -> None:
         compiles = []
         for round_ in range(args.pushes):
             compile0 = histogram(server, "gitconf_compile_seconds")
+            cpu = Cpu(server)
             took = one_file_push(server, setup, round_, targets)
             compiled = histogram(server, "gitconf_compile_seconds")[0] - compile0[0]
             warm.append(took)
             compiles.append(compiled)
             print(
                 f"  one-file push {round_ + 1}: hook -> served {took * 1000:.1f} ms "
-                f"(the server's compile {compiled * 1000:.1f} ms)",
+                f"(the server's compile {compiled * 1000:.1f} ms; CPU {cpu.used()})",
                 flush=True,
             )
         warm_median = statistics.median(warm)
@@ -528,6 +547,7 @@ def run(args: argparse.Namespace, tmp: Path, fig: Figures) -> None:
         for round_ in range(4):
             sha, before = change_all(setup, round_)
             compile0 = histogram(server, "gitconf_compile_seconds")
+            cpu = Cpu(server)
             profile = args.py_spy if round_ == 0 else None
             with Reads(url, args.read_interval) as reads, py_spy(profile, worker, PROFILE, 60):
                 time.sleep(0.2)  # reads running before the hook
@@ -550,7 +570,7 @@ def run(args: argparse.Namespace, tmp: Path, fig: Figures) -> None:
                 f"max {max(lat) * 1000:.0f} ms, p99 {quantile(lat, 0.99) * 1000:.0f} ms, "
                 f"p50 {quantile(lat, 0.5) * 1000:.1f} ms over {len(lat):,} reads, "
                 f"{reads.errors} failed (target max <= 50 ms: {verdict(max(lat) <= 0.05)}); "
-                f"RSS {parts}",
+                f"CPU {cpu.used()}; RSS {parts}",
             )
             if profile:
                 print(top_frames(PROFILE, 20))
