@@ -83,9 +83,11 @@ class WrkResult(NamedTuple):
     bad: int  # non-2xx/3xx responses plus socket errors
 
 
-def run_wrk(url: str, seconds: float, script: Path | None = None) -> WrkResult:
-    """wrk -t1 -c32 against url for seconds (bounded by a timeout)."""
-    command = ["wrk", "-t1", "-c32", f"-d{seconds:g}s", "--latency", "--timeout", "2s"]
+def run_wrk(
+    url: str, seconds: float, script: Path | None = None, connections: int = 32
+) -> WrkResult:
+    """wrk -t1 -c<connections> (32) against url for seconds (bounded by a timeout)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "2s"]
     if script is not None:
         command += ["-s", str(script)]
     out = subprocess.run(

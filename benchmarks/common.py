@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import synth
@@ -16,11 +20,17 @@ import synth
 __all__ = [
     "add_size_arguments",
     "children",
+    "cpu_seconds",
+    "descendants",
+    "distribution",
     "machine",
     "pct",
+    "py_spy",
+    "quantile",
     "rss_kib",
     "summary",
     "synthetic_repo",
+    "top_frames",
     "wait_quiet",
     "workdir",
 ]
@@ -98,6 +108,118 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (children, their children, ...), parents first."""
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        try:
+            below = children(queue.pop(0))
+        except OSError:  # it ended meanwhile
+            continue
+        found += below
+        queue += below
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The q-quantile of values (nearest rank), q in [0, 1]."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def distribution(values: list[float]) -> str:
+    """p50 / p99 / max of seconds, in ms, and how many."""
+    if not values:
+        return "no values"
+    return (
+        f"p50 {quantile(values, 0.5) * 1000:.0f} ms, p99 {quantile(values, 0.99) * 1000:.0f} ms, "
+        f"max {max(values) * 1000:.0f} ms (n={len(values):,})"
+    )
+
+
+@contextlib.contextmanager
+def py_spy(
+    binary: str | None, pid: int, out: Path, seconds: float, rate: int = 1000
+) -> Iterator[None]:
+    """Sample pid with py-spy (collapsed stacks to out) while the block runs, at most seconds.
+
+    py-spy is a profiling tool, not a project dependency: give the path of one installed
+    anywhere (`pip install py-spy` in a virtualenv of its own). None: no profile.
+    """
+    if binary is None:
+        yield
+        return
+    proc = subprocess.Popen(
+        [binary, "record", "--pid", str(pid), "--rate", str(rate), "--duration", f"{seconds:.0f}",
+         "--format", "raw", "--nonblocking", "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(0.5)  # py-spy attaches
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # py-spy writes what it has sampled, and exits
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+# Where a granian worker's main thread sits while its event loop runs native code (uvloop's
+# loop, granian's Rust) or waits: py-spy cannot tell those apart from Python.
+LOOP_FRAMES = ("MPServer._spawn_rsgi_worker", "MPServer._spawn_asgi_worker")
+
+
+def top_frames(collapsed: Path, count: int = 12, idle: tuple[str, ...] = LOOP_FRAMES) -> str:
+    """The functions py-spy saw most, by own samples and by inclusive samples (gitconf's).
+
+    Samples whose innermost frame starts with one of idle (the event loop in native code, or
+    waiting) are counted apart and left out of the shares.
+    """
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = skipped = 0
+    try:
+        lines = collapsed.read_text().splitlines()
+    except OSError as exc:
+        return f"no py-spy profile ({exc.strerror})"
+    for line in lines:
+        stack, _, samples = line.rpartition(" ")
+        if not samples.isdigit():
+            continue
+        n = int(samples)
+        frames = stack.split(";")
+        if not frames[-1] or frames[-1].startswith(idle):
+            skipped += n
+            continue
+        total += n
+        own[frames[-1]] += n
+        for frame in set(frames):
+            if "gitconf" in frame:
+                inclusive[frame] += n
+    if not total:
+        return "py-spy saw no samples"
+    rows = [
+        f"py-spy: {total} samples in Python ({collapsed}); {skipped} more in the event loop's "
+        "native code or idle, left out",
+        "  own time:",
+    ]
+    rows += [f"    {100 * n / total:5.1f}%  {frame}" for frame, n in own.most_common(count)]
+    rows.append("  inclusive (gitconf frames):")
+    rows += [f"    {100 * n / total:5.1f}%  {frame}" for frame, n in inclusive.most_common(count)]
+    return "\n".join(rows)
 
 
 def machine() -> str:
