@@ -52,14 +52,20 @@ def diff_values(old: Any, new: Any) -> tuple[KeyChange, ...]:
             changes.append(KeyChange(key, "removed", before[key], None))
         elif key not in before:
             changes.append(KeyChange(key, "added", None, after[key]))
-        elif _canon(before[key]) != _canon(after[key]):
+        elif not _same(before[key], after[key]):
             changes.append(KeyChange(key, "changed", before[key], after[key]))
     return tuple(changes)
 
 
-def _canon(value: Any) -> str:
-    # 1 and 1.0 and True compare equal in Python, but not as served JSON.
-    return json.dumps(value, sort_keys=True)
+def _same(a: Any, b: Any) -> bool:
+    """Equal as served JSON: 1, 1.0 and True are equal in Python, but not in JSON."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    return bool(a == b) or (a != a and b != b)  # NaN cannot be served, but stays itself
 
 
 SECRET_CHANGED = "<secret changed>"

@@ -48,13 +48,13 @@ def check_files(files: FileSet, limits: Limits) -> tuple[set[str], list[Problem]
 
 def check_total(files: FileSet, limits: Limits) -> Problem | None:
     """A problem when the files gitconf reads hold more than validation.max_total_size."""
+    total = sum(len(data) for path, data in files.files.items() if is_config_path(path))
+    if total <= limits.max_total_size:
+        return None  # sorted only to name the largest files, when over the limit
     sizes = sorted(
         ((len(data), path) for path, data in files.files.items() if is_config_path(path)),
         key=lambda item: (-item[0], item[1]),
     )
-    total = sum(size for size, _ in sizes)
-    if total <= limits.max_total_size:
-        return None
     largest = ", ".join(f"{path} ({size:,} bytes)" for size, path in sizes[:3])
     return Problem(
         Source(sizes[0][1]),

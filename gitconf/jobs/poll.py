@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from gitconf import __version__
 from gitconf.clock import iso, utcnow
 from gitconf.errors import GitconfError, Problem
+from gitconf.gcpause import collector_paused
 from gitconf.git.remote import FetchError, Mirror
 from gitconf.metrics import Metrics
 from gitconf.publisher import Publisher
@@ -134,7 +135,10 @@ def _compile(ctx: PollContext, head: str, served: ServedRevision | None) -> str:
         return _finish(ctx, "rejected")
     assert isinstance(reply, Built)
     try:
-        new = _publish(ctx, reply, served)
+        # No cyclic-GC pause while 20,000 bodies are swapped in and announced: reads on the
+        # event loop would wait for it.
+        with collector_paused():
+            new = _publish(ctx, reply, served)
     except Exception as exc:  # a bug of gitconf's must not pass for a healthy poll
         log.exception("publishing %s failed", head[:12])
         return _failed(ctx, head, f"publishing {head[:12]} failed: {exc.__class__.__name__}: {exc}")
@@ -143,8 +147,9 @@ def _compile(ctx: PollContext, head: str, served: ServedRevision | None) -> str:
     ctx.metrics.set_served(head)
     _record(ctx, head, "published")
     log.info("published %s", head[:12])
-    for publish_hook in ctx.on_published:
-        _safely(publish_hook, served, new)
+    with collector_paused():
+        for publish_hook in ctx.on_published:
+            _safely(publish_hook, served, new)
     return _finish(ctx, "published")
 
 

@@ -125,8 +125,10 @@ class GitconfRSGI:
         self.long_polls = long_polls
         self.watch = watch
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="gitconf-request")
-        # Requests running in or waiting for the pool: past this, 503 at once.
-        self.max_pending = threads + (threads if queue is None else queue)
+        # Requests running in or waiting for the pool: past this, 503 at once. The queue takes a
+        # burst (a fleet of Spring clients asking at once after a publish, before their reply
+        # is remembered) without holding a thread.
+        self.max_pending = threads + (max(64, 4 * threads) if queue is None else queue)
         self.pending = 0
         self.reading = 0  # bodies being read now
         # Path prefixes whose bodies may be larger than DEFAULT_BODY_LIMIT (the hooks').

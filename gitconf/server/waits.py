@@ -10,6 +10,7 @@ same as for a long poll the Flask view waits for in a thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 SLICE = 500  # futures resolved per turn of the loop after a publish
 ConfigKey = tuple[str, str]
 _CLOSING = object()
+_TIMEOUT = object()
+_GONE = object()
 
 
 class LongPolls:
@@ -101,23 +104,25 @@ class LongPolls:
                 if remaining <= 0:
                     return self.reader.timed_out(outcome)
                 key = (outcome.env, outcome.service)
+                # One future per wait, resolved by whichever comes first: a publish that
+                # changed the config, the deadline, the client going away, or the stop.
                 future: asyncio.Future[Any] = loop.create_future()
                 futures = self._by_key.setdefault(key, {})
                 futures[future] = outcome.served.identity(key) or ""
+                timer = loop.call_later(remaining, _resolve_once, future, _TIMEOUT)
+                on_gone = functools.partial(_gone, future)
+                gone.add_done_callback(on_gone)
                 try:
-                    await asyncio.wait(
-                        (future, gone), timeout=remaining, return_when="FIRST_COMPLETED"
-                    )
+                    value = await future
                 finally:
+                    timer.cancel()
+                    gone.remove_done_callback(on_gone)
                     del futures[future]
                     if not futures:
                         del self._by_key[key]
-                if not future.done():
-                    if gone.done():
-                        return None
-                    return self.reader.timed_out(outcome)
-                value = future.result()
-                if value is _CLOSING:
+                if value is _GONE:
+                    return None
+                if value is _TIMEOUT or value is _CLOSING:
                     return self.reader.timed_out(outcome)
                 settled = self.reader.settle(outcome, value)
                 if isinstance(settled, Reply):
@@ -126,3 +131,12 @@ class LongPolls:
         finally:
             self.waiting -= 1
             gone.cancel()
+
+
+def _resolve_once(future: asyncio.Future[Any], value: object) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _gone(future: asyncio.Future[Any], _task: object) -> None:
+    _resolve_once(future, _GONE)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT = 15.0
 HISTORY = 64  # publishes kept for Last-Event-ID
-HISTORY_EVENTS = 100_000  # and at most this many events in all
+HISTORY_BYTES = 16 * 1024 * 1024  # and at most this many bytes of events in all
 QUEUE = 64  # publishes a stream may fall behind by before it is told to resync
 MAX_GLOBS = 64
 MAX_GLOB = 255
@@ -47,12 +47,27 @@ class Event(NamedTuple):
     data: bytes  # the whole `id:/event:/data:` block
 
 
-class Batch(NamedTuple):
-    """The events of one publish."""
+class Batch:
+    """The events of one publish, and each stream filter's share of them, made once: streams
+    with the same token scopes and globs (most of a fleet) share one rendering."""
 
-    revision: str
-    previous: str | None
-    events: tuple[Event, ...]
+    __slots__ = ("events", "previous", "rendered", "revision", "size")
+
+    def __init__(self, revision: str, previous: str | None, events: tuple[Event, ...]) -> None:
+        self.revision = revision
+        self.previous = previous
+        self.events = events
+        self.size = sum(len(e.data) for e in events)
+        self.rendered: dict[tuple[Any, ...], bytes] = {}
+
+    def for_stream(self, stream: _Stream) -> bytes:
+        """The events a stream is to get, as the bytes to send."""
+        found = self.rendered.get(stream.signature)
+        if found is None:
+            found = b"".join(e.data for e in self.events if stream.wants(e))
+            if len(self.rendered) < 1024:
+                self.rendered[stream.signature] = found
+        return found
 
 
 def parse_globs(value: str | None, what: str) -> tuple[str, ...]:
@@ -111,6 +126,7 @@ class _Stream:
         self, principal: Principal, environments: tuple[str, ...], services: tuple[str, ...]
     ) -> None:
         self.queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE)
+        self.signature = (principal.scopes, environments, services)
         self._env = _matcher(environments)
         self._service = _matcher(services)
         self._principal = principal
@@ -124,7 +140,7 @@ class _Stream:
         return readable and self._env(event.environment) and self._service(event.service)
 
     def render(self, batch: Batch) -> bytes:
-        return b"".join(e.data for e in batch.events if self.wants(e))
+        return batch.for_stream(self)
 
     def offer(self, item: object) -> bool:
         try:
@@ -150,7 +166,7 @@ class Watch:
         self.max_streams = max_streams
         self.current = current
         self.history: deque[Batch] = deque()
-        self._history_events = 0
+        self._history_bytes = 0
         self._streams: set[_Stream] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
@@ -185,12 +201,14 @@ class Watch:
     # -- on the loop ----------------------------------------------------------------
 
     def _remember(self, batch: Batch) -> None:
+        if self.history:
+            self.history[-1].rendered.clear()  # replays of older batches render anew
         self.history.append(batch)
-        self._history_events += len(batch.events)
+        self._history_bytes += batch.size
         while len(self.history) > HISTORY or (
-            self._history_events > HISTORY_EVENTS and len(self.history) > 1
+            self._history_bytes > HISTORY_BYTES and len(self.history) > 1
         ):
-            self._history_events -= len(self.history.popleft().events)
+            self._history_bytes -= self.history.popleft().size
 
     def _dispatch(self, batch: Batch) -> None:
         self._remember(batch)

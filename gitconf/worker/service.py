@@ -354,9 +354,12 @@ def _changed(before: _Compiled, after: _Compiled) -> dict[ConfigKey, tuple[str, 
     """Changed key paths of each config whose ETag differs (added and removed ones too)."""
     out: dict[ConfigKey, tuple[str, ...]] = {}
     old, new = before.revision.configs, after.revision.configs
-    for key in sorted(before.etags.keys() | after.etags.keys()):
-        if before.identity(key) == after.identity(key):
-            continue
+    differ = [
+        key
+        for key in before.etags.keys() | after.etags.keys()
+        if before.identity(key) != after.identity(key)
+    ]
+    for key in sorted(differ):
         out[key] = tuple(
             change.key for change in diff_values(_value(old.get(key)), _value(new.get(key)))
         )
