@@ -9,7 +9,6 @@ PostgreSQL down, reads and publishing go on from memory.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import socket
@@ -17,35 +16,21 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from prometheus_client import Gauge
 
 from gitconf.clock import aware, utcnow
 from gitconf.feature import Feature
-from gitconf.store.db import metadata
+from gitconf.store.heartbeats import CHANNEL, Heartbeats
 
 if TYPE_CHECKING:
     from gitconf.feature import Parts
 
-__all__ = ["Replica", "feature", "replicas"]
+__all__ = ["Replica", "feature"]
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "gitconf_poll"
 HEARTBEAT_SECONDS = 5.0
 LIVE_SECONDS = 30.0
-
-replicas = sa.Table(
-    "replicas",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("listen", sa.String(255), nullable=False),
-    sa.Column("revision", sa.String(64), nullable=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 class Replica:
@@ -54,6 +39,7 @@ class Replica:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
         self.engine = parts.engine
+        self.heartbeats = Heartbeats(parts.engine)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.started_at = utcnow()
         self.listening = self.engine.dialect.name == "postgresql"
@@ -87,24 +73,7 @@ class Replica:
             "heartbeat_at": utcnow(),
         }
         try:
-            with self.engine.begin() as conn:
-                updated = conn.execute(
-                    replicas.update().where(replicas.c.id == self.id).values(**row)
-                ).rowcount
-                if not updated:
-                    conn.execute(
-                        replicas.insert().values(id=self.id, started_at=self.started_at, **row)
-                    )
-                conn.execute(
-                    replicas.delete().where(
-                        replicas.c.heartbeat_at < utcnow() - dt.timedelta(days=1)
-                    )
-                )
-                live = conn.execute(
-                    sa.select(sa.func.count()).where(
-                        replicas.c.heartbeat_at >= utcnow() - dt.timedelta(seconds=LIVE_SECONDS)
-                    )
-                ).scalar_one()
+            live = self.heartbeats.beat(self.id, row, self.started_at, LIVE_SECONDS)
             self.live.set(live)
             self.store_up.set(1)
             if self.error:
@@ -119,12 +88,7 @@ class Replica:
         """The replicas section of /v1/status."""
         doc: dict[str, Any] = {"self": self.id, "store_error": self.error, "replicas": []}
         try:
-            with self.engine.connect() as conn:
-                rows = (
-                    conn.execute(sa.select(replicas).order_by(replicas.c.started_at))
-                    .mappings()
-                    .all()
-                )
+            rows = self.heartbeats.all()
         except Exception as exc:
             doc["store_error"] = f"store unreachable: {str(exc).splitlines()[0]}"
             return doc
@@ -156,8 +120,7 @@ class Replica:
         if not self.listening:
             return
         try:
-            with self.engine.begin() as conn:
-                conn.execute(sa.select(sa.func.pg_notify(CHANNEL, self.id)))
+            self.heartbeats.notify(self.id)
         except Exception as exc:
             log.warning("cannot broadcast a poll request: %s", exc)
 
@@ -199,8 +162,7 @@ class Replica:
         for thread in self._threads:
             thread.join(timeout=5)
         try:
-            with self.engine.begin() as conn:
-                conn.execute(replicas.delete().where(replicas.c.id == self.id))
+            self.heartbeats.remove(self.id)
         except Exception:
             log.warning("could not remove the heartbeat row of %s", self.id)
 
