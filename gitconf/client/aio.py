@@ -15,22 +15,19 @@ from collections.abc import Callable
 from typing import Any
 
 from gitconf.client.backoff import Backoff
-from gitconf.client.cache import DiskCache
 from gitconf.client.changes import Change
 from gitconf.client.protocol import (
     MAX_RESPONSE,
     ClientError,
-    Endpoint,
     ProtocolError,
     Response,
     ServerError,
-    default_instance,
     encode_request,
     parse_response,
     request_headers,
     ssl_context,
 )
-from gitconf.client.state import Holder, WatchState, describe
+from gitconf.client.state import ClientOptions, WatchState, describe
 
 __all__ = ["AsyncConfigClient"]
 
@@ -39,7 +36,7 @@ log = logging.getLogger("gitconf.client")
 AsyncCallback = Callable[[Change], object]  # a plain function or a coroutine function
 
 
-class AsyncConfigClient:
+class AsyncConfigClient(ClientOptions):
     """One (environment, service)'s config from a gitconf server, on asyncio.
 
     The same options and behaviour as ConfigClient: `await get()`, `watch(callback)` (the
@@ -61,16 +58,19 @@ class AsyncConfigClient:
         cache_secrets: bool = False,
         backoff: Backoff | None = None,
     ) -> None:
-        self.endpoint = Endpoint.of(url, environment, service)
-        self.environment = environment
-        self.service = service
-        self.token = token
-        self.instance = instance or default_instance()
-        self.timeout = timeout
-        self.backoff = backoff or Backoff()
-        encode_request(self.endpoint, "/", request_headers(token, self.instance, None))
-        cache = DiskCache(cache_dir) if cache_dir is not None else None
-        self.holder = Holder(self.endpoint, environment, service, cache, cache_secrets)
+        super().__init__(
+            url,
+            environment,
+            service,
+            token=token,
+            cache_dir=cache_dir,
+            instance=instance,
+            timeout=timeout,
+            ca_bundle=ca_bundle,
+            verify=verify,
+            cache_secrets=cache_secrets,
+            backoff=backoff,
+        )
         self._context = ssl_context(ca_bundle, verify) if self.endpoint.scheme == "https" else None
         self._callbacks: list[AsyncCallback] = []
         self._task: asyncio.Task[None] | None = None

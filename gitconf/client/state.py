@@ -243,3 +243,38 @@ class WatchState:
             self.failures,
         )
         return delay
+
+
+class ClientOptions:
+    """What ConfigClient and AsyncConfigClient are made of: the same options, checked alike."""
+
+    def __init__(
+        self,
+        url: str,
+        environment: str,
+        service: str,
+        *,
+        token: str | None = None,
+        cache_dir: str | None = None,
+        instance: str | None = None,
+        timeout: float = 10.0,
+        ca_bundle: str | None = None,
+        verify: bool = True,
+        cache_secrets: bool = False,
+        backoff: Backoff | None = None,
+    ) -> None:
+        from gitconf.client.protocol import default_instance, encode_request
+
+        self.endpoint = Endpoint.of(url, environment, service)
+        self.environment = environment
+        self.service = service
+        self.token = token
+        self.instance = instance or default_instance()
+        self.timeout = timeout
+        self.backoff = backoff or Backoff()
+        self.ca_bundle = ca_bundle
+        self.verify = verify
+        # Fails now, not at the first request, if a header would hold a line break.
+        encode_request(self.endpoint, "/", request_headers(token, self.instance, None))
+        cache = DiskCache(cache_dir) if cache_dir is not None else None
+        self.holder = Holder(self.endpoint, environment, service, cache, cache_secrets)

@@ -17,7 +17,6 @@ from typing import Any
 import requests
 
 from gitconf.client.backoff import Backoff
-from gitconf.client.cache import DiskCache
 from gitconf.client.changes import Change
 from gitconf.client.protocol import (
     MAX_RESPONSE,
@@ -26,13 +25,12 @@ from gitconf.client.protocol import (
     ProtocolError,
     Response,
     ServerError,
-    default_instance,
     encode_request,
     parse_response,
     request_headers,
     ssl_context,
 )
-from gitconf.client.state import Holder, WatchState, describe
+from gitconf.client.state import ClientOptions, WatchState, describe
 
 __all__ = ["ConfigClient"]
 
@@ -102,7 +100,7 @@ class _Line:
                     self._sock.shutdown(socket.SHUT_RDWR)
 
 
-class ConfigClient:
+class ConfigClient(ClientOptions):
     """One (environment, service)'s config from a gitconf server.
 
     `get()` revalidates with If-None-Match; when the server cannot be reached or answers
@@ -125,17 +123,19 @@ class ConfigClient:
         cache_secrets: bool = False,
         backoff: Backoff | None = None,
     ) -> None:
-        self.endpoint = Endpoint.of(url, environment, service)
-        self.environment = environment
-        self.service = service
-        self.token = token
-        self.instance = instance or default_instance()
-        self.timeout = timeout
-        self.backoff = backoff or Backoff()
-        # Fails now, not at the first request, if a header would hold a line break.
-        encode_request(self.endpoint, "/", request_headers(token, self.instance, None))
-        cache = DiskCache(cache_dir) if cache_dir is not None else None
-        self.holder = Holder(self.endpoint, environment, service, cache, cache_secrets)
+        super().__init__(
+            url,
+            environment,
+            service,
+            token=token,
+            cache_dir=cache_dir,
+            instance=instance,
+            timeout=timeout,
+            ca_bundle=ca_bundle,
+            verify=verify,
+            cache_secrets=cache_secrets,
+            backoff=backoff,
+        )
         self._session = requests.Session()
         # No proxies, netrc or REQUESTS_CA_BUNDLE from the environment: get() and the watch
         # must reach the server the same way, and the watch's socket connects directly.

@@ -216,28 +216,22 @@ class Mirror:
             except (pygit2.GitError, KeyError, ValueError):
                 return False
 
+    def _commit(self, repo: pygit2.Repository, ref: str) -> pygit2.Commit:
+        try:
+            return resolve(repo, ref)
+        except UsageError:
+            if ref == self.branch and repo.references.get(self.tracking_ref) is not None:
+                return resolve(repo, self.tracking_ref)
+            raise
+
     def resolve(self, ref: str) -> str:
         """The commit id a ref (branch, tag or sha) names in the mirror; UsageError if none."""
         with self._read_lock:
-            repo = self._reader()
-            try:
-                commit = resolve(repo, ref)
-            except UsageError:
-                if ref == self.branch and repo.references.get(self.tracking_ref) is not None:
-                    commit = resolve(repo, self.tracking_ref)
-                else:
-                    raise
-            return str(commit.id)
+            return str(self._commit(self._reader(), ref).id)
 
     def fileset(self, ref: str) -> tuple[str, FileSet]:
         """The commit id and config files of a ref (branch, tag or sha) in the mirror."""
         with self._read_lock:
             repo = self._reader()
-            try:
-                commit = resolve(repo, ref)
-            except UsageError:
-                if ref == self.branch and repo.references.get(self.tracking_ref) is not None:
-                    commit = resolve(repo, self.tracking_ref)
-                else:
-                    raise
+            commit = self._commit(repo, ref)
             return str(commit.id), fileset_from_commit(repo, commit, self._trees)

@@ -70,6 +70,13 @@ class _Cache(NamedTuple):
     auth_generation: int
 
 
+def _entry(env: str, service: str, ok: Reply) -> _Entry:
+    """The replies of one read made from its 200: the 304 keeps the headers but the body's."""
+    kept = [(k, v) for k, v in ok.headers if k not in ("Content-Type", "Content-Length")]
+    etag = dict(ok.headers)["ETag"]
+    return _Entry(env, service, etag, ok, Reply(304, kept, b""), Reply(200, ok.headers, b""))
+
+
 def _owned(path: str, query: str) -> tuple[str, str] | None:
     """(environment, service) of a read this path answers; None for any other request."""
     if not path.startswith(_PREFIX) or query not in _SIMPLE_QUERIES:
@@ -190,16 +197,13 @@ class FastReads:
         if cache.memo_bytes[0] + len(body) > _MAX_MEMO_BYTES or len(cache.memo) >= _MAX_ENTRIES:
             return
         cache.memo_bytes[0] += len(body)
-        kept = [(k, v) for k, v in headers if k not in ("Content-Type", "Content-Length")]
         key = (
             environ.get("PATH_INFO", ""),
             environ.get("QUERY_STRING", ""),
             environ.get("HTTP_ACCEPT"),
             environ.get("HTTP_AUTHORIZATION"),
         )
-        cache.memo[key] = _Entry(
-            "", "", etag, Reply(200, headers, body), Reply(304, kept, b""), Reply(200, headers, b"")
-        )
+        cache.memo[key] = _entry("", "", Reply(200, headers, body))
 
     def _refuse(self, path: str, query: str, exc: ApiError, head: bool) -> Reply | None:
         """A refusal of a read this path owns; None for the others, which Flask refuses."""
@@ -266,15 +270,7 @@ class FastReads:
         cache.grants.add((authorization, env, service))
         if len(cache.entries) >= _MAX_ENTRIES:
             cache.entries.clear()
-        ok = self.reader.reply(200, body, served.revision)
-        cache.entries[key] = _Entry(
-            env,
-            service,
-            body.etag,
-            ok,
-            self.reader.reply(304, body, served.revision),
-            Reply(200, ok.headers, b""),
-        )
+        cache.entries[key] = _entry(env, service, self.reader.reply(200, body, served.revision))
 
     def _remember_for(
         self,
@@ -292,11 +288,7 @@ class FastReads:
             return
         if ok.status != 200 or len(cache.memo) >= _MAX_ENTRIES:
             return
-        etag = dict(ok.headers)["ETag"]
-        kept = [(k, v) for k, v in ok.headers if k not in ("Content-Type", "Content-Length")]
-        cache.memo[(*key, authorization)] = _Entry(
-            env, service, etag, ok, Reply(304, kept, b""), Reply(200, ok.headers, b"")
-        )
+        cache.memo[(*key, authorization)] = _entry(env, service, ok)
 
     def count(self, status: int) -> None:
         """Count one request answered outside Flask (metrics: route config, by status)."""

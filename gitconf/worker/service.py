@@ -134,20 +134,8 @@ class CompileService:
         changed = _changed(reference, compiled) if reference is not None else {}
         self._keep(compiled)
         self.served = sha
-        return Built(
-            sha=sha,
-            environments=result.revision.environments,
-            services=result.revision.services,
-            subscriptions=subscription_docs(result.revision.manifest),
-            etags=compiled.etags,
-            bodies=bodies,
-            base=reference.sha if reference is not None else None,
-            changed=changed,
-            seconds=time.perf_counter() - began,
-            secret_etags=compiled.secret_etags,
-            secret_bodies=secret_bodies,
-            redacted=compiled.redacted,
-        )
+        base = reference.sha if reference is not None else None
+        return _built(compiled, bodies, secret_bodies, base, changed, began)
 
     def revision(
         self, sha: str, started: Callable[[Started], None] | None = None
@@ -158,20 +146,7 @@ class CompileService:
         if isinstance(found, Refused):
             return found
         bodies, secret_bodies = _all_bodies(found)
-        return Built(
-            sha=sha,
-            environments=found.revision.environments,
-            services=found.revision.services,
-            subscriptions=subscription_docs(found.revision.manifest),
-            etags=found.etags,
-            bodies=bodies,
-            base=None,
-            changed={},
-            seconds=time.perf_counter() - began,
-            secret_etags=found.secret_etags,
-            secret_bodies=secret_bodies,
-            redacted=found.redacted,
-        )
+        return _built(found, bodies, secret_bodies, None, {}, began)
 
     def adopt(self, sha: str) -> Adopted | Refused:
         """The server serves sha now: hold its compiled revision (compiling it into the head's
@@ -330,6 +305,31 @@ class CompileService:
                 self._kept.move_to_end(oldest)  # the served revision stays
                 oldest = next(iter(self._kept))
             del self._kept[oldest]
+
+
+def _built(
+    compiled: _Compiled,
+    bodies: dict[str, bytes],
+    secret_bodies: dict[str, bytes],
+    base: str | None,
+    changed: dict[ConfigKey, tuple[str, ...]],
+    began: float,
+) -> Built:
+    revision = compiled.revision
+    return Built(
+        sha=compiled.sha,
+        environments=revision.environments,
+        services=revision.services,
+        subscriptions=subscription_docs(revision.manifest),
+        etags=compiled.etags,
+        bodies=bodies,
+        base=base,
+        changed=changed,
+        seconds=time.perf_counter() - began,
+        secret_etags=compiled.secret_etags,
+        secret_bodies=secret_bodies,
+        redacted=compiled.redacted,
+    )
 
 
 def _all_bodies(
