@@ -161,81 +161,72 @@ class SubscriptionStore:
 
         A changed URL re-enables one that a 410 disabled; one no longer declared is deleted.
         """
-        now = utcnow()
-        wanted = {MANIFEST_PREFIX + d["name"]: d for d in declared}
-        with self.engine.begin() as conn:
-            rows = {
-                r["id"]: r
-                for r in conn.execute(
-                    sa.select(subscriptions).where(subscriptions.c.origin == "manifest")
-                ).mappings()
+        wanted = {
+            MANIFEST_PREFIX + d["name"]: {
+                "name": d["name"],
+                "url": d["url"],
+                "environments": list(d.get("environments") or ["*"]),
+                "services": list(d.get("services") or ["*"]),
+                "events": list(d.get("events") or [CHANGED]),
+                "include_config": bool(d.get("include_config", False)),
+                "secret_env": d.get("secret_env"),
+                "declared_at": d.get("source"),
+                "deleted_at": None,
             }
-            gone = [i for i, r in rows.items() if i not in wanted and r["deleted_at"] is None]
-            if gone:
-                _retire(conn, gone, now)
-            for sub_id, doc in wanted.items():
-                values = {
-                    "name": doc["name"],
-                    "url": doc["url"],
-                    "environments": list(doc.get("environments") or ["*"]),
-                    "services": list(doc.get("services") or ["*"]),
-                    "events": list(doc.get("events") or [CHANGED]),
-                    "include_config": bool(doc.get("include_config", False)),
-                    "secret_env": doc.get("secret_env"),
-                    "declared_at": doc.get("source"),
-                    "deleted_at": None,
-                }
-                old = rows.get(sub_id)
-                if old is None:
-                    conn.execute(
-                        subscriptions.insert(),
-                        [{**values, "id": sub_id, "origin": "manifest", "created_at": now}],
-                    )
-                    continue
-                if old["url"] != values["url"] or old["deleted_at"] is not None:
-                    values.update(disabled_at=None, disabled_reason=None)
-                if any(old[k] != v for k, v in values.items()):
-                    conn.execute(
-                        subscriptions.update().where(subscriptions.c.id == sub_id), [values]
-                    )
+            for d in declared
+        }
+        self._sync("manifest", wanted, reenable_on_new_url=True)
 
     def sync_brokers(self, declared: Iterable[Mapping[str, Any]]) -> None:
         """Make the broker subscriptions those of server.yaml's `brokers:` (Brokers.declared).
 
         One no longer configured is deleted, and what it had not received is cancelled.
         """
+        wanted = {
+            d["id"]: {
+                "name": d["name"],
+                "url": d["url"],
+                "environments": list(d["environments"]),
+                "services": list(d["services"]),
+                "events": list(d["events"]),
+                "include_config": False,
+                "declared_at": d["declared_at"],
+                "deleted_at": None,
+                "disabled_at": None,
+                "disabled_reason": None,
+            }
+            for d in declared
+        }
+        self._sync("broker", wanted, reenable_on_new_url=False)
+
+    def _sync(
+        self, origin: str, wanted: dict[str, dict[str, Any]], *, reenable_on_new_url: bool
+    ) -> None:
+        """Make the subscriptions of an origin exactly wanted (id -> column values)."""
         now = utcnow()
-        wanted = {d["id"]: d for d in declared}
         with self.engine.begin() as conn:
             rows = {
                 r["id"]: r
                 for r in conn.execute(
-                    sa.select(subscriptions).where(subscriptions.c.origin == "broker")
+                    sa.select(subscriptions).where(subscriptions.c.origin == origin)
                 ).mappings()
             }
             gone = [i for i, r in rows.items() if i not in wanted and r["deleted_at"] is None]
             if gone:
                 _retire(conn, gone, now)
-            for sub_id, doc in wanted.items():
-                values = {
-                    "name": doc["name"],
-                    "url": doc["url"],
-                    "environments": list(doc["environments"]),
-                    "services": list(doc["services"]),
-                    "events": list(doc["events"]),
-                    "include_config": False,
-                    "declared_at": doc["declared_at"],
-                    "deleted_at": None,
-                    "disabled_at": None,
-                    "disabled_reason": None,
-                }
+            for sub_id, values in wanted.items():
                 old = rows.get(sub_id)
                 if old is None:
                     conn.execute(
                         subscriptions.insert(),
-                        [{**values, "id": sub_id, "origin": "broker", "created_at": now}],
+                        [{**values, "id": sub_id, "origin": origin, "created_at": now}],
                     )
-                elif any(old[k] != v for k, v in values.items()):
+                    continue
+                if reenable_on_new_url and (
+                    old["url"] != values["url"] or old["deleted_at"] is not None
+                ):
+                    values = {**values, "disabled_at": None, "disabled_reason": None}
+                if any(old[k] != v for k, v in values.items()):
                     conn.execute(
                         subscriptions.update().where(subscriptions.c.id == sub_id), [values]
                     )
