@@ -32,6 +32,7 @@ from gitconf.spring import feature as spring
 from gitconf.store.db import StoreSchema, make_engine
 from gitconf.store.revisions import RevisionLog
 from gitconf.store.snapshots import DamagedSnapshot
+from gitconf.ui import feature as dashboard
 from gitconf.worker.proxy import CompileWorker
 
 __all__ = ["Server", "build"]
@@ -136,6 +137,7 @@ class Server:
             hooks.feature(parts),
             spring.feature(),
             notify,
+            dashboard.feature(parts),
         )
         self.deps = Deps(
             settings,
