@@ -11,10 +11,12 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 __all__ = ["COOKIE", "LIFETIME", "Session", "SessionCodec", "load_key"]
 
@@ -64,10 +66,17 @@ def load_key(state_dir: Path) -> bytes:
 class SessionCodec:
     """Signs sessions into cookie values and reads them back, refusing old or forged ones."""
 
-    def __init__(self, key: bytes, lifetime: int = LIFETIME) -> None:
+    def __init__(
+        self, key: bytes, lifetime: int = LIFETIME, clock: Callable[[], float] = time.time
+    ) -> None:
         self.key = key
         self.lifetime = lifetime
-        self._serializer = URLSafeTimedSerializer(key, salt="gitconf-ui-session")
+
+        class Signer(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock())
+
+        self._serializer = URLSafeTimedSerializer(key, salt="gitconf-ui-session", signer=Signer)
 
     def dumps(self, session: Session) -> str:
         """The cookie value of a session."""

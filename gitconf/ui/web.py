@@ -55,6 +55,8 @@ def session() -> Session:
     if found is None:
         found = ui().codec.loads(request.cookies.get(COOKIE))
         if found is None:
+            # A cookie that was sent but is no longer good: expired, or signed with another key.
+            g.ui_stale = COOKIE in request.cookies
             found = Session.fresh()
             g.ui_new_session = found
         g.ui_session = found
@@ -72,7 +74,7 @@ def who() -> Principal:
         return deps().reader.principal(header)
     current = session()
     if current.name is None or current.binding is None:
-        raise LoginRequired(ended=COOKIE in request.cookies and "ui_new_session" not in g)
+        raise LoginRequired(ended=bool(g.get("ui_stale")))
     principal = auth.by_binding(current.name, current.binding, ui().codec.key)
     if principal is None:
         raise LoginRequired(ended=True)
