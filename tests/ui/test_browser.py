@@ -124,10 +124,9 @@ def test_a_config_page_shows_a_values_source_and_what_it_overrode(
     page.get_by_role("link", name="production/payments", exact=True).click()
     page.wait_for_url(re.compile(r"/ui/config/production/payments$"))
     row = page.locator("table.leaves tr", has=page.locator("th", has_text="db.pool.max"))
-    cells = row.locator("td")
-    assert cells.nth(0).inner_text() == "60"
-    assert cells.nth(1).inner_text() == "environments/production/payments.yaml:2:15"
-    assert cells.nth(2).inner_text() == "base/payments.yaml:4:15"
+    assert row.locator("td").first.inner_text() == "60"
+    assert row.locator(".source").inner_text() == "environments/production/payments.yaml:2:15"
+    assert row.locator(".overrode li").all_inner_texts() == ["base/payments.yaml:4:15"]
     layers = page.locator("section.layers li").all_inner_texts()
     assert layers == [
         "base/_all.yaml",
