@@ -13,7 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 def _dechunk(stream: Any) -> bytes:
     """A chunked request body (wsgiref hands it over undecoded)."""
-    parts = []
+    parts: list[bytes] = []
     while True:
         size = int(stream.readline().split(b";", 1)[0].strip() or b"0", 16)
         if size == 0:
