@@ -256,10 +256,8 @@ class CompileService:
             if exc.source is not None:
                 fields["source"] = str(exc.source)
             return ChangeRefused(exc.code, exc.status, exc.render(), fields, list(exc.problems))
-        diff = result.diff
-        if result.revision is not None and diff:
-            diff = mask_secrets(diff, secret_keys(before.revision), secret_keys(result.revision))
-        return ChangeApplied(sha, result.edited, result.problems, diff)
+        # diff_revisions masks secrets: a change's diff never holds a plaintext secret.
+        return ChangeApplied(sha, result.edited, result.problems, result.diff)
 
     # -- the revisions held -------------------------------------------------------------
 
