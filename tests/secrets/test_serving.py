@@ -247,7 +247,7 @@ def test_a_tampered_or_undecryptable_file_rejects_the_commit_naming_it(
 def test_the_change_api_never_edits_an_encrypted_file_nor_writes_a_secret_in_plaintext(
     served: tuple[ServeProcess, Path],
 ) -> None:
-    server, repo = served
+    server, _ = served
     base = get(server, "/v1/config/production/payments", ADMIN).headers["X-Gitconf-Revision"]
 
     def change(**edit: Any) -> requests.Response:
