@@ -133,13 +133,14 @@ class Server:
         # Every capability, in the order they start (they stop in the reverse one).
         replica, self.replica = replicas.feature(parts)
         notify, self.notifier = notifications.feature(parts, self.replica.id)
+        change, self.changes = changes.feature(parts)
         self.features: tuple[Feature, ...] = (
             replica,
             hooks.feature(parts),
             spring.feature(),
             notify,
-            changes.feature(parts),
-            dashboard.feature(parts),
+            change,
+            dashboard.feature(parts, self.changes),
         )
         self.deps = Deps(
             settings,

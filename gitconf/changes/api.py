@@ -43,7 +43,7 @@ from gitconf.server.responses import json_response
 from gitconf.worker.messages import ApplyChange, ChangeApplied, ChangeRefused, Failed
 from gitconf.worker.proxy import CompileWorker, WorkerBusy, WorkerDied, limit_problem
 
-__all__ = ["ChangeContext", "make_blueprint"]
+__all__ = ["ChangeContext", "make_blueprint", "submit"]
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,18 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(own_schema("change"))
 
 
-def _body() -> dict[str, Any]:
-    doc = read_json(
+def _body() -> Any:
+    return read_json(
         request,
         what="POST /v1/changes",
         limit=MAX_BODY,
         max_depth=MAX_DEPTH,
         shape=f"values nest at most {MAX_DEPTH} levels ({SCHEMA_NOTE})",
     )
+
+
+def _checked(doc: Any) -> dict[str, Any]:
+    """A change body that schemas/change.schema.json and the rules beside it accept."""
     if not isinstance(doc, dict):
         raise ApiError(
             400, "invalid_change", f'the body must be a JSON object such as {{"base": ..., "edits": [...]}} ({SCHEMA_NOTE})'
@@ -236,10 +240,22 @@ def _count(ctx: ChangeContext, outcome: str) -> None:
 
 def change(ctx: ChangeContext) -> Response:
     """Apply, validate, commit and push one change."""
-    change_id = "chg_" + secrets.token_hex(8)
     try:
         principal = deps().reader.principal(request.headers.get("Authorization"))
-        doc = _body()
+        body = _body()
+    except ApiError as exc:
+        _count(ctx, exc.code)
+        raise
+    reply, status = submit(ctx, principal, body)
+    return json_response(reply, status)
+
+
+def submit(ctx: ChangeContext, principal: Principal, body: Any) -> tuple[dict[str, Any], int]:
+    """One change by principal, as POST /v1/changes makes it (the dashboard's form too): the
+    reply and its status (200 for a dry run, 201 committed); ApiError when it is refused."""
+    change_id = "chg_" + secrets.token_hex(8)
+    try:
+        doc = _checked(body)
         edits = _edits(doc)
         _check_scopes(principal, edits)
         mode = doc.get("mode") or ctx.mode
@@ -260,7 +276,7 @@ def _change(
     mode: str,
     dry_run: bool,
     change_id: str,
-) -> Response:
+) -> tuple[dict[str, Any], int]:
     mirror = ctx.mirror
     branch = ctx.branch if mode == "commit" else f"gitconf/change-{change_id}"
     for attempt in range(1, MAX_TRIES + 1):
@@ -298,7 +314,7 @@ def _change(
         }
         if dry_run or not applied.edited:
             reply["dry_run"] = dry_run
-            return json_response(reply, 200)
+            return reply, 200
         author = _signature(principal)
         name, email = ctx.committer
         sha = mirror.commit(
@@ -330,7 +346,7 @@ def _change(
         elif ctx.review_url:
             reply["url"] = ctx.review_url.replace("{branch}", branch)
         reply["commit"] = sha
-        return json_response(reply, 201)
+        return reply, 201
     raise ApiError(
         409,
         "push_conflict",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response, g, request
+from werkzeug.exceptions import HTTPException
 
 from gitconf.feature import Feature
-from gitconf.server.errors import ApiError
-from gitconf.ui import login, pages
+from gitconf.server.errors import ApiError, internal_error
+from gitconf.ui import change, login, pages
 from gitconf.ui.openapi import PATHS
 from gitconf.ui.session import SessionCodec, load_key
 from gitconf.ui.web import LoginRequired, UiContext, finish, page, to_login, who
@@ -18,9 +20,12 @@ from gitconf.ui.web import LoginRequired, UiContext, finish, page, to_login, who
 if TYPE_CHECKING:
     from flask.blueprints import BlueprintSetupState
 
+    from gitconf.changes.api import ChangeContext
     from gitconf.feature import Parts
 
 __all__ = ["feature", "make_blueprint"]
+
+log = logging.getLogger(__name__)
 
 View = Callable[..., Response]
 
@@ -49,6 +54,20 @@ def _error(exc: ApiError) -> Response:
     return response
 
 
+def _unexpected(exc: Exception) -> Response:
+    """A bug: logged with its traceback, and the API's 500 on a page."""
+    if isinstance(exc, HTTPException):  # a 404 or 405 of Flask's: its own page
+        return _error(
+            ApiError(
+                exc.code or 500,
+                (exc.name or "error").lower().replace(" ", "_"),
+                exc.description or "",
+            )
+        )
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return _error(internal_error())
+
+
 def make_blueprint(context: UiContext) -> Blueprint:
     """The dashboard's routes, its templates and its one stylesheet."""
     bp = Blueprint(
@@ -65,6 +84,7 @@ def make_blueprint(context: UiContext) -> Blueprint:
 
     bp.record_once(record)
     bp.register_error_handler(ApiError, _error)
+    bp.register_error_handler(Exception, _unexpected)
     bp.after_request(finish)
     bp.add_url_rule("/login", view_func=login.login_form, methods=["GET"])
     bp.add_url_rule("/login", endpoint="login_post", view_func=login.login_post, methods=["POST"])
@@ -80,10 +100,18 @@ def make_blueprint(context: UiContext) -> Blueprint:
     ]
     for rule, view in routes:
         bp.add_url_rule(rule, view_func=_signed_in(view), methods=["GET"])
+    bp.add_url_rule("/change", view_func=_signed_in(change.change_form), methods=["GET"])
+    bp.add_url_rule(
+        "/change",
+        endpoint="change_post",
+        view_func=_signed_in(change.change_post),
+        methods=["POST"],
+    )
     return bp
 
 
-def feature(parts: Parts) -> Feature:
-    """Serve the dashboard under /ui/, its sessions signed with a key kept in the state dir."""
-    context = UiContext(parts.auth, SessionCodec(load_key(parts.state_dir)))
+def feature(parts: Parts, changes: ChangeContext | None = None) -> Feature:
+    """Serve the dashboard under /ui/, its sessions signed with a key kept in the state dir;
+    its change form submits to changes (the change API), or says the API is off."""
+    context = UiContext(parts.auth, SessionCodec(load_key(parts.state_dir)), changes)
     return Feature("ui", blueprint=make_blueprint(context), openapi=PATHS)

@@ -90,6 +90,38 @@ PATHS: dict[str, Any] = {
             "operationId": "uiLogout",
         }
     },
+    "/ui/change": {
+        **_page("The change form: KEY=VALUE lines for one config", "uiChangeForm"),
+        "post": {
+            **_FORM_POST,
+            "summary": "Preview (action=preview: a dry run) or commit (action=commit) a change "
+            "through POST /v1/changes; the reply or the refusal, on the form",
+            "operationId": "uiChange",
+            "requestBody": {
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["csrf", "config", "base"],
+                            "properties": {
+                                name: {"type": "string"}
+                                for name in (
+                                    "csrf",
+                                    "config",
+                                    "base",
+                                    "set",
+                                    "unset",
+                                    "layer",
+                                    "message",
+                                    "action",
+                                )
+                            },
+                        }
+                    }
+                }
+            },
+        },
+    },
     "/ui/static/{filename}": {
         "get": {
             "summary": "The dashboard's stylesheet and script",

@@ -13,7 +13,7 @@ from gitconf.server.auth import may_not_read
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.server.ops import diff_doc, environments_doc, revisions_doc, status_doc
-from gitconf.ui.web import page
+from gitconf.ui.web import page, ui
 
 __all__ = ["audit", "config", "diff", "overview", "releases", "revisions", "subscriptions"]
 
@@ -66,6 +66,7 @@ def config(env: str, service: str) -> Response:
         etag=body.etag if body is not None else None,
         redacted=served.redacted.get((env, service), 0),
         shown_secrets=principal.may("secrets", env, service),
+        can_change=ui().changes is not None and principal.may("write", env, service),
     )
 
 

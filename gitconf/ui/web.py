@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Response, current_app, g, redirect, render_template, request
 
@@ -11,6 +11,9 @@ from gitconf.server.auth import ANONYMOUS_ADMIN, Auth, Principal
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.ui.session import COOKIE, Session, SessionCodec
+
+if TYPE_CHECKING:
+    from gitconf.changes.api import ChangeContext
 
 __all__ = ["UiContext", "check_form", "page", "session", "ui", "who"]
 
@@ -33,6 +36,7 @@ class UiContext:
 
     auth: Auth
     codec: SessionCodec
+    changes: ChangeContext | None = None  # the change API (None: it is off)
 
 
 def ui() -> UiContext:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import pytest
 import yaml
 
-from gitconf.testing import commit_all, make_repo
+from gitconf.testing import commit_all, git, make_repo
 from gitconf.testing.server import ServeProcess, wait_until
 from tests.conftest import BASE_FILES
 from tests.ui.conftest import ADMIN, BAD_STAGING, TOKENS
@@ -29,6 +29,7 @@ SIZE = {"width": 1280, "height": 800}
 
 class Served(NamedTuple):
     server: ServeProcess
+    repo: Path  # a clone of the server's remote
     first: str
     second: str
     rejected: str
@@ -41,11 +42,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("browser")
     repo = make_repo(root / "config", dict(BASE_FILES))
     first = commit_all(repo, "nothing new")
+    # The server follows a bare remote, which the change form pushes to; commits of the tests'
+    # own are made in repo and pushed there.
+    remote = root / "remote.git"
+    git(root, "clone", "-q", "--bare", str(repo), str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
     config = root / "server.yaml"
     config.write_text(yaml.safe_dump({"tokens": TOKENS}))
     shots = Path(os.environ.get("GITCONF_UI_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
     shots.mkdir(parents=True, exist_ok=True)
-    with ServeProcess(repo, root / "state", config=config, poll_interval=0.1) as server:
+    with ServeProcess(remote, root / "state", config=config, poll_interval=0.1) as server:
         auth = {"Authorization": "Bearer " + ADMIN}
 
         def status() -> dict[str, Any]:
@@ -58,13 +64,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "raise the pool",
             {"environments/production/payments.yaml": "db:\n  pool: {max: 60}\n"},
         )
+        git(repo, "push", "-q", "origin", "main")
         wait_until(lambda: status()["revision"] == second, what="the second revision served")
         rejected = commit_all(repo, "break staging", BAD_STAGING)
+        git(repo, "push", "-q", "origin", "main")
         wait_until(
             lambda: any(r["revision"] == rejected for r in status()["rejected"]),
             what="the bad commit rejected",
         )
-        yield Served(server, first, second, rejected, shots)
+        yield Served(server, repo, first, second, rejected, shots)
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +185,49 @@ def test_the_other_pages_keyboard_focus_and_dark_mode(page: Any, served: Served)
     page.wait_for_url(re.compile(r"/ui/login$"))
     page.goto("/ui/")
     assert page.url.endswith("/ui/login")
+
+
+def test_change_a_value_through_the_form_and_see_it_served(page: Any, served: Served) -> None:
+    """Last in this module: it changes what the server serves."""
+    # Fix the rejected commit first: a change is compiled on the branch's head, which must be
+    # valid for any change to land.
+    commit_all(
+        served.repo, "fix staging", {"environments/staging/payments.yaml": "db: {port: 1}\n"}
+    )
+    git(served.repo, "push", "-q", "origin", "main")
+    auth = {"Authorization": "Bearer " + ADMIN}
+    wait_until(
+        lambda: (
+            served.server.get("/v1/status", headers=auth).json()["poll"]["last_result"]
+            == "published"
+        ),
+        what="the fix served",
+    )
+    log_in(page)
+    page.get_by_role("link", name="Change").click()
+    page.wait_for_url(re.compile(r"/ui/change$"))
+    page.get_by_label("Config", exact=True).select_option("production/payments")
+    page.get_by_label("Set", exact=True).fill("db.pool.max=75")
+    page.get_by_role("button", name="Preview").click()
+    preview = page.locator("#preview")
+    row = preview.locator("tr", has=page.locator("th", has_text="db.pool.max"))
+    assert row.locator("td.old").first.inner_text() == "60"
+    assert row.locator("td.new").first.inner_text() == "75"
+    shot(page, served, "change-preview")
+    page.get_by_role("button", name="Commit and push").click()
+    assert "Committed" in page.locator("#change-done").inner_text()
+    shot(page, served, "change-done")
+    page.get_by_role("link", name="See production/payments as served").click()
+
+    def value_shown() -> bool:
+        page.reload()
+        pool = page.locator("table.leaves tr", has=page.locator("th", has_text="db.pool.max"))
+        return bool(pool.locator("td").first.inner_text() == "75")
+
+    wait_until(value_shown, timeout=10, interval=0.1, what="the changed value on the config page")
+    assert (
+        served.server.get("/v1/config/production/payments", headers=auth).json()["db"]["pool"][
+            "max"
+        ]
+        == 75
+    )
