@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Response, g, redirect, request
 
 from gitconf.server.auth import ANONYMOUS_ADMIN
@@ -9,6 +11,8 @@ from gitconf.ui.session import Session
 from gitconf.ui.web import check_form, page, session, set_session, ui
 
 __all__ = ["login_form", "login_post", "logout"]
+
+log = logging.getLogger(__name__)
 
 
 def _redirect(to: str) -> Response:
@@ -48,8 +52,15 @@ def login_post() -> Response:
                 "That token is not one of this server's tokens. Check for a missing character, "
                 "or ask the server's operator for one (tokens: in server.yaml)."
             )
+        # Never the token itself: who tried, from where, and why it failed.
+        log.warning(
+            "dashboard login refused from %s: %s",
+            request.remote_addr,
+            f"token {expired!r} expired" if expired else "no such token",
+        )
         return page("login.html", status=401, error=error)
     principal, binding = found
+    log.info("dashboard login: %r from %s", principal.name, request.remote_addr)
     response = _redirect("/ui/")
     set_session(response, Session.fresh(principal.name, binding))
     g.ui_cookie_set = True

@@ -231,3 +231,23 @@ def test_change_a_value_through_the_form_and_see_it_served(page: Any, served: Se
         ]
         == 75
     )
+
+
+def test_without_tokens_the_overview_follows_changes_live(browser: Any, tmp_path: Path) -> None:
+    """The overview's script reloads it when /v1/watch says a config changed: no login, no
+    click."""
+    repo = make_repo(tmp_path / "config", dict(BASE_FILES))
+    with ServeProcess(repo, tmp_path / "state", poll_interval=0.1) as server:
+        context = browser.new_context(viewport=SIZE, base_url=server.url)
+        page = context.new_page()
+        page.goto("/ui/")
+        before = page.locator("section.card", has_text="Served").inner_text()
+        page.wait_for_function("document.readyState === 'complete'")
+        sha = commit_all(repo, "more", {"base/search.yaml": "shards: [s1, s2, s3]\n"})
+        page.wait_for_function(
+            "sha => document.querySelector('section.card code.sha').title === sha",
+            arg=sha,
+            timeout=10_000,
+        )
+        assert page.locator("section.card", has_text="Served").inner_text() != before
+        context.close()
