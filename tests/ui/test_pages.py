@@ -188,3 +188,14 @@ def test_without_tokens_the_host_check_applies_and_another_origin_cannot_post(
         assert "cross_origin" in text(refused) and "another origin" in text(refused)
         # Without an Origin (an old browser), the missing CSRF token stops it.
         assert client.post(path, data={"token": "x"}).status_code == 400
+
+
+def test_before_any_revision_is_served_the_pages_say_so(repo: Any, make_server: Any) -> None:
+    client = make_server(repo, branch="nothing-here").app.test_client()
+    overview = client.get("/ui/")
+    assert overview.status_code == 200
+    assert "No valid revision is loaded yet" in text(overview)
+    config = client.get("/ui/config/production/payments")
+    assert config.status_code == 503
+    assert "no valid revision has been loaded yet; see /v1/status" in text(config)
+    assert config.headers["Retry-After"] == "1"
