@@ -38,7 +38,7 @@ from gitconf.package_data import own_schema
 from gitconf.server.auth import Principal, may_not, visible_problems
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
-from gitconf.server.jsonbody import check_body, read_json
+from gitconf.server.jsonbody import check_body, read_object
 from gitconf.server.responses import json_response
 from gitconf.worker.messages import ApplyChange, ChangeApplied, ChangeRefused, Failed
 from gitconf.worker.proxy import CompileWorker, WorkerBusy, WorkerDied, limit_problem
@@ -84,17 +84,15 @@ def _validator() -> Draft202012Validator:
 
 
 def _body() -> dict[str, Any]:
-    doc = read_json(
+    doc = read_object(
         request,
         what="POST /v1/changes",
         limit=MAX_BODY,
         max_depth=MAX_DEPTH,
         shape=f"values nest at most {MAX_DEPTH} levels ({SCHEMA_NOTE})",
+        code="invalid_change",
+        example=f'{{"base": ..., "edits": [...]}} ({SCHEMA_NOTE})',
     )
-    if not isinstance(doc, dict):
-        raise ApiError(
-            400, "invalid_change", f'the body must be a JSON object such as {{"base": ..., "edits": [...]}} ({SCHEMA_NOTE})'
-        )  # fmt: skip
     if "base" not in doc:
         raise ApiError(
             428,
