@@ -324,6 +324,7 @@ def test_bad_edits_name_what_is_wrong(
         ({"base": "0" * 40, "edits": [{"environment": "production", "service": "payments", "set": {"a": 1}, "lyer": "x"}]}, 400, "invalid_change", "edits[0].lyer"),
         ({"base": "0" * 40, "edits": [{"environment": "production", "service": "payments", "set": {"a": 1}}]}, 422, "unknown_base", "base: " + "0" * 40),
         ([1, 2], 400, "invalid_change", "JSON object"),
+        ({"base": "0" * 40, "message": "a\u0000b", "edits": [{"environment": "production", "service": "payments", "set": {"a": 1}}]}, 400, "invalid_change", "message: "),
     ],
 )  # fmt: skip
 def test_bad_bodies_name_the_field(
@@ -405,6 +406,21 @@ def test_a_change_that_also_changes_other_configs_needs_their_write_scope(
     assert "staging/payments" in error["message"] and "write:staging/payments" in error["message"]
     assert head_of(remote) == base
     assert post(server, body, token="admin-token-00001").status_code == 201
+
+
+def test_an_author_name_git_would_refuse_is_cleaned(
+    serve: Callable[..., Server], remote: Path
+) -> None:
+    server = serve(
+        tokens=[{"name": "ci <bot>", "token": "ci-bot-token-00001", "scopes": ["admin"]}]
+    )
+    reply = post(
+        server, change(head_of(remote), set={"db.pool.max": 71}), token="ci-bot-token-00001"
+    )
+    assert reply.status_code == 201, reply.get_data(as_text=True)
+    assert (
+        git(remote, "log", "-1", "--format=%an <%ae>", "main") == "ci bot <ci.bot@gitconf.invalid>"
+    )
 
 
 def test_status_counts_changes(serve: Callable[..., Server], remote: Path) -> None:
