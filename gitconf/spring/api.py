@@ -147,7 +147,15 @@ def _environment(service: str, text: str, label: str | None) -> Response:
         ]
         return to_json(environment(service, profiles, label, served.revision, sources))
 
-    key = ("environment", served.revision, service, profiles, label, v2)
+    key = (
+        "environment",
+        served.revision,
+        service,
+        profiles,
+        label,
+        v2,
+        _plain(principal, served, service, envs),
+    )
     body = _cache().get(key, V2_JSON if v2 else "application/json", build)
     return _reply(body, served, profiles, envs)
 
@@ -184,7 +192,14 @@ def _document(name: str, label: str | None) -> Response:
             return to_json(value)
         return to_yaml(value) if fmt == "yaml" else to_properties(value)
 
-    key = ("document", served.revision, service, envs, fmt)
+    key = (
+        "document",
+        served.revision,
+        service,
+        envs,
+        fmt,
+        _plain(principal, served, service, envs),
+    )
     body = _cache().get(key, "application/json" if fmt == "json" else TEXT, build)
     return _reply(body, served, profiles, envs)
 
@@ -273,6 +288,18 @@ def _readable(
     if any(not served.has(env, service) for env in envs):
         raise _unknown_service(served, service)
     return envs
+
+
+def _plain(
+    principal: Principal, served: ServedRevision, service: str, envs: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The environments whose secrets the token sees in plaintext: a body is cached per
+    answer, so a token without the secrets: scope never gets a body built for one with it."""
+    return tuple(
+        env
+        for env in envs
+        if served.has_secrets(env, service) and principal.may("secrets", env, service)
+    )
 
 
 def _unknown_service(served: ServedRevision, service: str) -> ApiError:
