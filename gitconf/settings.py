@@ -77,6 +77,7 @@ class Settings:
     delivery: Mapping[str, float] = field(default_factory=dict)
     compile: Mapping[str, Any] = field(default_factory=dict)
     secrets: Mapping[str, Any] = field(default_factory=dict)
+    spring: Mapping[str, Any] = field(default_factory=dict)
 
     def age_key_files(self, environ: Mapping[str, str]) -> list[str]:
         """The age identity files to decrypt SOPS files with (secrets.age_key_files, then
@@ -87,6 +88,18 @@ class Settings:
 
     # A broker's URL may hold its password (better: url_env): keep them out of the repr.
     brokers: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
+
+    @property
+    def spring_default_environment(self) -> str | None:
+        """The environment Spring's profile `default` is served as (spring.default_environment);
+        None: the base layers only, as Spring answers."""
+        found = self.spring.get("default_environment")
+        return str(found) if found else None
+
+    @property
+    def spring_labels(self) -> tuple[str, ...]:
+        """Globs of the branches fetched as Spring labels besides the tracked one (spring.labels)."""
+        return tuple(self.spring.get("labels", ()))
 
     @property
     def compile_timeout(self) -> float:

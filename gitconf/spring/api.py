@@ -12,9 +12,9 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
@@ -33,9 +33,11 @@ from gitconf.server.responses import revision_headers
 from gitconf.spring.cache import BodyCache
 from gitconf.spring.names import (
     DEFAULT_LABELS,
+    DEFAULT_PROFILE,
     DOCUMENT_FORMATS,
     BadName,
     check_name,
+    names_a_service,
     parse_label,
     parse_profiles,
     split_document,
@@ -48,6 +50,9 @@ __all__ = ["V2_JSON", "bearer", "make_blueprint"]
 # Spring Boot's config client asks for this type; its property values carry their origin.
 V2_JSON = "application/vnd.spring-cloud.config-server.v2+json"
 TEXT = "text/plain; charset=utf-8"
+# The environment part of the base layers' property source name: no environment is named
+# so (names start with a letter or digit), as no service is named `_all`.
+BASE_SOURCE = "_base"
 
 _NOT_RESERVED = "(?!(?:{})\\Z)".format("|".join(re.escape(n) for n in sorted(RESERVED_SERVICES)))
 _SUFFIX = "\\.(?:{})".format("|".join(DOCUMENT_FORMATS))
@@ -124,10 +129,18 @@ def labelled_document(label: str, document: str) -> Response:
 def _environment(service: str, text: str, label: str | None) -> Response:
     principal, served = _begin(label, application=service, profiles=text)
     profiles = _profiles(text)
-    if service not in served.services:
-        raise _unknown_service(served, service)
-    envs = _readable(principal, served, service, profiles)
     v2 = V2_JSON in request.headers.get("Accept", "")
+    content_type = V2_JSON if v2 else "application/json"
+    if service not in served.services:
+        # Spring answers an application it has no files for with 200 and no property sources
+        # (spring.cloud.config.server.accept-empty, true by default): so does gitconf.
+        body = _cache().get(
+            ("no-service", served.revision, service, profiles, label),
+            content_type,
+            lambda: to_json(environment(service, profiles, label, served.revision, [])),
+        )
+        return _reply(body, served, ())
+    target = _target(principal, served, service, profiles)
 
     def origins(env: str) -> dict[str, str]:
         explain = served.explain_body(env, service)
@@ -135,29 +148,38 @@ def _environment(service: str, text: str, label: str | None) -> Response:
         return {leaf["key"]: leaf["source"] for leaf in leaves}
 
     def build() -> bytes:
-        sources = [
-            property_source(
-                env,
-                service,
-                served.revision,
-                _value(principal, served, env, service),
-                origins(env) if v2 else None,
+        if target.base:
+            base = _base(principal, served, service)
+            sources = (
+                [
+                    property_source(
+                        BASE_SOURCE,
+                        service,
+                        served.revision,
+                        base.value,
+                        base.origins if v2 else None,
+                    )
+                ]
+                if base.layers
+                else []  # no base layer: Spring has no file to send either
             )
-            for env in reversed(envs)  # the last profile wins, so it comes first
-        ]
+        else:
+            sources = [
+                property_source(
+                    env,
+                    service,
+                    served.revision,
+                    _value(principal, served, env, service),
+                    origins(env) if v2 else None,
+                )
+                for env in reversed(target.envs)  # the last profile wins, so it comes first
+            ]
         return to_json(environment(service, profiles, label, served.revision, sources))
 
-    key = (
-        "environment",
-        served.revision,
-        service,
-        profiles,
-        label,
-        v2,
-        _plain(principal, served, service, envs),
-    )
-    body = _cache().get(key, V2_JSON if v2 else "application/json", build)
-    return _reply(body, served, profiles, envs)
+    plain = _plain(principal, served, service, target)
+    key = ("environment", served.revision, service, profiles, label, v2, target, plain)
+    body = _cache().get(key, content_type, build)
+    return _reply(body, served, target.ignored)
 
 
 def _document(name: str, label: str | None) -> Response:
@@ -165,8 +187,14 @@ def _document(name: str, label: str | None) -> Response:
     stem, ext = name.rsplit(".", 1)
     fmt = DOCUMENT_FORMATS[ext]
     with _names():
-        readings = split_document(stem, served.services, served.environments)
+        readings = split_document(stem, served.services, (*served.environments, DEFAULT_PROFILE))
     if not readings:
+        if "-" in stem and not names_a_service(stem, served.services):
+            # An application gitconf has no config for: Spring's empty document, as for its
+            # empty Environment above (its profiles read as Spring reads them: after the
+            # last hyphen).
+            _profiles(stem.rsplit("-", 1)[1])
+            return _render_document(served, ("no-service", stem), fmt, (), lambda: {})
         raise ApiError(
             404,
             "unknown_document",
@@ -184,24 +212,35 @@ def _document(name: str, label: str | None) -> Response:
             readings=[{"service": r.service, "profiles": list(r.profiles)} for r in readings],
         )
     service, profiles = readings[0]
-    envs = _readable(principal, served, service, profiles)
+    target = _target(principal, served, service, profiles)
+
+    def value() -> Any:
+        if target.base:
+            return _base(principal, served, service).value
+        return merge_profiles([_value(principal, served, env, service) for env in target.envs])
+
+    key = (service, target, _plain(principal, served, service, target))
+    return _render_document(served, key, fmt, target.ignored, value)
+
+
+def _render_document(
+    served: ServedRevision,
+    key: tuple[Any, ...],
+    fmt: str,
+    ignored: tuple[str, ...],
+    value: Callable[[], Any],
+) -> Response:
+    """One document of a revision in a format, from its body cache."""
 
     def build() -> bytes:
-        value = merge_profiles([_value(principal, served, env, service) for env in envs])
+        found = value()
         if fmt == "json":
-            return to_json(value)
-        return to_yaml(value) if fmt == "yaml" else to_properties(value)
+            return to_json(found)
+        return to_yaml(found) if fmt == "yaml" else to_properties(found)
 
-    key = (
-        "document",
-        served.revision,
-        service,
-        envs,
-        fmt,
-        _plain(principal, served, service, envs),
-    )
-    body = _cache().get(key, "application/json" if fmt == "json" else TEXT, build)
-    return _reply(body, served, profiles, envs)
+    cache_key = ("document", served.revision, *key, fmt)
+    body = _cache().get(cache_key, "application/json" if fmt == "json" else TEXT, build)
+    return _reply(body, served, ignored)
 
 
 @contextmanager
@@ -265,41 +304,108 @@ def _value(principal: Principal, served: ServedRevision, env: str, service: str)
     return served.value(env, service, plaintext)
 
 
-def _readable(
+class Target(NamedTuple):
+    """What a request's profiles are served from: environments, in the order given, or the
+    base layers alone (no profile is an environment, and `default` is among them); and the
+    profiles that count for nothing."""
+
+    envs: tuple[str, ...]
+    base: bool
+    ignored: tuple[str, ...]
+
+
+def _target(
     principal: Principal, served: ServedRevision, service: str, profiles: tuple[str, ...]
-) -> tuple[str, ...]:
-    """The profiles that are environments; 404 if none is, 403 if one may not be read."""
-    envs = tuple(p for p in profiles if p in served.environments)
+) -> Target:
+    """The environments profiles name (`default` as spring.default_environment, if set);
+    404 if none is and `default` is not among them, 403 if the token may not read one."""
+    mapped = deps().settings.spring_default_environment
+    envs: list[str] = []
+    ignored: list[str] = []
+    for profile in profiles:
+        env = profile
+        if profile == DEFAULT_PROFILE and profile not in served.environments and mapped:
+            if mapped not in served.environments:
+                raise ApiError(
+                    404,
+                    "unknown_environment",
+                    f"the profile 'default' is served as spring.default_environment "
+                    f"{mapped!r}, which revision {served.revision[:12]} does not declare; "
+                    f"known: {', '.join(served.environments)}: declare it in gitconf.yaml, "
+                    "or change spring.default_environment in the server settings",
+                )
+            env = mapped
+        if env not in served.environments:
+            ignored.append(profile)
+        elif env not in envs:
+            envs.append(env)
     if not envs:
-        hint = (
-            "; Spring asks for 'default' when no profile is active: set spring.profiles.active"
-            if "default" in profiles
-            else ""
-        )
-        raise ApiError(
-            404,
-            "unknown_environment",
-            f"no environment among {','.join(profiles)!r}; known: "
-            f"{', '.join(served.environments)}{hint}",
-        )
+        if DEFAULT_PROFILE not in profiles:
+            raise ApiError(
+                404,
+                "unknown_environment",
+                f"no environment among {','.join(profiles)!r}; known: "
+                f"{', '.join(served.environments)}",
+            )
+        _check_base(principal, served, service)
+        return Target((), True, tuple(p for p in ignored if p != DEFAULT_PROFILE))
     for env in envs:
         if not principal.can_read(env, service):
             raise may_not_read(principal, env, service)
     if any(not served.has(env, service) for env in envs):
         raise _unknown_service(served, service)
-    return envs
+    return Target(tuple(envs), False, tuple(ignored))
+
+
+def _check_base(principal: Principal, served: ServedRevision, service: str) -> None:
+    """403 unless the token may read service in every environment: the base layers are a
+    part of each one's config, values that any of them overrides included."""
+    for env in served.environments:
+        if not principal.can_read(env, service):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"token {principal.name!r} may not read the base layers of {service!r} (the "
+                f"profile 'default'): they are part of every environment's config, so it "
+                f"needs read on {service} in each (such as 'read:*/{service}'), and it may "
+                f"not read {env}/{service}; or set spring.default_environment in the server "
+                "settings to serve 'default' as one environment",
+            )
 
 
 def _plain(
-    principal: Principal, served: ServedRevision, service: str, envs: tuple[str, ...]
-) -> tuple[str, ...]:
-    """The environments whose secrets the token sees in plaintext: a body is cached per
-    answer, so a token without the secrets: scope never gets a body built for one with it."""
+    principal: Principal, served: ServedRevision, service: str, target: Target
+) -> tuple[str, ...] | bool:
+    """What of target's body the token sees in plaintext: a body is cached per answer, so a
+    token without the secrets: scope never gets a body built for one with it."""
+    if target.base:
+        return _base_secrets(principal, served, service)
     return tuple(
         env
-        for env in envs
+        for env in target.envs
         if served.has_secrets(env, service) and principal.may("secrets", env, service)
     )
+
+
+class _Base(NamedTuple):
+    layers: tuple[str, ...]
+    value: Any
+    origins: dict[str, str]
+
+
+def _base(principal: Principal, served: ServedRevision, service: str) -> _Base:
+    """The base layers of service merged alone, with their secrets in plaintext only for a
+    token that may read the secrets of service in every environment."""
+    found = deps().reader.refs.base(served.revision, service)
+    if found is None:
+        raise _unknown_service(served, service)
+    plaintext = found.secret_body is not None and _base_secrets(principal, served, service)
+    data = found.secret_body if plaintext and found.secret_body is not None else found.body
+    return _Base(found.layers, json.loads(data), found.origins)
+
+
+def _base_secrets(principal: Principal, served: ServedRevision, service: str) -> bool:
+    return all(principal.may("secrets", env, service) for env in served.environments)
 
 
 def _unknown_service(served: ServedRevision, service: str) -> ApiError:
@@ -312,11 +418,8 @@ def _cache() -> BodyCache:
     return deps().spring_bodies
 
 
-def _reply(
-    body: Body, served: ServedRevision, profiles: tuple[str, ...], envs: tuple[str, ...]
-) -> Response:
+def _reply(body: Body, served: ServedRevision, ignored: tuple[str, ...]) -> Response:
     headers: dict[str, Any] = dict(revision_headers(body.etag, served.revision))
-    ignored = [p for p in profiles if p not in envs]
     if ignored:
         headers["X-Gitconf-Ignored-Profiles"] = ",".join(ignored)
     # The same request gets the same body until the next publish: the host may answer it

@@ -24,6 +24,7 @@ from gitconf.errors import GitconfError
 from gitconf.secrets import KeyFileError, load_keyring
 from gitconf.worker.messages import (
     Adopt,
+    BaseLayers,
     ChangesBetween,
     Compile,
     DiffBetween,
@@ -109,6 +110,8 @@ def handle(service: CompileService, request: Any, send_started: Any) -> Any:
         return service.adopt(request.sha)
     if isinstance(request, Explain):
         return service.explain(request.sha, request.environment, request.service)
+    if isinstance(request, BaseLayers):
+        return service.base(request.sha, request.service)
     if isinstance(request, DiffBetween):
         return service.diff(request.old, request.new)
     if isinstance(request, ChangesBetween):

@@ -16,6 +16,7 @@ from tests.secrets.conftest import AgeKey, Sops
 from tests.spring.conftest import FILES, build_server
 
 PROD_PASSWORD = "prod-pw-3c1e9a7b"
+BASE_PASSWORD = "base-pw-8d2f4e6a"
 READER, VAULT, PROD_VAULT = "r" * 32, "v" * 32, "q" * 32
 TOKENS = [
     {"name": "reader", "token": READER, "scopes": ["read:*"]},
@@ -33,6 +34,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     files = dict(FILES)
     files["environments/production/payments.yaml"] = sops.encrypt(
         f"db:\n  password: {PROD_PASSWORD}\n", "--encrypted-regex", "^password$"
+    )
+    files["base/payments.yaml"] = sops.encrypt(
+        f"db:\n  host: db.internal\n  password: {BASE_PASSWORD}\n",
+        "--encrypted-regex",
+        "^password$",
     )
     repo = make_repo(root / "config", files)
     made = build_server(
@@ -57,3 +63,15 @@ def test_a_body_built_for_the_secrets_scope_is_never_served_to_another_token(
     assert PROD_PASSWORD in get(server, path, VAULT)  # built (and kept) first, in plaintext
     assert PROD_PASSWORD not in get(server, path, READER)
     assert PROD_PASSWORD in get(server, path, VAULT)
+
+
+@pytest.mark.parametrize("path", ["/payments/default", "/payments-default.properties"])
+def test_the_base_layers_secrets_need_the_secrets_scope_in_every_environment(
+    server: Server, path: str
+) -> None:
+    assert BASE_PASSWORD in get(server, path, VAULT)
+    assert BASE_PASSWORD not in get(server, path, READER)
+    # secrets:production covers production's config, not the base layers of every one.
+    body = get(server, path, PROD_VAULT)
+    assert BASE_PASSWORD not in body
+    assert "db.internal" in body  # the rest of the base layers is served
