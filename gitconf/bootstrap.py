@@ -64,6 +64,7 @@ class Server:
             settings.credentials,
             settings.fetch_timeout,
             self.environ,
+            labels=settings.spring_labels,
         )
         self.compiler = CompileWorker(
             self.mirror.path,
@@ -134,7 +135,7 @@ class Server:
         self.features: tuple[Feature, ...] = (
             replica,
             hooks.feature(parts),
-            spring.feature(),
+            spring.feature(parts),
             notify,
         )
         self.deps = Deps(

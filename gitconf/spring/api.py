@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from werkzeug.routing import BaseConverter
 
 from gitconf.core.layers import RESERVED_SERVICES
 from gitconf.core.render import to_json, to_yaml
+from gitconf.git.remote import LabelBranches
 from gitconf.served import Body, ServedRevision
 from gitconf.server.auth import Principal, may_not_read
 from gitconf.server.deps import deps
@@ -127,7 +129,7 @@ def labelled_document(label: str, document: str) -> Response:
 
 
 def _environment(service: str, text: str, label: str | None) -> Response:
-    principal, served = _begin(label, application=service, profiles=text)
+    principal, served, memo = _begin(label, application=service, profiles=text)
     profiles = _profiles(text)
     v2 = V2_JSON in request.headers.get("Accept", "")
     content_type = V2_JSON if v2 else "application/json"
@@ -139,7 +141,7 @@ def _environment(service: str, text: str, label: str | None) -> Response:
             content_type,
             lambda: to_json(environment(service, profiles, label, served.revision, [])),
         )
-        return _reply(body, served, ())
+        return _reply(body, served, (), memo)
     target = _target(principal, served, service, profiles)
 
     def origins(env: str) -> dict[str, str]:
@@ -179,11 +181,11 @@ def _environment(service: str, text: str, label: str | None) -> Response:
     plain = _plain(principal, served, service, target)
     key = ("environment", served.revision, service, profiles, label, v2, target, plain)
     body = _cache().get(key, content_type, build)
-    return _reply(body, served, target.ignored)
+    return _reply(body, served, target.ignored, memo)
 
 
 def _document(name: str, label: str | None) -> Response:
-    principal, served = _begin(label, document=name)
+    principal, served, memo = _begin(label, document=name)
     stem, ext = name.rsplit(".", 1)
     fmt = DOCUMENT_FORMATS[ext]
     with _names():
@@ -194,7 +196,7 @@ def _document(name: str, label: str | None) -> Response:
             # empty Environment above (its profiles read as Spring reads them: after the
             # last hyphen).
             _profiles(stem.rsplit("-", 1)[1])
-            return _render_document(served, ("no-service", stem), fmt, (), lambda: {})
+            return _render_document(served, ("no-service", stem), fmt, (), memo, lambda: {})
         raise ApiError(
             404,
             "unknown_document",
@@ -220,7 +222,7 @@ def _document(name: str, label: str | None) -> Response:
         return merge_profiles([_value(principal, served, env, service) for env in target.envs])
 
     key = (service, target, _plain(principal, served, service, target))
-    return _render_document(served, key, fmt, target.ignored, value)
+    return _render_document(served, key, fmt, target.ignored, memo, value)
 
 
 def _render_document(
@@ -228,6 +230,7 @@ def _render_document(
     key: tuple[Any, ...],
     fmt: str,
     ignored: tuple[str, ...],
+    memo: bool,
     value: Callable[[], Any],
 ) -> Response:
     """One document of a revision in a format, from its body cache."""
@@ -240,7 +243,7 @@ def _render_document(
 
     cache_key = ("document", served.revision, *key, fmt)
     body = _cache().get(cache_key, "application/json" if fmt == "json" else TEXT, build)
-    return _reply(body, served, ignored)
+    return _reply(body, served, ignored, memo)
 
 
 @contextmanager
@@ -254,7 +257,15 @@ def _names() -> Iterator[None]:
         raise ApiError(400, exc.code, exc.message, limit=exc.limit) from None
 
 
-def _begin(label: str | None, **names: str) -> tuple[Principal, ServedRevision]:
+class _Begun(NamedTuple):
+    principal: Principal
+    served: ServedRevision
+    # Whether the answer may be remembered until the next publish (gitconf.server.fast.MEMO):
+    # not at a label that can move without a publish (a label branch, a tag).
+    memo: bool
+
+
+def _begin(label: str | None, **names: str) -> _Begun:
     """The caller (401 first, as for every read) and the revision the label names.
 
     The label and the other names of the request (application=..., profiles=...) are checked
@@ -268,21 +279,55 @@ def _begin(label: str | None, **names: str) -> tuple[Principal, ServedRevision]:
         if label is not None:
             check_name("label", label)
     branch = deps().settings.branch
-    # The server mirrors one branch: it answers to its name, and to the label Spring
-    # clients send by default when it is main or master.
-    if label is None or label == branch or (label in DEFAULT_LABELS and branch in DEFAULT_LABELS):
-        return principal, reader.revision(None)
+    mirror = reader.refs.mirror
+    fetched = mirror.label_branches.fetched if mirror is not None else ()
+    # The tracked branch answers to its name, and to the label Spring clients send by
+    # default when it is main or master (unless that names a label branch of its own).
+    if (
+        label is None
+        or label == branch
+        or (label in DEFAULT_LABELS and branch in DEFAULT_LABELS and label not in fetched)
+    ):
+        return _Begun(principal, reader.revision(None), True)
     try:
-        return principal, reader.revision(label, principal)
+        return _Begun(principal, reader.revision(label, principal), False)
     except ApiError as exc:
         if exc.code != "unknown_ref":
             raise
-        raise ApiError(
-            404,
-            "unknown_label",
+        raise _unknown_label(label, branch) from None
+
+
+def _unknown_label(label: str, branch: str) -> ApiError:
+    """The 404 of a label the mirror has no tag, commit or branch for, saying why."""
+    globs = list(deps().settings.spring_labels)
+    mirror = deps().reader.refs.mirror
+    branches = mirror.label_branches if mirror is not None else LabelBranches()
+    if not globs:
+        message = (
             f"unknown label {label!r}: no tag or commit of that name, and this server tracks "
-            f"branch {branch!r}; leave the label out, or use {branch!r}, a tag or a commit sha",
-        ) from None
+            f"branch {branch!r}; leave the label out, or use {branch!r}, a tag or a commit sha "
+            "(to serve other branches as labels, list them in spring.labels of the server "
+            "settings)"
+        )
+    elif any(fnmatch.fnmatchcase(label, glob) for glob in globs):
+        past = (
+            f", or it is past the first {len(branches.fetched)} of the "
+            f"{len(branches.fetched) + branches.skipped} branches that match, which are all "
+            "that are fetched: narrow the globs"
+            if branches.skipped
+            else ""
+        )
+        message = (
+            f"unknown label {label!r}: it matches spring.labels {globs}, but no branch of that "
+            f"name was fetched: the remote has none (branches are fetched at each poll){past}"
+        )
+    else:
+        message = (
+            f"unknown label {label!r}: no tag or commit of that name, and not a branch this "
+            f"server serves: it tracks branch {branch!r} and the branches that match "
+            f"spring.labels {globs}; add a glob that matches it to spring.labels to serve it"
+        )
+    return ApiError(404, "unknown_label", message)
 
 
 def _profiles(text: str) -> tuple[str, ...]:
@@ -418,13 +463,14 @@ def _cache() -> BodyCache:
     return deps().spring_bodies
 
 
-def _reply(body: Body, served: ServedRevision, ignored: tuple[str, ...]) -> Response:
+def _reply(body: Body, served: ServedRevision, ignored: tuple[str, ...], memo: bool) -> Response:
     headers: dict[str, Any] = dict(revision_headers(body.etag, served.revision))
     if ignored:
         headers["X-Gitconf-Ignored-Profiles"] = ",".join(ignored)
     # The same request gets the same body until the next publish: the host may answer it
-    # from memory (gitconf.server.fast.MEMO).
-    request.environ[MEMO] = True
+    # from memory (gitconf.server.fast.MEMO), unless its label may move before then.
+    if memo:
+        request.environ[MEMO] = True
     if etag_matches(request.headers.get("If-None-Match"), body.etag):
         return Response(status=304, headers=headers)
     return Response(body.data, status=200, headers=headers, content_type=body.content_type)
