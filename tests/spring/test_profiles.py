@@ -326,3 +326,20 @@ def test_an_unknown_application_still_needs_a_token(servers: dict[str, Server]) 
     ok = client.get("/nope/production", headers={"Authorization": f"Bearer {PROD}"})
     assert ok.status_code == 200
     assert ok.get_json()["propertySources"] == []
+
+
+def test_an_environment_named_default_is_served_as_itself(tmp_path: Path) -> None:
+    files: dict[str, str | bytes | None] = {
+        "gitconf.yaml": "version: 1\nenvironments: {default: {}, prod: {}}\n"
+        "validation: {require_schema: false}\n",
+        "base/svc.yaml": "a: 1\n",
+        "environments/default/svc.yaml": "a: 2\n",
+    }
+    repo = make_repo(tmp_path / "config", files)
+    server = build_server(repo, tmp_path / "state", spring={"default_environment": "prod"})
+    try:
+        doc = server.app.test_client().get("/svc/default").get_json()
+        assert doc["propertySources"][0]["name"].startswith("gitconf:default/svc@")
+        assert doc["propertySources"][0]["source"] == {"a": 2}
+    finally:
+        server.engine.dispose()
