@@ -264,11 +264,21 @@ def load_settings(
     settings = Settings(**values)
     _check_listen(settings)
     _check_delivery(settings)
+    _check_spring(settings)
     problems = check_brokers(settings.brokers)
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
     settings.compile_max_memory  # noqa: B018 - a bad size is an error now, not at the first compile
     return settings
+
+
+def _check_spring(settings: Settings) -> None:
+    for glob in settings.spring_labels:
+        if glob.startswith("refs/"):
+            raise SettingsError(
+                f"spring.labels: {glob!r} names a ref; the globs match branch names as labels "
+                f"name them: write {glob.removeprefix('refs/heads/')!r}"
+            )
 
 
 def _check_delivery(settings: Settings) -> None:
