@@ -65,6 +65,7 @@ class Server:
             settings.credentials,
             settings.fetch_timeout,
             self.environ,
+            labels=settings.spring_labels,
         )
         self.compiler = CompileWorker(
             self.mirror.path,
@@ -135,7 +136,7 @@ class Server:
         self.features: tuple[Feature, ...] = (
             replica,
             hooks.feature(parts),
-            spring.feature(),
+            spring.feature(parts),
             notify,
             changes.feature(parts),
         )
