@@ -66,6 +66,7 @@ class Server:
             settings.credentials,
             settings.fetch_timeout,
             self.environ,
+            labels=settings.spring_labels,
         )
         self.compiler = CompileWorker(
             self.mirror.path,
@@ -137,7 +138,7 @@ class Server:
         self.features: tuple[Feature, ...] = (
             replica,
             hooks.feature(parts),
-            spring.feature(),
+            spring.feature(parts),
             notify,
             change,
             dashboard.feature(parts, self.changes),
