@@ -24,6 +24,11 @@ def login_form() -> Response:
     if not ui().auth.enabled:
         g.ui_principal = ANONYMOUS_ADMIN
         return page("login.html", tokenless=True)
+    current = session()
+    if current.name is not None and current.binding is not None:
+        signed_in = ui().auth.by_binding(current.name, current.binding, ui().codec.key)
+        if signed_in is not None:
+            return _redirect("/ui/")
     g.ui_principal = None
     ended = request.args.get("ended") == "1"
     return page("login.html", ended=ended)

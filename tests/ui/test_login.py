@@ -52,6 +52,8 @@ def test_login_sets_a_signed_httponly_strict_expiring_cookie_without_the_token(
     page = client.get("/ui/")
     assert page.status_code == 200
     assert "Signed in as <strong>ops</strong>" in text(page)
+    again = client.get("/ui/login")  # already signed in: no second login
+    assert again.status_code == 303 and again.headers["Location"] == "/ui/"
 
 
 def test_over_https_the_cookie_is_secure(secured: tuple[Server, History]) -> None:
