@@ -38,6 +38,8 @@ READS = {"none": 401, "read": 200, "other": 403, "write": 200, "secrets": 200, "
 LISTS = {"none": 401, **{kind: 200 for kind in SCOPES}}  # filtered by the scopes, never refused
 OPEN = {kind: 200 for kind in KINDS}
 ADMIN_ONLY = {"none": 401, **{kind: 403 for kind in SCOPES}}
+PAGES = {"none": 303, **{kind: 200 for kind in SCOPES}}  # each page shows what the scopes allow
+FORM = "form"  # an HTML form body (without the CSRF token)
 
 # (method, route template, concrete path, body, expected status per token kind)
 MATRIX: list[tuple[str, str, str, Any, dict[str, int]]] = [
@@ -65,6 +67,22 @@ MATRIX: list[tuple[str, str, str, Any, dict[str, int]]] = [
     ("DELETE", "/v1/subscriptions/{sub_id}", "/v1/subscriptions/sub_unknown", None, {**ADMIN_ONLY, "admin": 404}),
     ("GET", "/v1/subscriptions/{sub_id}/deliveries", "/v1/subscriptions/sub_unknown/deliveries", None, {**ADMIN_ONLY, "admin": 404}),
     ("POST", "/v1/changes", "/v1/changes", CHANGE, {**READS, "read": 403, "secrets": 403, "write": 200}),
+    # The dashboard: without a token, its pages send to the login form (303); its forms take
+    # a CSRF token before anything else (400 without one: tests/ui covers them signed in, and
+    # the change form's scopes are the change API's, above).
+    ("GET", "/ui/", "/ui/", None, PAGES),
+    ("GET", "/ui/login", "/ui/login", None, OPEN),
+    ("POST", "/ui/login", "/ui/login", FORM, {kind: 400 for kind in KINDS}),
+    ("POST", "/ui/logout", "/ui/logout", FORM, {kind: 400 for kind in KINDS}),
+    ("GET", "/ui/config/{env}/{service}", "/ui/config/production/payments", None, {**READS, "none": 303}),
+    ("GET", "/ui/revisions", "/ui/revisions", None, PAGES),
+    ("GET", "/ui/diff", "/ui/diff?from={head}&to={head}", None, PAGES),
+    ("GET", "/ui/subscriptions", "/ui/subscriptions", None, {**ADMIN_ONLY, "none": 303, "admin": 200}),
+    ("GET", "/ui/releases", "/ui/releases", None, PAGES),
+    ("GET", "/ui/audit", "/ui/audit", None, PAGES),
+    ("GET", "/ui/change", "/ui/change", None, PAGES),
+    ("POST", "/ui/change", "/ui/change", FORM, {**{kind: 400 for kind in KINDS}, "none": 303}),
+    ("GET", "/ui/static/{filename}", "/ui/static/gitconf.css", None, OPEN),
 ]  # fmt: skip
 
 
@@ -98,8 +116,10 @@ def test_scope_matrix(
     headers = {} if kind == "none" else {"Authorization": f"Bearer {token(kind)}"}
     if isinstance(body, dict) and "edits" in body:
         body = {**body, "base": head}
+    form = {"token": token("admin")} if body == FORM else None
     with requests.request(
-        method, server.url + path.format(head=head), json=body, headers=headers, timeout=10,
+        method, server.url + path.format(head=head), json=None if form else body, data=form,
+        headers=headers, timeout=10, allow_redirects=False,
         stream=True,  # /v1/watch streams: the status line is enough
     ) as reply:  # fmt: skip
         assert reply.status_code == expected[kind], (kind, method, path, reply.text[:300])
