@@ -31,7 +31,7 @@ from jsonschema import Draft202012Validator
 
 from gitconf.changes.apply import Edit, FileEdit, default_message
 from gitconf.core.diff import ConfigChange, to_doc
-from gitconf.errors import UsageError, problem_doc
+from gitconf.errors import problem_doc
 from gitconf.git.remote import FetchError, Mirror, PushRejected
 from gitconf.jobs.poll import Poller
 from gitconf.package_data import own_schema
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 MAX_DEPTH = 64  # values are JSON: a config nests, but not this deep
 MAX_TRIES = 3  # pushes that lose a race before a 409
+MAX_OPS = 1000  # keys set or unset by one change (each is an edit of its file's text)
 LOCK_WAIT = 90.0  # seconds a change waits for the changes before it (one at a time per server)
 WORKER_WAIT = 60.0  # seconds to wait for a compile worker busy with a poll's compile
 SCHEMA_NOTE = "see gitconf's schemas/change.schema.json and docs/changes.md"
@@ -107,6 +108,12 @@ def _checked(doc: dict[str, Any]) -> dict[str, Any]:
             field="base",
         )
     check_body(doc, _validator(), "invalid_change", SCHEMA_NOTE)
+    ops = sum(len(e.get("set") or {}) + len(e.get("unset") or ()) for e in doc["edits"])
+    if ops > MAX_OPS:
+        raise ApiError(
+            400, "invalid_change", f"edits: {ops} keys set or unset; one change makes at most {MAX_OPS}",
+            field="edits",
+        )  # fmt: skip
     for index, edit in enumerate(doc["edits"]):
         if not edit.get("set") and not edit.get("unset"):
             where = f"edits[{index}]"
@@ -135,22 +142,26 @@ def _check_scopes(principal: Principal, edits: tuple[Edit, ...]) -> None:
             raise may_not(principal, "write", edit.environment, edit.service)
 
 
-def _check_reach(principal: Principal, diff: list[ConfigChange]) -> None:
-    """403 for a change that also changes a config the token may not write (an edit of a
-    shared layer such as base/payments.yaml changes every environment's payments)."""
-    for changed in diff:
-        if not principal.may("write", changed.environment, changed.service):
-            where = f"{changed.environment}/{changed.service}"
+def _check_reach(principal: Principal, reach: tuple[tuple[str, str], ...]) -> None:
+    """403 for a change of a file that feeds a config the token may not write: an edit of a
+    shared layer (base/payments.yaml, production's own file that production-eu extends)
+    changes those configs too, now or once an override above it goes. Checked before the
+    compile's problems are shown, since they may quote values of those configs."""
+    for env, service in reach:
+        if not principal.may("write", env, service):
+            where = f"{env}/{service}"
             raise ApiError(
                 403,
                 "forbidden",
-                f"token {principal.name!r} may not change {where}, and this change changes it "
-                f"too (a layer it shares); it needs the scope 'write:{where}', or edit a layer "
-                "of your own configs (`layer`)",
+                f"token {principal.name!r} may not change {where}, and this change edits a "
+                f"layer of it too; it needs the scope 'write:{where}', or edit a layer of your "
+                "own configs only (`layer`)",
             )
 
 
-def _worker_reply(ctx: ChangeContext, head: str, edits: tuple[Edit, ...]) -> ChangeApplied:
+def _worker_reply(
+    ctx: ChangeContext, principal: Principal, head: str, edits: tuple[Edit, ...]
+) -> ChangeApplied:
     try:
         reply = ctx.compiler.call(ApplyChange(head, edits), wait=WORKER_WAIT)
     except WorkerBusy:
@@ -166,14 +177,19 @@ def _worker_reply(ctx: ChangeContext, head: str, edits: tuple[Edit, ...]) -> Cha
             ) from None  # fmt: skip
         problem = limit_problem(died, ctx.compiler.timeout, ctx.compiler.max_memory)
         raise ApiError(
-            422, "invalid_change", f"the change was not applied: {problem}",
+            422, "invalid_change", f"the change was not applied: {problem.message}",
             problems=[problem_doc(problem)],
         ) from None  # fmt: skip
     if isinstance(reply, ChangeRefused):
         extra: dict[str, Any] = dict(reply.fields)
+        message = reply.message
         if reply.problems:
-            extra["problems"] = [problem_doc(p) for p in reply.problems]
-        raise ApiError(reply.status, reply.code, reply.message, None, **extra)
+            docs = [problem_doc(p) for p in reply.problems]
+            extra["problems"] = visible_problems(principal, docs)
+            hidden = len(docs) - len(extra["problems"])
+            if hidden:
+                message += f" ({hidden} problem(s) in configs your token may not read)"
+        raise ApiError(reply.status, reply.code, message, None, **extra)
     if isinstance(reply, Failed):
         raise ApiError(500, "change_failed", f"the compile worker could not apply the change: {reply.message}")  # fmt: skip
     assert isinstance(reply, ChangeApplied)
@@ -181,11 +197,9 @@ def _worker_reply(ctx: ChangeContext, head: str, edits: tuple[Edit, ...]) -> Cha
 
 
 def _resolve_base(mirror: Mirror, base: str, head: str) -> str:
-    try:
-        sha = mirror.resolve(base)
-    except UsageError:
-        sha = None
-    if sha is None or not (sha == head or mirror.descends(head, sha)):
+    # A full commit id, looked up as an object: never as a ref, which a tag named like a
+    # short sha could otherwise stand in for.
+    if not (base == head or (mirror.is_commit(base) and mirror.descends(head, base))):
         raise ApiError(
             422,
             "unknown_base",
@@ -193,7 +207,7 @@ def _resolve_base(mirror: Mirror, base: str, head: str) -> str:
             "X-Gitconf-Revision of the config you read",
             field="base",
         )
-    return sha
+    return base
 
 
 def _stale(mirror: Mirror, base: str, head: str, edited: tuple[FileEdit, ...]) -> list[str]:
@@ -265,6 +279,14 @@ def submit(
         edits = _edits(doc)
         _check_scopes(principal, edits)
         mode = doc.get("mode") or ctx.mode
+        if ctx.mode == "branch" and mode == "commit":
+            raise ApiError(
+                403,
+                "commit_refused",
+                "mode: this server takes changes as branches for review (changes.mode: branch); "
+                'send "mode": "branch" or leave it out',
+                field="mode",
+            )
         dry_run = bool(doc.get("dry_run"))
         if not ctx._lock.acquire(timeout=LOCK_WAIT):
             raise ApiError(
@@ -277,7 +299,7 @@ def submit(
             ctx._lock.release()
     except ApiError as exc:
         _count(ctx, exc.code)
-        log.info("change %s refused: %s %s", change_id, exc.status, exc.message)
+        log.info("change %s refused: %s %r", change_id, exc.status, exc.message)
         raise
 
 
@@ -301,7 +323,8 @@ def _change(
                 headers={"Retry-After": "10"},
             ) from None  # fmt: skip
         base = _resolve_base(mirror, doc["base"], head)
-        applied = _worker_reply(ctx, head, edits)
+        applied = _worker_reply(ctx, principal, head, edits)
+        _check_reach(principal, applied.reach)
         stale = _stale(mirror, base, head, applied.edited)
         if stale:
             raise ApiError(
@@ -314,7 +337,6 @@ def _change(
             )
         if applied.problems:
             raise _problems(principal, applied)
-        _check_reach(principal, applied.diff)
         reply: dict[str, Any] = {
             "change": change_id,
             "commit": None,
@@ -340,9 +362,9 @@ def _change(
         try:
             mirror.push(sha, branch)
         except PushRejected as exc:
-            if mode == "branch":
+            if mode == "branch" or not exc.race:
                 raise ApiError(409, "push_refused", str(exc)) from None
-            log.info("change %s lost a push race (try %d): %s", change_id, attempt, exc)
+            log.info("change %s lost a push race (try %d): %r", change_id, attempt, str(exc))
             continue
         except FetchError as exc:
             raise ApiError(
@@ -351,7 +373,7 @@ def _change(
             ) from None  # fmt: skip
         ctx.made += 1
         log.info(
-            "change %s by %s: %s pushed to %s (%s)",
+            "change %s by %r: %s pushed to %s (%s)",
             change_id, principal.name, sha[:12], branch, ", ".join(reply["files"]),
         )  # fmt: skip
         if mode == "commit":

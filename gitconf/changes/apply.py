@@ -49,6 +49,9 @@ class ChangeResult(NamedTuple):
     `problems` empty: the change is valid, `revision` is its compiled revision and `diff` the
     effective changes per (environment, service) from `before` (core.diff.to_doc gives the
     /v1/diff format). Otherwise `revision` is None and `diff` empty: write nothing.
+    `reach` is every (environment, service) whose layers include an edited file: what the
+    change may change, now or later (a key it sets that another layer overrides today shows
+    once that override goes), whether or not it compiles.
     """
 
     files: FileSet
@@ -57,6 +60,7 @@ class ChangeResult(NamedTuple):
     revision: CompiledRevision | None
     diff: list[ConfigChange]
     before: CompiledRevision
+    reach: tuple[tuple[str, str], ...] = ()
 
 
 def _refuse_encrypted_targets(files: FileSet, edits: Sequence[Edit]) -> None:
@@ -141,11 +145,24 @@ def apply_change(
     )
     if not edited:
         return ChangeResult(after, (), [], before, [], before)
+    reach = _reach(before, new_files, changed)
     result = compile_fileset(after, cache, secrets)
     if result.revision is None:
-        return ChangeResult(after, tuple(edited), result.problems, None, [], before)
-    return ChangeResult(
-        after, tuple(edited), [], result.revision, diff_revisions(before, result.revision), before
+        return ChangeResult(after, tuple(edited), result.problems, None, [], before, reach)
+    diff = diff_revisions(before, result.revision)
+    return ChangeResult(after, tuple(edited), [], result.revision, diff, before, reach)
+
+
+def _reach(
+    before: CompiledRevision, files: Mapping[str, bytes], changed: set[str]
+) -> tuple[tuple[str, str], ...]:
+    """Every (environment, service) whose layer stack, after the change, holds a changed file."""
+    layout, _ = discover(list(files))
+    return tuple(
+        (env, service)
+        for env in before.environments
+        for service in before.services
+        if changed.intersection(layout.layers(before.manifest, env, service))
     )
 
 

@@ -26,8 +26,12 @@ _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0
 
 def json_problem(value: Any, path: KeyPath = ()) -> tuple[KeyPath, str] | None:
     """Where and why value is not a JSON value gitconf can write, or None."""
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        return (
+            (path, "a string with a lone surrogate (not UTF-8 text)") if _surrogate(value) else None
+        )
     if isinstance(value, int):
         if len(str(abs(value))) > MAX_INT_DIGITS:
             return path, f"an integer of more than {MAX_INT_DIGITS:,} digits"
@@ -44,11 +48,22 @@ def json_problem(value: Any, path: KeyPath = ()) -> tuple[KeyPath, str] | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return path, f"key {key!r} is not a string"
+            if _surrogate(key):
+                return path, "a key with a lone surrogate (not UTF-8 text)"
             found = json_problem(item, (*path, key))
             if found:
                 return found
         return None
     return path, f"a {type(value).__name__} is not a JSON value"
+
+
+def _surrogate(text: str) -> bool:
+    """Whether text holds a lone surrogate, which no UTF-8 file can (JSON's \\ud800 reads as one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _printable(ch: str) -> bool:

@@ -17,12 +17,17 @@ from gitconf.core.model import KeyPath, format_path, parse_path
 __all__ = ["Op", "ops_of", "parse_key"]
 
 _PLAIN = re.compile(r"[^.\[\]]+")
+MAX_KEY_PARTS = 64  # as deep as a key path may go (a config's nesting is bounded too)
 _BRACKET = re.compile(r'\["(?:[^"\\]|\\.)*"\]|\[\d+\]')
 
 
 def parse_key(text: str) -> KeyPath:
     """A key path in gitconf's syntax (`db.pool.max`, `servers[0]`, `labels["a.b"]`), strictly:
     every character must belong to a part, so `db..max` or `a[x]` is refused."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadKey(f"{text!r} holds a lone surrogate: a key path is UTF-8 text") from None
     pos = 0
     while pos < len(text) or not text:
         if pos == 0:
@@ -38,7 +43,10 @@ def parse_key(text: str) -> KeyPath:
                 'and keys with dots as labels["app.kubernetes.io"]',
             )
         pos = match.end()
-    return parse_path(text)
+    path = parse_path(text)
+    if len(path) > MAX_KEY_PARTS:
+        raise BadKey(f"the key path has {len(path)} parts; gitconf writes at most {MAX_KEY_PARTS}")
+    return path
 
 
 class Op(NamedTuple):

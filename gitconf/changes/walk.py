@@ -42,8 +42,17 @@ class Found(NamedTuple):
     value: Any = None  # a new key or item: its value, with the missing mappings around it
 
 
-def _nest(rest: KeyPath, value: Any) -> Any:
-    for part in reversed(rest):
+def _nest(rest: KeyPath, value: Any, layer: str = "") -> Any:
+    """value under the missing mappings and lists of rest; a new list starts at item [0]."""
+    for index, part in reversed(list(enumerate(rest))):
+        if isinstance(part, int) and part != 0:
+            raise EditRefused(
+                f"{describe(rest[:index])} would be a new list, so its first item is [0], "
+                f"not [{part}]",
+                layer=layer,
+                key=format_path(rest),
+                hint=f"set {format_path((*rest[:index], 0))}, or the list whole",
+            )
         value = {part: value} if isinstance(part, str) else [value]
     return value
 
@@ -99,7 +108,9 @@ class Walker:
         if node is None:
             if op.unset:
                 raise self.absent(op.path)
-            return Found("new", None, (), holder, key=path[0], value=_nest(path[1:], op.value))
+            return Found(
+                "new", None, (), holder, key=path[0], value=_nest(path[1:], op.value, self.layer)
+            )
         for i, part in enumerate(path):
             here, last = path[:i], i == len(path) - 1
             if node.kind == "alias":
@@ -122,7 +133,7 @@ class Walker:
                         raise self.through_merge(merged, path[: i + 1], path, op.unset)
                     if op.unset:
                         raise self.absent(op.path)
-                    value = _nest(path[i + 1 :], op.value)
+                    value = _nest(path[i + 1 :], op.value, self.layer)
                     return Found("new", node, here, holder, key=part, value=value)
                 if last:
                     return Found("entry", node, here, holder, entry=entry)
@@ -141,7 +152,7 @@ class Walker:
                         return Found("item", node, here, holder, item=part)
                     holder, node = (node, None, part), node.items[part]
                 elif part == len(node.items) and not op.unset:
-                    value = _nest(path[i + 1 :], op.value)
+                    value = _nest(path[i + 1 :], op.value, self.layer)
                     return Found("new", node, here, holder, key=part, value=value)
                 else:
                     if op.unset:

@@ -397,7 +397,9 @@ def _merge_one(
     validator = schemas.validators.get(service)
     unchecked: list[Skipped] = []
     try:
-        located = list(located_errors(validator, tree, value)) if validator is not None else []
+        located = (
+            list(located_errors(validator, tree, value, hidden)) if validator is not None else []
+        )
         errors = []
         for error in located:
             if keyless and error.source in hidden and error.keyword != "type":

@@ -45,11 +45,13 @@ def settle(node: Node) -> Node | None:
 
 
 def _describe(node: Node) -> str:
+    # Never the value itself: it may be a secret decrypted from a SOPS file, and problems are
+    # shown to callers who may not read it (the file:line says where to look).
     if node.kind == "map":
         return "a mapping"
     if node.kind == "seq":
         return "a list"
-    return f"the value {node.value!r}"
+    return "a scalar"
 
 
 def _merge(base: Node | None, over: Node, path: KeyPath, problems: list[Problem]) -> Node | None:

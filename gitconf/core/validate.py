@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from gitconf.core.evaluated import unevaluated_keys
 from gitconf.core.fastcheck import surely_valid
-from gitconf.core.model import KeyPath, Node, find, format_path, to_plain
+from gitconf.core.model import KeyPath, Node, find, format_path, iter_leaves, to_plain
 from gitconf.errors import Source
 
 __all__ = ["LocatedError", "located_errors", "schema_errors"]
@@ -36,14 +36,33 @@ def schema_errors(
 
 
 def located_errors(
-    validator: Draft202012Validator, tree: Node, value: Any | None = None
+    validator: Draft202012Validator,
+    tree: Node,
+    value: Any | None = None,
+    hidden: frozenset[Source] = frozenset(),
 ) -> Iterator[LocatedError]:
-    """Each error of the tree's value against the schema, located, with its keyword."""
+    """Each error of the tree's value against the schema, located, with its keyword.
+
+    hidden: the sources of secrets (values decrypted from SOPS files). jsonschema's messages
+    quote the value they are about, whole objects included; an error whose value holds a
+    secret says only which keyword failed.
+    """
     instance = to_plain(tree) if value is None else value
     if surely_valid(validator, instance):
         return
     for error in validator.iter_errors(instance):
-        yield from _locate(error, tree)
+        for found in _locate(error, tree):
+            if hidden and _holds_secret(tree, tuple(error.absolute_path), hidden):
+                found = found._replace(
+                    message=f"the value fails the schema's {found.keyword!r} (not shown: it "
+                    "holds a secret decrypted from an encrypted file)"
+                )
+            yield found
+
+
+def _holds_secret(tree: Node, key_path: KeyPath, hidden: frozenset[Source]) -> bool:
+    node, _ = find(tree, key_path)
+    return any(leaf.source in hidden for _, leaf in iter_leaves(node))
 
 
 def _locate(error: jsonschema.ValidationError, tree: Node) -> Iterator[LocatedError]:

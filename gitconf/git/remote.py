@@ -45,8 +45,12 @@ class FetchError(GitconfError):
 
 
 class PushRejected(GitconfError):
-    """The remote refused to move a branch: someone pushed first (not a fast-forward), or a
-    hook or a branch protection on the remote said no (the message says which)."""
+    """The remote refused to move a branch: someone pushed first (race: the branch moved
+    since our fetch, not a fast-forward), or a hook or a branch protection said no."""
+
+    def __init__(self, message: str, *, race: bool) -> None:
+        super().__init__(message)
+        self.race = race
 
 
 def normalize_url(location: str) -> str:
@@ -324,6 +328,17 @@ class Mirror:
 
     # -- writing: the change API's commits ------------------------------------------------
 
+    def is_commit(self, sha: str) -> bool:
+        """Whether sha is the full id of a commit in the mirror (never read as a ref name)."""
+        if len(sha) != 40:
+            return False
+        with self._read_lock:
+            try:
+                found = self._reader().get(sha)
+            except (ValueError, pygit2.GitError):
+                return False
+            return isinstance(found, pygit2.Commit)
+
     def blob_ids(self, sha: str, paths: list[str]) -> dict[str, str | None]:
         """The blob id of each path in commit sha (None: the commit has no such file)."""
         with self._read_lock:
@@ -382,10 +397,17 @@ class Mirror:
                 lowered = text.lower()
                 # libgit2's words for a remote ref that moved since our fetch.
                 if ("fast" in lowered and "forward" in lowered) or "not present locally" in lowered:
-                    raise PushRejected(f"{ref} moved on {redact(self.url)}: {text}") from None
+                    raise PushRejected(
+                        f"{ref} moved on {redact(self.url)}: {text}", race=True
+                    ) from None
                 raise FetchError(f"pushing to {redact(self.url)}: {text}") from None
             refused = callbacks.refused.get(ref)
             if refused is not None:
-                raise PushRejected(f"{redact(self.url)} refused to move {ref}: {refused}")
+                # A non-fast-forward the remote found itself (the usual words), else a hook or
+                # a protection rule: not a race, retrying would not help.
+                race = "fast-forward" in refused or "fetch first" in refused
+                raise PushRejected(
+                    f"{redact(self.url)} refused to move {ref}: {refused}", race=race
+                )
             if branch == self.branch:
                 repo.references.create(self.tracking_ref, sha, force=True)

@@ -25,6 +25,7 @@ from gitconf.server.errors import ApiError
 __all__ = ["JSON_TYPE", "check_body", "nesting_exceeds", "read_json", "read_object", "require_json"]
 
 JSON_TYPE = "application/json"
+MAX_MESSAGE = 300  # characters of a schema error's message before it is said shortly
 # A JSON string, escapes included (unrolled, so it matches in linear time).
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -105,7 +106,10 @@ def check_body(doc: Any, validator: Draft202012Validator, code: str, note: str) 
     if errors:
         error = errors[0]
         field = _field(error)
-        raise ApiError(400, code, f"{field}: {error.message} ({note})", field=field)
+        message = error.message
+        if len(message) > MAX_MESSAGE:  # jsonschema quotes the value, whole objects too
+            message = f"the value fails {error.validator!r}: {error.validator_value!r}"
+        raise ApiError(400, code, f"{field}: {message} ({note})", field=field)
 
 
 def read_object(

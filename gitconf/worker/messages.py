@@ -91,6 +91,7 @@ class ChangeApplied(NamedTuple):
     edited: tuple[Any, ...]
     problems: list[Problem]
     diff: list[Any]
+    reach: tuple[tuple[str, str], ...] = ()  # every config whose layers hold an edited file
 
 
 class ChangeRefused(NamedTuple):

@@ -283,7 +283,7 @@ class CompileService:
                 fields["source"] = str(exc.source)
             return ChangeRefused(exc.code, exc.status, exc.render(), fields, list(exc.problems))
         # diff_revisions masks secrets: a change's diff never holds a plaintext secret.
-        return ChangeApplied(sha, result.edited, result.problems, result.diff)
+        return ChangeApplied(sha, result.edited, result.problems, result.diff, result.reach)
 
     # -- the revisions held -------------------------------------------------------------
 

@@ -292,6 +292,10 @@ def test_changes_mode_branch_is_the_default_when_set(
         ({"set": {"db.pool.max.x": 1}}, 422, "bad_edit", "db.pool.max"),
         ({"set": {"a": 1}, "layer": "base/search.yaml"}, 422, "bad_layer", "base/search.yaml"),
         ({"set": {"db..max": 1}}, 400, "bad_key", "db..max"),
+        ({"set": {"db.x\ud800": 1}}, 400, "bad_key", "lone surrogate"),
+        ({"set": {"db.pool.max": "x\ud800"}}, 400, "bad_key", "lone surrogate"),
+        ({"set": {".".join(["a"] * 100): 1}}, 400, "bad_key", "at most 64"),
+        ({"set": {"db.hosts[5]": "h"}}, 422, "bad_edit", "first item is [0]"),
     ],
 )
 def test_bad_edits_name_what_is_wrong(
@@ -318,6 +322,11 @@ def test_bad_edits_name_what_is_wrong(
     [
         ({"edits": []}, 428, "base_required", "base"),
         ({"base": "zz", "edits": [{}]}, 400, "invalid_change", "base: 'zz' does not match"),
+        # A short sha could be read as a ref (a tag named like it): only full ids are bases.
+        ({"base": "deadbee", "edits": [{}]}, 400, "invalid_change", "base: 'deadbee' does not match"),
+        ({"base": "0" * 40, "message": " \n", "edits": [{"environment": "production", "service": "payments", "set": {"a": 1}}]}, 400, "invalid_change", "message: "),
+        ({"base": "0" * 40, "edits": [{"environment": "production", "service": "payments", "set": {f"k{i}": i for i in range(600)}}] * 2}, 400, "invalid_change", "edits: 1200 keys"),
+        ({"base": "0" * 40, "edits": [{"environment": "production", "service": "payments", "set": {f"k{i}": i for i in range(1001)}}]}, 400, "invalid_change", "edits[0].set: the value fails 'maxProperties': 1000"),
         ({"base": "0" * 40, "edits": []}, 400, "invalid_change", "edits: [] should be non-empty"),
         ({"base": "0" * 40, "edits": [{"environment": "production"}]}, 400, "invalid_change", "edits[0].service"),
         ({"base": "0" * 40, "edits": [{"environment": "production", "service": "payments"}]}, 400, "invalid_change", "edits[0]: an edit sets or unsets"),
@@ -423,6 +432,47 @@ def test_an_author_name_git_would_refuse_is_cleaned(
     )
 
 
+def test_a_layer_that_feeds_another_config_needs_its_scope_even_when_overridden_today(
+    serve: Callable[..., Server], remote: Path
+) -> None:
+    # production overrides db.pool.max today, so the effective diff would show staging only;
+    # but base/payments.yaml feeds production too, and production's override may go.
+    server = serve(tokens=[{"name": "s", "token": "staging-writer-0001", "scopes": ["write:staging/payments"]}])  # fmt: skip
+    base = head_of(remote)
+    body = change(base, set={"db.pool.max": 999}, layer="base/payments.yaml")
+    body["edits"][0]["environment"] = "staging"
+    reply = post(server, body, token="staging-writer-0001")
+    assert reply.status_code == 403, reply.get_data(as_text=True)
+    assert "write:production/payments" in reply.get_json()["error"]["message"]
+    assert head_of(remote) == base
+
+
+def test_the_problems_of_a_broken_head_are_shown_only_where_the_token_may_read(
+    serve: Callable[..., Server], remote: Path, other: Path
+) -> None:
+    server = serve(tokens=[{"name": "s", "token": "staging-writer-0001", "scopes": ["write:staging/payments"]}])  # fmt: skip
+    push_other(other, {PROD: "db:\n  port: SECRET-prod-value\n"}, "broken production")
+    body = {"base": head_of(remote), "dry_run": True,
+            "edits": [{"environment": "staging", "service": "payments", "set": {"db.pool.max": 1}}]}  # fmt: skip
+    reply = post(server, body, token="staging-writer-0001")
+    assert reply.status_code == 409
+    error = reply.get_json()["error"]
+    assert error["code"] == "base_invalid"
+    assert "SECRET-prod-value" not in reply.get_data(as_text=True)
+    assert "1 problem(s) in configs your token may not read" in error["message"]
+
+
+def test_a_server_in_branch_mode_refuses_direct_commits(
+    serve: Callable[..., Server], remote: Path
+) -> None:
+    server = serve(changes={"mode": "branch"})
+    base = head_of(remote)
+    reply = post(server, {**change(base, set={"db.pool.max": 72}), "mode": "commit"})
+    assert reply.status_code == 403
+    assert reply.get_json()["error"]["code"] == "commit_refused"
+    assert head_of(remote) == base
+
+
 def test_status_counts_changes(serve: Callable[..., Server], remote: Path) -> None:
     server = serve()
     post(server, change(head_of(remote), set={"db.pool.max": 68}))
@@ -477,4 +527,24 @@ def test_a_push_refused_for_credentials_is_502_and_nothing_changes(
     error = reply.get_json()["error"]
     assert error["code"] == "remote_unavailable"
     assert "s3cret" not in json.dumps(error) and "revoked" not in json.dumps(error)
+    assert git(bare, "rev-parse", "main") == base
+
+
+def test_a_push_a_remote_hook_refuses_is_409_at_once(
+    http_remote: GitHttpServer, tmp_path: Path, make_server: Callable[..., Server]
+) -> None:
+    bare = tmp_path / "served" / "config.git"
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch: changes need a review' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    server = make_server(
+        http_remote.url("config.git"), environ={"T": "s3cret-token"}, credentials={"token_env": "T"}
+    )
+    assert server.poller.run_once() == "published"
+    base = git(bare, "rev-parse", "main")
+    reply = post(server, change(base, set={"db.pool.max": 73}), token="")
+    assert reply.status_code == 409, reply.get_data(as_text=True)
+    error = reply.get_json()["error"]
+    assert error["code"] == "push_refused"
+    assert server.compiler.sent["ApplyChange"] == 1  # not retried as if it were a race
     assert git(bare, "rev-parse", "main") == base

@@ -267,6 +267,15 @@ def test_the_change_api_never_edits_an_encrypted_file_nor_writes_a_secret_in_pla
     assert plaintext.status_code == 422, plaintext.text
     assert "typed-in-clear" not in plaintext.text
     assert "base/payments.yaml" in plaintext.text
+    # A change that makes the compile complain about the secret never quotes it: a mapping
+    # under the encrypted password (a merge conflict), a schema error on an object holding it.
+    for edit in (
+        {"set": {"db": {"password": {"x": 1}}}, "layer": "base/payments.yaml"},
+        {"set": {"db.port": "not a port"}, "layer": "environments/production/_all.yaml"},
+    ):
+        refused = change(**edit)
+        assert refused.status_code == 422, refused.text
+        assert PASSWORD not in refused.text
     # A change elsewhere in that config: the diff never shows the secret.
     ok = change(set={"db.port": 6432}, layer="base/payments.yaml")
     assert ok.status_code == 200, ok.text
