@@ -82,9 +82,21 @@ class ServedRevision:
     # disk has no plaintext until the compile worker sends it (secret_json is then empty).
     secret_json: dict[ConfigKey, Body] = field(default_factory=dict, repr=False)
     redacted: dict[ConfigKey, int] = field(default_factory=dict)
+    # Environments pinned to an earlier published revision: their configs here are that
+    # revision's (gitconf.release); `revision` is the branch head the others serve.
+    pinned: dict[str, str] = field(default_factory=dict)
     _lazy: dict[tuple[str, str, str], Body] = field(default_factory=dict, repr=False)
     _lazy_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def state(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """What is served: the head and the pins (what a served move moves)."""
+        return self.revision, tuple(sorted(self.pinned.items()))
+
+    def revision_of(self, env: str) -> str:
+        """The revision environment env is served from (its pin, else the head)."""
+        return self.pinned.get(env, self.revision)
 
     def has(self, env: str, service: str) -> bool:
         """Whether the revision has a config for (env, service)."""
