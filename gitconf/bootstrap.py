@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Flask
 
 from gitconf import replicas
+from gitconf.changes import feature as changes
 from gitconf.feature import Feature, Parts
 from gitconf.git.remote import Mirror, normalize_url
 from gitconf.hooks import feature as hooks
@@ -136,6 +137,7 @@ class Server:
             hooks.feature(parts),
             spring.feature(),
             notify,
+            changes.feature(parts),
         )
         self.deps = Deps(
             settings,

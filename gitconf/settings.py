@@ -77,6 +77,7 @@ class Settings:
     delivery: Mapping[str, float] = field(default_factory=dict)
     compile: Mapping[str, Any] = field(default_factory=dict)
     secrets: Mapping[str, Any] = field(default_factory=dict)
+    changes: Mapping[str, Any] = field(default_factory=dict)
 
     def age_key_files(self, environ: Mapping[str, str]) -> list[str]:
         """The age identity files to decrypt SOPS files with (secrets.age_key_files, then
@@ -87,6 +88,16 @@ class Settings:
 
     # A broker's URL may hold its password (better: url_env): keep them out of the repr.
     brokers: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
+
+    @property
+    def change_mode(self) -> str:
+        """Where a change goes by default: commit (the tracked branch) or branch (its own)."""
+        return str(self.changes.get("mode", "commit"))
+
+    @property
+    def committer(self) -> tuple[str, str]:
+        """The (name, email) that commits changes (changes.committer, `name <email>`)."""
+        return parse_person(self.changes.get("committer", DEFAULT_COMMITTER), "changes.committer")
 
     @property
     def compile_timeout(self) -> float:
@@ -133,6 +144,18 @@ _UNITS = {
     "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
 }  # fmt: skip
 _MIN_COMPILE_MEMORY = 128 * 1024**2
+
+
+DEFAULT_COMMITTER = "gitconf <gitconf@localhost>"
+_PERSON = re.compile(r"\A([^<>\n]+?)\s*<([^<>\s]+)>\Z")
+
+
+def parse_person(value: str, where: str) -> tuple[str, str]:
+    """`Name <email>` as (name, email); SettingsError naming where otherwise."""
+    match = _PERSON.match(value.strip())
+    if match is None:
+        raise SettingsError(f"{where}: {value!r} is not `Name <email>`")
+    return match.group(1), match.group(2)
 
 
 def parse_size(value: int | str, where: str) -> int:
@@ -255,6 +278,7 @@ def load_settings(
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
     settings.compile_max_memory  # noqa: B018 - a bad size is an error now, not at the first compile
+    settings.committer  # noqa: B018 - and a bad committer, not at the first change
     return settings
 
 

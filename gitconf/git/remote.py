@@ -16,7 +16,7 @@ from gitconf.core.model import FileSet
 from gitconf.errors import GitconfError, UsageError
 from gitconf.git.read import TreeCache, fileset_from_commit, resolve
 
-__all__ = ["FetchError", "Mirror", "normalize_url"]
+__all__ = ["FetchError", "Mirror", "PushRejected", "normalize_url"]
 
 log = logging.getLogger(__name__)
 _REMOTE = "origin"
@@ -24,6 +24,11 @@ _REMOTE = "origin"
 
 class FetchError(GitconfError):
     """The remote could not be reached, refused us, or lacks the branch."""
+
+
+class PushRejected(GitconfError):
+    """The remote refused to move a branch: someone pushed first (not a fast-forward), or a
+    hook or a branch protection on the remote said no (the message says which)."""
 
 
 def normalize_url(location: str) -> str:
@@ -41,6 +46,8 @@ class _Callbacks(pygit2.RemoteCallbacks):
         self._settings = credentials
         self._environ = environ
         self._tries = 0
+        # What the remote said of each ref a push asked it to move and it would not.
+        self.refused: dict[str, str] = {}
 
     def credentials(self, url: str, username_from_url: str | None, allowed_types: Any) -> Any:
         self._tries += 1
@@ -58,6 +65,10 @@ class _Callbacks(pygit2.RemoteCallbacks):
                 user = creds.get("username") or username_from_url or "x-access-token"
                 return pygit2.UserPass(user, token)
         raise FetchError(f"{redact(url)} asks for credentials and none are configured")
+
+    def push_update_reference(self, refname: str, message: str | None) -> None:
+        if message is not None:
+            self.refused[refname] = message
 
     def _token(self) -> str | None:
         if name := self._settings.get("token_env"):
@@ -235,3 +246,71 @@ class Mirror:
             repo = self._reader()
             commit = self._commit(repo, ref)
             return str(commit.id), fileset_from_commit(repo, commit, self._trees)
+
+    # -- writing: the change API's commits ------------------------------------------------
+
+    def blob_ids(self, sha: str, paths: list[str]) -> dict[str, str | None]:
+        """The blob id of each path in commit sha (None: the commit has no such file)."""
+        with self._read_lock:
+            tree = self._commit(self._reader(), sha).tree
+            found: dict[str, str | None] = {}
+            for path in paths:
+                try:
+                    found[path] = str(tree[path].id)
+                except KeyError:
+                    found[path] = None
+            return found
+
+    def commit(
+        self,
+        parent: str,
+        files: Mapping[str, bytes],
+        *,
+        author: pygit2.Signature,
+        committer: pygit2.Signature,
+        message: str,
+    ) -> str:
+        """A commit on top of parent with files (path -> bytes) written, in the mirror only
+        (push() sends it); its id."""
+        with self._lock:
+            repo = self.repository()
+            base = repo[parent].peel(pygit2.Commit)
+            index = pygit2.Index()
+            index.read_tree(base.tree)
+            for path, data in files.items():
+                mode = pygit2.enums.FileMode.BLOB
+                if path in index:
+                    existing = index[path].mode
+                    if existing == pygit2.enums.FileMode.BLOB_EXECUTABLE:
+                        mode = existing
+                index.add(pygit2.IndexEntry(path, repo.create_blob(data), mode))
+            tree = index.write_tree(repo)
+            return str(repo.create_commit(None, author, committer, message, tree, [base.id]))
+
+    def push(self, sha: str, branch: str) -> None:
+        """Move refs/heads/<branch> of the remote to commit sha, a fast-forward only.
+
+        PushRejected if the remote refuses (someone pushed first; a hook said no); FetchError
+        if it cannot be reached or refuses our credentials. On success the mirror's copy of
+        the tracked branch is moved too, so the next poll serves sha even before it fetches.
+        """
+        ref = f"refs/heads/{branch}"
+        with self._lock:
+            repo = self.repository()
+            callbacks = _Callbacks(self.credentials, self.environ)
+            try:
+                repo.remotes[_REMOTE].push([f"{sha}:{ref}"], callbacks=callbacks)
+            except FetchError:
+                raise
+            except (pygit2.GitError, OSError, KeyError) as exc:
+                text = str(exc)
+                lowered = text.lower()
+                # libgit2's words for a remote ref that moved since our fetch.
+                if ("fast" in lowered and "forward" in lowered) or "not present locally" in lowered:
+                    raise PushRejected(f"{ref} moved on {redact(self.url)}: {text}") from None
+                raise FetchError(f"pushing to {redact(self.url)}: {text}") from None
+            refused = callbacks.refused.get(ref)
+            if refused is not None:
+                raise PushRejected(f"{redact(self.url)} refused to move {ref}: {refused}")
+            if branch == self.branch:
+                repo.references.create(self.tracking_ref, sha, force=True)

@@ -10,10 +10,9 @@ from functools import cache
 from typing import Any
 
 from flask import Blueprint, Response, request
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator
 from sqlalchemy.exc import SQLAlchemyError
 
-from gitconf.core.model import format_path
 from gitconf.notify.events import CHANGED
 from gitconf.notify.notifier import Notifier
 from gitconf.notify.subscriptions import Subscription
@@ -21,7 +20,7 @@ from gitconf.notify.targets import TargetRefused, check_url
 from gitconf.package_data import own_schema
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
-from gitconf.server.jsonbody import read_json
+from gitconf.server.jsonbody import check_body, read_json
 from gitconf.server.responses import error_response, json_response
 from gitconf.signing import generate_secret, parse_secret
 
@@ -65,19 +64,6 @@ def _notifier() -> Notifier:
     return found
 
 
-def _field(error: ValidationError) -> str | None:
-    """The body field a schema error is about."""
-    path = format_path(tuple(error.absolute_path))
-    if error.validator == "required":
-        missing = [k for k in error.validator_value if k not in error.instance]
-        path = format_path((*error.absolute_path, missing[0])) if missing else path
-    elif error.validator == "additionalProperties":
-        known = error.schema.get("properties", {})
-        extra = [k for k in error.instance if k not in known]
-        path = format_path((*error.absolute_path, extra[0])) if extra else path
-    return path or None
-
-
 def _body() -> dict[str, Any]:
     """The request's JSON object, checked against schemas/subscription.schema.json."""
     doc = read_json(
@@ -92,16 +78,9 @@ def _body() -> dict[str, Any]:
         raise ApiError(
             400, "invalid_subscription", 'the body must be a JSON object such as {"url": "..."}'
         )
-    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if errors:
-        error = errors[0]
-        field = _field(error)
-        raise ApiError(
-            400,
-            "invalid_subscription",
-            f"{field}: {error.message} (see gitconf's schemas/subscription.schema.json)",
-            field=field,
-        )
+    check_body(
+        doc, _validator(), "invalid_subscription", "see gitconf's schemas/subscription.schema.json"
+    )
     return doc
 
 

@@ -17,10 +17,12 @@ import re
 from typing import Any
 
 from flask import Request
+from jsonschema import Draft202012Validator, ValidationError
 
+from gitconf.core.model import format_path
 from gitconf.server.errors import ApiError
 
-__all__ = ["JSON_TYPE", "nesting_exceeds", "read_json", "require_json"]
+__all__ = ["JSON_TYPE", "check_body", "nesting_exceeds", "read_json", "require_json"]
 
 JSON_TYPE = "application/json"
 # A JSON string, escapes included (unrolled, so it matches in linear time).
@@ -82,3 +84,25 @@ def read_json(req: Request, *, what: str, limit: int, max_depth: int, shape: str
         return json.loads(data or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _field(error: ValidationError) -> str | None:
+    """The body field a schema error is about (the missing or unknown one, for those)."""
+    path = format_path(tuple(error.absolute_path))
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        path = format_path((*error.absolute_path, missing[0])) if missing else path
+    elif error.validator == "additionalProperties":
+        known = error.schema.get("properties", {})
+        extra = [k for k in error.instance if k not in known]
+        path = format_path((*error.absolute_path, extra[0])) if extra else path
+    return path or None
+
+
+def check_body(doc: Any, validator: Draft202012Validator, code: str, note: str) -> None:
+    """400 with code naming the first field (in document order) that the schema refuses."""
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = errors[0]
+        field = _field(error)
+        raise ApiError(400, code, f"{field}: {error.message} ({note})", field=field)

@@ -11,6 +11,19 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 
+def _dechunk(stream: Any) -> bytes:
+    """A chunked request body (wsgiref hands it over undecoded)."""
+    parts: list[bytes] = []
+    while True:
+        size = int(stream.readline().split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while stream.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(parts)
+        parts.append(stream.read(size))
+        stream.readline()  # the CRLF after each chunk
+
+
 class _Quiet(WSGIRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
@@ -40,8 +53,11 @@ class GitHttpServer:
             if header != expected:
                 start("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')])
                 return [b"authentication required\n"]
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            body = _dechunk(environ["wsgi.input"])  # libgit2 pushes chunked
+        else:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
         cgi_env = {
             "GIT_PROJECT_ROOT": str(self.root),
             "GIT_HTTP_EXPORT_ALL": "1",

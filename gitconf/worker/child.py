@@ -24,6 +24,7 @@ from gitconf.errors import GitconfError
 from gitconf.secrets import KeyFileError, load_keyring
 from gitconf.worker.messages import (
     Adopt,
+    ApplyChange,
     ChangesBetween,
     Compile,
     DiffBetween,
@@ -113,6 +114,8 @@ def handle(service: CompileService, request: Any, send_started: Any) -> Any:
         return service.diff(request.old, request.new)
     if isinstance(request, ChangesBetween):
         return service.changes(request.old, request.new)
+    if isinstance(request, ApplyChange):
+        return service.change(request.sha, request.edits)
     return Failed(f"unknown request {type(request).__name__}")
 
 

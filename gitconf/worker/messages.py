@@ -9,7 +9,10 @@ from gitconf.errors import Problem
 __all__ = [
     "Adopt",
     "Adopted",
+    "ApplyChange",
     "Built",
+    "ChangeApplied",
+    "ChangeRefused",
     "ChangesBetween",
     "Compile",
     "DiffBetween",
@@ -62,6 +65,34 @@ class ChangesBetween(NamedTuple):
 
     old: str
     new: str
+
+
+class ApplyChange(NamedTuple):
+    """Apply edits (changes.apply.Edit) to commit sha and compile the result."""
+
+    sha: str
+    edits: tuple[Any, ...]
+
+
+class ChangeApplied(NamedTuple):
+    """The edited files (changes.apply.FileEdit), the compile's problems (none: the change is
+    valid), and its effective changes (core.diff.ConfigChange, secrets masked) from sha."""
+
+    sha: str
+    edited: tuple[Any, ...]
+    problems: list[Problem]
+    diff: list[Any]
+
+
+class ChangeRefused(NamedTuple):
+    """An edit gitconf will not make (a changes.errors.ChangeError, as plain fields: an
+    exception with keyword arguments does not survive a pickle)."""
+
+    code: str
+    status: int
+    message: str
+    fields: dict[str, str]
+    problems: list[Problem]
 
 
 class Started(NamedTuple):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitconf.changes.apply import Edit, apply_change
+from gitconf.changes.errors import BaseInvalid, ChangeError
 from gitconf.core.compile import CompileCache, SecretReading, compile_fileset
 from gitconf.core.diff import ConfigChange, diff_configs, diff_values, mask_secrets, secret_keys
 from gitconf.core.explain import explain_config
@@ -25,7 +27,15 @@ from gitconf.core.render import etag_of, to_json
 from gitconf.errors import UsageError
 from gitconf.gcpause import collector_paused
 from gitconf.secrets import Keyring
-from gitconf.worker.messages import Adopted, Built, ConfigKey, Refused, Started
+from gitconf.worker.messages import (
+    Adopted,
+    Built,
+    ChangeApplied,
+    ChangeRefused,
+    ConfigKey,
+    Refused,
+    Started,
+)
 
 __all__ = ["CompileService", "subscription_docs"]
 
@@ -218,6 +228,38 @@ class CompileService:
             return after
         ids = {key: before.identity(key) or "" for key in before.etags}
         return dict(before.etags), ids, _changed(before, after)
+
+    def change(self, sha: str, edits: tuple[Edit, ...]) -> ChangeApplied | ChangeRefused:
+        """Apply edits to commit sha, compile the result like a pushed commit, and diff it
+        from sha (the change API's work: the server only commits what this found valid)."""
+        before = self._compiled(sha)
+        if isinstance(before, Refused):
+            return ChangeRefused(
+                BaseInvalid.code,
+                BaseInvalid.status,
+                f"the branch head {sha[:12]} does not compile: {len(before.problems)} "
+                "problem(s); fix them first",
+                {},
+                before.problems,
+            )
+        try:
+            with collector_paused():
+                result = apply_change(
+                    self.fileset(sha),
+                    edits,
+                    before=before.revision,
+                    cache=self.cache.fork(),
+                    secrets=self.reading,
+                )
+        except ChangeError as exc:
+            fields = {k: v for k, v in (("layer", exc.layer), ("key", exc.key)) if v}
+            if exc.source is not None:
+                fields["source"] = str(exc.source)
+            return ChangeRefused(exc.code, exc.status, exc.render(), fields, list(exc.problems))
+        diff = result.diff
+        if result.revision is not None and diff:
+            diff = mask_secrets(diff, secret_keys(before.revision), secret_keys(result.revision))
+        return ChangeApplied(sha, result.edited, result.problems, diff)
 
     # -- the revisions held -------------------------------------------------------------
 
