@@ -35,6 +35,7 @@ from gitconf.errors import UsageError, problem_doc
 from gitconf.git.remote import FetchError, Mirror, PushRejected
 from gitconf.jobs.poll import Poller
 from gitconf.package_data import own_schema
+from gitconf.server.audit_api import actor, record
 from gitconf.server.auth import Principal, may_not, visible_problems
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
@@ -237,19 +238,39 @@ def _count(ctx: ChangeContext, outcome: str) -> None:
 def change(ctx: ChangeContext) -> Response:
     """Apply, validate, commit and push one change."""
     change_id = "chg_" + secrets.token_hex(8)
+    targets = "changes"
     try:
         principal = deps().reader.principal(request.headers.get("Authorization"))
         doc = _body()
         edits = _edits(doc)
+        targets = ", ".join(sorted({f"{e.environment}/{e.service}" for e in edits}))
         _check_scopes(principal, edits)
         mode = doc.get("mode") or ctx.mode
         dry_run = bool(doc.get("dry_run"))
         with ctx._lock:
-            return _change(ctx, principal, doc, edits, mode, dry_run, change_id)
+            response = _change(ctx, principal, doc, edits, mode, dry_run, change_id)
     except ApiError as exc:
         _count(ctx, exc.code)
         log.info("change %s refused: %s %s", change_id, exc.status, exc.message)
+        record("change", targets, f"{exc.status} {exc.code}", who=actor(exc),
+               detail={"change": change_id})  # fmt: skip
         raise
+    reply = response.get_json()
+    record(
+        "change.dry_run" if dry_run else "change",
+        targets,
+        str(response.status_code),
+        who=principal.name,
+        # Which keys, not their values: a value may be a secret.
+        detail={
+            "change": change_id,
+            "commit": reply.get("commit"),
+            "branch": reply.get("branch"),
+            "files": reply.get("files"),
+            "keys": sorted({k for e in edits for k in (*e.set, *e.unset)}),
+        },
+    )
+    return response
 
 
 def _change(

@@ -13,11 +13,13 @@ from flask import Blueprint, Response, request
 from jsonschema import Draft202012Validator
 from sqlalchemy.exc import SQLAlchemyError
 
+from gitconf.audit import safe_url
 from gitconf.notify.events import CHANGED
 from gitconf.notify.notifier import Notifier
 from gitconf.notify.subscriptions import Subscription
 from gitconf.notify.targets import TargetRefused, check_url
 from gitconf.package_data import own_schema
+from gitconf.server.audit_api import audited, record
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import check_body, read_json
@@ -56,7 +58,10 @@ def _notifier() -> Notifier:
     principal = d.reader.principal(request.headers.get("Authorization"))
     if not principal.admin:
         raise ApiError(
-            403, "forbidden", f"token {principal.name!r} lacks the admin scope subscriptions need"
+            403,
+            "forbidden",
+            f"token {principal.name!r} lacks the admin scope subscriptions need",
+            actor=principal.name,
         )
     found = d.notifier
     if found is None:
@@ -91,6 +96,7 @@ def _doc(sub: Subscription, counts: dict[str, int] | None = None) -> dict[str, A
     return doc
 
 
+@audited("subscription.create", lambda: "subscriptions")
 def create() -> Response:
     """Register a subscriber; 201 with its id and its secret (shown this once)."""
     notifier = _notifier()
@@ -112,6 +118,16 @@ def create() -> Response:
         events=body.get("events", [CHANGED]),
         include_config=body.get("include_config", False),
         name=body.get("name"),
+    )
+    record(
+        "subscription.create",
+        f"subscription {sub.id}",
+        "201 created",
+        detail={
+            "url": safe_url(sub.url),
+            "environments": list(sub.environments),
+            "services": list(sub.services),
+        },
     )
     doc = {**_doc(sub), "secret": secret}
     return json_response(doc, 201, {"Location": f"/v1/subscriptions/{sub.id}"})
@@ -141,6 +157,7 @@ def show(sub_id: str) -> Response:
     return json_response(_doc(sub, notifier.outbox.counts_by_subscription().get(sub.id)))
 
 
+@audited("subscription.delete", lambda sub_id: f"subscription {sub_id}")
 def delete(sub_id: str) -> Response:
     """Delete a subscription; what it has not received yet is cancelled. 204."""
     notifier = _notifier()

@@ -109,6 +109,9 @@ class FastReads:
         self._synced: dict[int, int] = {}
         self._sync_lock = threading.Lock()
         metrics.before_scrape.append(self.sync_metrics)
+        # Told of each read refused for its token (401, 403): the audit log (gitconf.audit),
+        # with (error, method, path, Authorization); it answers the request id to send.
+        self.on_refused: Callable[[ApiError, str, str, str | None], str] | None = None
 
     def answer(self, environ: Mapping[str, Any]) -> Reply | None:
         """The reply to a plain config read in a WSGI environ; None for any other request."""
@@ -238,6 +241,9 @@ class FastReads:
             )
         except ApiError as exc:
             reply = Reply(*error_parts(exc))
+            if exc.status in (401, 403) and self.on_refused is not None:
+                rid = self.on_refused(exc, "HEAD" if head else "GET", path, authorization)
+                reply = Reply(reply.status, [*reply.headers, ("X-Request-Id", rid)], reply.body)
         else:
             self._remember(cache, key, env, service, fmt, authorization)
         self._count(reply.status)

@@ -187,6 +187,9 @@ class GitconfRSGI:
             await self._through_app(scope, proto, environ, path)
         except ApiError as exc:
             status, reply_headers, body = error_parts(exc)
+            if status in (401, 403) and self.fast.on_refused is not None:
+                rid = self.fast.on_refused(exc, method, path, headers.get("authorization"))
+                reply_headers.append(("X-Request-Id", rid))
             self.fast.count(status)
             proto.response_bytes(status, reply_headers, b"" if method == "HEAD" else body)
 
