@@ -20,6 +20,7 @@ from gitconf.jobs.poll import PollContext, Poller
 from gitconf.metrics import Metrics
 from gitconf.notify import feature as notifications
 from gitconf.publisher import Publisher
+from gitconf.release import feature as release
 from gitconf.server import audit_api
 from gitconf.server.app import create_app
 from gitconf.server.auth import Auth
@@ -150,6 +151,7 @@ class Server:
         self.features: tuple[Feature, ...] = (
             replica,
             audit,
+            release.feature(parts, key[:16]),
             hooks.feature(parts),
             spring.feature(),
             notify,

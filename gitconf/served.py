@@ -85,6 +85,11 @@ class ServedRevision:
     # Environments pinned to an earlier published revision: their configs here are that
     # revision's (gitconf.release); `revision` is the branch head the others serve.
     pinned: dict[str, str] = field(default_factory=dict)
+    # With pins: the head revision as compiled, every environment its own (None after a
+    # restart, until it is needed and compiled again).
+    unpinned: ServedRevision | None = field(default=None, repr=False, compare=False)
+    # What made this the served state when it was not a new commit: (pin | unpin, reason).
+    move: tuple[str, str | None] | None = None
     _lazy: dict[tuple[str, str, str], Body] = field(default_factory=dict, repr=False)
     _lazy_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -176,7 +181,7 @@ class ServedRevision:
             def build() -> bytes:
                 doc = {
                     "environment": env,
-                    "revision": self.revision,
+                    "revision": self.revision_of(env),
                     "services": {
                         svc: self.value(env, svc, svc in shown)
                         for svc in chosen
@@ -198,10 +203,10 @@ class ServedRevision:
             explainer = self.explainer
 
             def build() -> bytes:
-                data = explainer(self.revision, env, service)
+                data = explainer(self.revision_of(env), env, service)
                 if data is None:
                     raise LookupError(
-                        f"the compile worker has no {env}/{service} of {self.revision}"
+                        f"the compile worker has no {env}/{service} of {self.revision_of(env)}"
                     )
                 return data
 
@@ -323,4 +328,5 @@ def from_persisted(
         subscriptions=persisted.subscriptions,
         explainer=explainer,
         redacted=dict(persisted.redacted),
+        pinned=dict(persisted.pinned),
     )

@@ -24,12 +24,14 @@ from gitconf.gcpause import collector_paused
 from gitconf.git.remote import FetchError, Mirror
 from gitconf.metrics import Metrics
 from gitconf.publisher import Publisher
+from gitconf.release.compose import compose, plain_head
 from gitconf.served import Explainer, ServedRevision, from_built, with_secrets
+from gitconf.store.pins import Pin, PinStore
 from gitconf.store.revisions import RevisionLog
 from gitconf.worker.messages import Adopt, Adopted, Built, Compile, Failed, Refused, Revision
 from gitconf.worker.proxy import CompileWorker, WorkerDied, limit_problem
 
-__all__ = ["PollContext", "PollStatus", "Poller", "tick"]
+__all__ = ["PollContext", "PollStatus", "Poller", "pins_tick", "tick"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,12 @@ class PollContext:
     on_rejected: list[RejectedHook] = field(default_factory=list)
     # The served revision the compile worker was told of, and in which of its lives.
     warmed: tuple[str, int] | None = None
+    # Pins of environments to earlier revisions (gitconf.release), and the served form of
+    # an earlier revision (compiled by the worker) to take a pinned environment's bodies from.
+    pins: PinStore | None = None
+    fetch: Callable[[str], ServedRevision] | None = None
+    # The pins as last read from the store (kept while it is down).
+    pinned: dict[str, Pin] | None = None
 
     @property
     def made_by(self) -> str:
@@ -98,8 +106,11 @@ def tick(ctx: PollContext) -> str:
     finally:
         ctx.metrics.fetch_seconds.observe(time.perf_counter() - started)
     previous_head, status.head = status.head, head
+    _read_pins(ctx)
     served = ctx.publisher.served
     if served is not None and served.revision == head:
+        if _pins_moved(ctx, served):
+            return _repin(ctx, served)
         _warm(ctx, served)
         return _finish(ctx, "error" if fetch_error else "unchanged", fetch_error)
     if _known_rejected(ctx, head, previous_head):
@@ -153,8 +164,89 @@ def _compile(ctx: PollContext, head: str, served: ServedRevision | None) -> str:
     return _finish(ctx, "published")
 
 
+def pins_tick(ctx: PollContext) -> str:
+    """Serve the pins of the store now, without fetching: published (they moved) or
+    unchanged. (Poller.apply_pins runs it in turn with the ticks.)"""
+    _read_pins(ctx)
+    served = ctx.publisher.served
+    if served is None or not _pins_moved(ctx, served):
+        return "unchanged"
+    return _repin(ctx, served)
+
+
+def _read_pins(ctx: PollContext) -> None:
+    if ctx.pins is None:
+        return
+    try:
+        ctx.pinned = ctx.pins.active()
+    except Exception as exc:  # the store is down: keep serving the pins read last
+        ctx.status.store_error = f"reading the pins: {exc}"
+        log.error("cannot read the pins: %s; keeping the ones read before", exc)
+
+
+def _pin_map(ctx: PollContext, served: ServedRevision | None) -> dict[str, str]:
+    """The pins to serve: the store's, or (never read yet) those served now."""
+    if ctx.pinned is None:
+        return dict(served.pinned) if served is not None else {}
+    return {env: pin.revision for env, pin in ctx.pinned.items()}
+
+
+def _pins_moved(ctx: PollContext, served: ServedRevision) -> bool:
+    wanted = {e: sha for e, sha in _pin_map(ctx, served).items() if sha != served.revision}
+    return wanted != served.pinned
+
+
+def _repin(ctx: PollContext, served: ServedRevision) -> str:
+    """Serve the head with the store's pins (a pin or unpin, announced with its reason)."""
+    assert ctx.fetch is not None
+    wanted = _pin_map(ctx, served)
+    pinned = ctx.pinned or {}
+    moved = sorted(e for e, sha in wanted.items() if served.pinned.get(e) != sha)
+    if moved:
+        move: tuple[str, str | None] = (
+            "pin",
+            pinned[moved[0]].reason if moved[0] in pinned else None,
+        )
+    else:
+        cleared = sorted(set(served.pinned) - set(wanted))
+        reason = None
+        if ctx.pins is not None and cleared:
+            try:
+                gone = ctx.pins.cleared().get(cleared[0])
+                reason = gone.cleared_reason if gone is not None else None
+            except Exception as exc:
+                log.warning("cannot read why %s was unpinned: %s", cleared[0], exc)
+        move = ("unpin", reason)
+    try:
+        with collector_paused():
+            head = plain_head(served, ctx.fetch)
+            new = compose(head, wanted, ctx.fetch, previous=served, move=move)
+            ctx.publisher.publish(new)
+    except Exception as exc:
+        log.exception("serving the pins failed")
+        return _finish(ctx, "error", f"serving the pins failed: {exc.__class__.__name__}: {exc}")
+    log.info("%s: serving %s with pins %s", move[0], served.revision[:12], new.pinned or "none")
+    with collector_paused():
+        for publish_hook in ctx.on_published:
+            _safely(publish_hook, served, new)
+    return _finish(ctx, "published")
+
+
 def _publish(ctx: PollContext, built: Built, served: ServedRevision | None) -> ServedRevision:
+    new = _compiled(ctx, built, served)
+    wanted = _pin_map(ctx, served)
+    if wanted:
+        assert ctx.fetch is not None
+        # A publish while pinned: compiled and recorded, not served to the pinned ones.
+        new = compose(new, wanted, ctx.fetch, previous=served)
+    return ctx.publisher.publish(new)
+
+
+def _compiled(ctx: PollContext, built: Built, served: ServedRevision | None) -> ServedRevision:
+    """The served form of a compiled head, every environment its own."""
     now = _now_iso()
+    if served is not None and served.unpinned is not None:
+        served = served.unpinned  # what the compile worker holds: the head's own bodies
     new = from_built(built, served, published_at=now, explainer=ctx.explainer)
     if new is None:
         # The worker's idea of the served revision was not ours: take every body.
@@ -165,7 +257,7 @@ def _publish(ctx: PollContext, built: Built, served: ServedRevision | None) -> S
         assert new is not None
         if served is not None and built.base == served.revision:
             new.base, new.changed = built.base, built.changed
-    return ctx.publisher.publish(new)
+    return new
 
 
 def _warm(ctx: PollContext, served: ServedRevision) -> None:
@@ -180,7 +272,9 @@ def _warm(ctx: PollContext, served: ServedRevision) -> None:
         return
     if isinstance(reply, Adopted):
         ctx.warmed = (served.revision, ctx.compiler.restarts)
-        if reply.etags != served.etags():
+        if served.pinned:
+            pass  # the pinned environments' bodies are another revision's: nothing to compare
+        elif reply.etags != served.etags():
             log.warning(
                 "revision %s compiles to other bodies than the persisted ones (a new gitconf?); "
                 "they are served from the next commit on",
@@ -277,6 +371,11 @@ class Poller:
             else:
                 status.retry_at = 0.0
             return result
+
+    def apply_pins(self) -> str:
+        """Serve the store's pins now (in turn with the ticks); published or unchanged."""
+        with self._lock:
+            return pins_tick(self.ctx)
 
     def request(self, *, broadcast: bool = True) -> None:
         """Ask for a tick as soon as possible; many requests during one tick make one more.

@@ -214,6 +214,8 @@ class Notifier:
                     self._schema_ready = True
                 self._sync_brokers()
                 self.subscriptions.sync_manifest(new.subscriptions)
+                if kind is None and new.move is not None:
+                    kind, reason = new.move  # a pin or unpin (gitconf.release)
                 if kind is None:
                     kind = "publish"
                     if (

@@ -276,7 +276,8 @@ class FastReads:
         cache.grants.add((authorization, env, service))
         if len(cache.entries) >= _MAX_ENTRIES:
             cache.entries.clear()
-        cache.entries[key] = _entry(env, service, self.reader.reply(200, body, served.revision))
+        revision = served.revision_of(env)
+        cache.entries[key] = _entry(env, service, self.reader.reply(200, body, revision))
 
     def _remember_for(
         self,

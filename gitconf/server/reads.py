@@ -206,11 +206,11 @@ class ConfigReader:
             raise self.not_found(served, env, service)
         shown = self._secret_headers(served, env, service, plaintext)
         if not etag_matches(if_none_match, body.etag):
-            return self.reply(200, body, served.revision, shown)
+            return self.reply(200, body, served.revision_of(env), shown)
         # `*` matches every version, so no change could end the wait: answer at once.
         if seconds and not ref and (if_none_match or "").strip() != "*":
             return Wait(env, service, fmt, if_none_match, seconds, served, body, plaintext)
-        return self.reply(304, body, served.revision, shown)
+        return self.reply(304, body, served.revision_of(env), shown)
 
     def _body(
         self, served: ServedRevision, env: str, service: str, fmt: str, plaintext: bool
@@ -240,13 +240,13 @@ class ConfigReader:
             raise self.not_found(current, wait.env, wait.service)
         if not etag_matches(wait.if_none_match, new.etag):
             shown = self._secret_headers(current, wait.env, wait.service, wait.plaintext)
-            return self.reply(200, new, current.revision, shown)
+            return self.reply(200, new, current.revision_of(wait.env), shown)
         return wait._replace(served=current, body=new)
 
     def timed_out(self, wait: Wait) -> Reply:
         """The 304 of a long poll whose wait ended with nothing changed."""
         shown = self._secret_headers(wait.served, wait.env, wait.service, wait.plaintext)
-        return self.reply(304, wait.body, wait.served.revision, shown)
+        return self.reply(304, wait.body, wait.served.revision_of(wait.env), shown)
 
     def _wait_seconds(self, wait: str | None) -> float:
         if wait is None:
@@ -310,4 +310,4 @@ class ConfigReader:
         if body is None:
             raise self.not_found(served, env, service)
         status = 304 if etag_matches(if_none_match, body.etag) else 200
-        return self.reply(status, body, served.revision)
+        return self.reply(status, body, served.revision_of(env))

@@ -106,8 +106,8 @@ def make_batch(old: ServedRevision | None, new: ServedRevision, base_url: str) -
             event_id="",
             source=base_url,
             time="",
-            revision=new.revision,
-            previous_revision=previous,
+            revision=new.revision_of(change.environment),
+            previous_revision=old.revision_of(change.environment) if old is not None else None,
             base_url=base_url,
         )
         data = dict(event["data"])

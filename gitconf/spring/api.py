@@ -139,15 +139,16 @@ def _environment(service: str, text: str, label: str | None) -> Response:
             property_source(
                 env,
                 service,
-                served.revision,
+                served.revision_of(env),
                 _value(principal, served, env, service),
                 origins(env) if v2 else None,
             )
             for env in reversed(envs)  # the last profile wins, so it comes first
         ]
-        return to_json(environment(service, profiles, label, served.revision, sources))
+        return to_json(environment(service, profiles, label, _version(served, envs), sources))
 
-    key = ("environment", served.revision, service, profiles, label, v2)
+    # By the served state, not the head alone: a pin serves other bodies at the same head.
+    key = ("environment", served.state, service, profiles, label, v2)
     body = _cache().get(key, V2_JSON if v2 else "application/json", build)
     return _reply(body, served, profiles, envs)
 
@@ -184,7 +185,7 @@ def _document(name: str, label: str | None) -> Response:
             return to_json(value)
         return to_yaml(value) if fmt == "yaml" else to_properties(value)
 
-    key = ("document", served.revision, service, envs, fmt)
+    key = ("document", served.state, service, envs, fmt)
     body = _cache().get(key, "application/json" if fmt == "json" else TEXT, build)
     return _reply(body, served, profiles, envs)
 
@@ -281,6 +282,12 @@ def _unknown_service(served: ServedRevision, service: str) -> ApiError:
     )
 
 
+def _version(served: ServedRevision, envs: tuple[str, ...]) -> str:
+    """The revision a Spring reply is from: the highest-precedence profile's (a pinned
+    environment is served from its pin)."""
+    return served.revision_of(envs[-1]) if envs else served.revision
+
+
 def _cache() -> BodyCache:
     return deps().spring_bodies
 
@@ -288,7 +295,7 @@ def _cache() -> BodyCache:
 def _reply(
     body: Body, served: ServedRevision, profiles: tuple[str, ...], envs: tuple[str, ...]
 ) -> Response:
-    headers: dict[str, Any] = dict(revision_headers(body.etag, served.revision))
+    headers: dict[str, Any] = dict(revision_headers(body.etag, _version(served, envs)))
     ignored = [p for p in profiles if p not in envs]
     if ignored:
         headers["X-Gitconf-Ignored-Profiles"] = ",".join(ignored)
