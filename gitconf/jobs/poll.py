@@ -273,7 +273,10 @@ def _warm(ctx: PollContext, served: ServedRevision) -> None:
     if isinstance(reply, Adopted):
         ctx.warmed = (served.revision, ctx.compiler.restarts)
         if served.pinned:
-            pass  # the pinned environments' bodies are another revision's: nothing to compare
+            # The pinned environments' bodies are another revision's: nothing to compare. Read
+            # from disk, the state has no plaintext: compiled again, with it.
+            if reply.secret_etags and not served.secret_json and served.unpinned is None:
+                _reload_pinned(ctx, served)
         elif reply.etags != served.etags():
             log.warning(
                 "revision %s compiles to other bodies than the persisted ones (a new gitconf?); "
@@ -286,6 +289,21 @@ def _warm(ctx: PollContext, served: ServedRevision) -> None:
             log.info("the secrets of revision %s are loaded", served.revision[:12])
     else:
         log.warning("the compile worker could not load the served revision: %s", reply)
+
+
+def _reload_pinned(ctx: PollContext, served: ServedRevision) -> None:
+    """Serve the pinned state read from disk again, compiled, with its secrets' plaintext."""
+    if ctx.fetch is None:
+        return
+    try:
+        with collector_paused():
+            again = compose(ctx.fetch(served.revision), served.pinned, ctx.fetch)
+    except Exception as exc:
+        log.warning("cannot load the secrets of the pinned state: %s", exc)
+        return
+    again.published_at = served.published_at
+    ctx.publisher.publish(again, persist=False)
+    log.info("the secrets of %s (pins %s) are loaded", served.revision[:12], served.pinned)
 
 
 def _failed(ctx: PollContext, head: str, message: str) -> str:
