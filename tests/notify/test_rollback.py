@@ -67,3 +67,15 @@ def test_every_move_is_announced_even_one_that_repeats_an_earlier_one(
     ]
     assert moves[2:] == [(good, bad), (bad, good), (good, bad)]
     assert len({e.event["id"] for e in receiver.accepted()}) == 5
+
+
+def test_status_lists_the_moves_of_the_served_revision(
+    server: Server, repo: Path, receivers: Callable[..., Receiver]
+) -> None:
+    good, bad = rolled_back(server, repo, receivers())
+    moves = server.app.test_client().get("/v1/status").get_json()["notifications"]["moves"]
+    assert [(m["kind"], m["revision"], m["previous_revision"]) for m in moves[:2]] == [
+        ("rollback", good, bad),
+        ("publish", bad, good),
+    ]
+    assert moves[0]["seq"] > moves[1]["seq"]
