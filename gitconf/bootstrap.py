@@ -152,6 +152,7 @@ class Server:
             replica,
             audit,
             release.feature(parts, key[:16]),
+            release.rollouts(parts, key[:16], self.replica.id),
             hooks.feature(parts),
             spring.feature(),
             notify,

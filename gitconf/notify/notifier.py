@@ -231,6 +231,37 @@ class Notifier:
                 return
         self.worker.wake()
 
+    def announce(
+        self,
+        old: ServedRevision,
+        new: ServedRevision,
+        environments: Sequence[str],
+        kind: str,
+        reason: str | None,
+    ) -> None:
+        """Announce the configs of environments that differ from old to new as a served move
+        of its own, though the served state stays (a rollout aborted: the instances that were
+        served its candidate, old, are served the stable revision, new, again). Called by
+        the replica that made the move only."""
+        chosen = set(environments)
+        with self._lock:
+            try:
+                with self.outbox.exclusive(self.cursor_key):
+                    last = self.outbox.last_move(self.cursor_key)
+                    rows = [
+                        r
+                        for r in self._rows(Base.of(old), new, kind, reason)
+                        if r["environment"] in chosen
+                    ]
+                    move = NewMove(
+                        self.cursor_key, new.revision, dict(new.pinned), last, kind, reason
+                    )
+                    self.outbox.enqueue(rows, new.revision, move=move)
+            except Exception as exc:
+                self._failed(f"queueing the {kind} of {', '.join(sorted(chosen))}", exc)
+                return
+        self.worker.wake()
+
     def rejected(self, sha: str, problems: Sequence[Problem]) -> None:
         """Queue the rejection for the subscriptions that asked for it."""
         served = self.publisher.served

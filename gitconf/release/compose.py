@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from gitconf.served import ServedRevision
+from gitconf.served import LiveRollout, ServedRevision
 
 __all__ = ["compose", "plain_head"]
 
@@ -32,10 +32,25 @@ def compose(
     fetch: Fetch,
     previous: ServedRevision | None = None,
     move: tuple[str, str | None] | None = None,
+    live: Mapping[str, tuple[str, int, str]] | None = None,
+    candidate_pins: Mapping[str, str] | None = None,
 ) -> ServedRevision:
     """head with each pinned environment's configs taken from its pinned revision (from
-    previous when it served that pin already, else from fetch); head itself without pins."""
+    previous when it served that pin already, else from fetch); head itself without pins.
+
+    live names the environments in a rollout, (id, percent, state) each: pins holds their
+    stable revision, and their candidate is head composed with candidate_pins only."""
     pins = {env: sha for env, sha in pins.items() if sha != head.revision}
+    if live:
+        candidate = compose(head, candidate_pins or {}, fetch, previous)
+        composed = compose(head, pins, fetch, previous, move)
+        if composed is head:  # never mark the plain head itself: it is the candidate's base
+            composed = _copy(head)
+        composed.live = {
+            env: LiveRollout(rid, percent, state, candidate)
+            for env, (rid, percent, state) in live.items()
+        }
+        return composed
     if not pins:
         if move is None:
             return head
@@ -48,6 +63,8 @@ def compose(
     environments = list(head.environments)
     for env, sha in sorted(pins.items()):
         source = previous if previous is not None and previous.pinned.get(env) == sha else None
+        if source is not None and source.redacted and not source.secret_json:
+            source = None  # read from disk, without the plaintext: compiled again
         if source is None:
             source = fetch(sha)
         json.update((k, v) for k, v in source.json.items() if k[0] == env)
@@ -72,4 +89,25 @@ def compose(
         pinned=dict(pins),
         unpinned=head,
         move=move,
+        rollouts=head.rollouts,
+    )
+
+
+def _copy(head: ServedRevision) -> ServedRevision:
+    """A served state with head's bodies (shared) and no pins."""
+    return ServedRevision(
+        revision=head.revision,
+        environments=head.environments,
+        services=head.services,
+        json=head.json,
+        published_at=head.published_at,
+        subscriptions=head.subscriptions,
+        base=head.base,
+        changed=head.changed,
+        explainer=head.explainer,
+        secret_json=head.secret_json,
+        redacted=head.redacted,
+        unpinned=head,
+        move=head.move,
+        rollouts=head.rollouts,
     )

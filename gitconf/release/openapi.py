@@ -6,7 +6,7 @@ from typing import Any
 
 from gitconf.release.api import _PIN_SCHEMA, _UNPIN_SCHEMA
 
-__all__ = ["PATHS"]
+__all__ = ["PATHS", "ROLLOUT_PATHS"]
 
 _ERROR: dict[str, Any] = {"$ref": "#/components/responses/Error"}
 _ENV = {"name": "env", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -63,4 +63,59 @@ PATHS: dict[str, Any] = {
             },
         },
     }
+}  # fmt: skip
+
+_ROLLOUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "environment": {"type": "string"},
+        "id": {"type": "string", "description": "The rollout's id: what instances are hashed with."},
+        "state": {"enum": ["running", "paused", "promoted", "aborted"]},
+        "percent": {"type": "integer", "description": "The share of identified instances served the candidate."},
+        "step": {"type": "integer"},
+        "steps": {"type": "array", "items": {"type": "integer"}},
+        "bake": {"type": "number"},
+        "stable": {"type": "string"},
+        "candidate": {"type": "string"},
+        "replaced_candidates": {"type": "array", "items": {"type": "string"}},
+        "next_step_at": {"type": ["string", "null"], "format": "date-time"},
+        "instances": {
+            "type": "array",
+            "items": {"type": "object", "properties": {
+                "instance": {"type": "string"}, "revision": {"type": "string"},
+                "replica": {"type": ["string", "null"]}, "seen_at": {"type": "string", "format": "date-time"}}},
+        },
+    },
+}  # fmt: skip
+
+ROLLOUT_PATHS: dict[str, Any] = {
+    "/v1/rollouts/{env}": {
+        "get": {
+            "operationId": "getRollout",
+            "tags": ["releases"],
+            "summary": "An environment's rollout: state, percent, and every instance seen with the revision it was served",
+            "parameters": [_ENV],
+            "responses": {
+                "200": {"description": "the rollout", "content": {"application/json": {"schema": _ROLLOUT}}},
+                "401": _ERROR, "403": _ERROR, "404": _ERROR,
+            },
+        }
+    },
+    "/v1/rollouts/{env}/{action}": {
+        "post": {
+            "operationId": "actOnRollout",
+            "tags": ["releases"],
+            "summary": "promote (the next step now), pause, resume or abort a rollout (scope release:<env>)",
+            "parameters": [
+                _ENV,
+                {"name": "action", "in": "path", "required": True,
+                 "schema": {"enum": ["promote", "pause", "resume", "abort"]}},
+            ],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": _UNPIN_SCHEMA}}},
+            "responses": {
+                "200": {"description": "the rollout after the action", "content": {"application/json": {"schema": _ROLLOUT}}},
+                "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR, "409": _ERROR, "415": _ERROR,
+            },
+        }
+    },
 }  # fmt: skip

@@ -35,6 +35,7 @@ _MAX_GRANTS = 10_000
 _MAX_HOSTS = 256  # loopback Host values seen (names, addresses and ports vary)
 _MAX_MEMO_BYTES = 64 * 1024 * 1024  # bytes of remembered replies of other routes
 _WSGI_HEADERS = {
+    "x-gitconf-instance": "HTTP_X_GITCONF_INSTANCE",
     "host": "HTTP_HOST",
     "accept": "HTTP_ACCEPT",
     "authorization": "HTTP_AUTHORIZATION",
@@ -238,6 +239,7 @@ class FastReads:
                 fmt=fmt,
                 if_none_match=header("if-none-match"),
                 authorization=authorization,
+                instance=header("x-gitconf-instance"),
             )
         except ApiError as exc:
             reply = Reply(*error_parts(exc))
@@ -261,8 +263,8 @@ class FastReads:
         authorization: str | None,
     ) -> None:
         served = cache.served
-        if served is None or not served.has(env, service):
-            return
+        if served is None or not served.has(env, service) or env in served.live:
+            return  # in a rollout, the reply depends on X-Gitconf-Instance: not remembered
         if served.has_secrets(env, service):
             # Its reply depends on the token (plaintext or redacted): remembered per token.
             self._remember_for(cache, key, env, service, fmt, authorization)

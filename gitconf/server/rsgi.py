@@ -175,6 +175,7 @@ class GitconfRSGI:
             "HTTP_AUTHORIZATION": headers.get("authorization"),
             "HTTP_IF_NONE_MATCH": headers.get("if-none-match"),
             "HTTP_HOST": headers.get("host") or scope.authority,
+            "HTTP_X_GITCONF_INSTANCE": headers.get("x-gitconf-instance"),
         }
         try:
             if method == "GET" or method == "HEAD":
@@ -214,6 +215,7 @@ class GitconfRSGI:
                 wait=args["wait"][0],
                 if_none_match=environ["HTTP_IF_NONE_MATCH"],
                 authorization=environ["HTTP_AUTHORIZATION"],
+                instance=environ["HTTP_X_GITCONF_INSTANCE"],
             )
 
         reply = await self.long_polls.serve(begin, proto.client_disconnect)
