@@ -4,6 +4,7 @@ step by step, replaced by a newer commit, promoted or aborted (announced), and a
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from gitconf.core.manifest import parse_manifest
 from gitconf.release.bucket import bucket, on_candidate
 from gitconf.store.rollouts import rollouts
 from gitconf.testing import MINIMAL_MANIFEST, commit_all, make_repo
+from gitconf.testing.server import wait_until
 from tests.conftest import BASE_FILES
 from tests.notify.conftest import FAST, deliver_until
 from tests.notify.receiver import Receiver
@@ -222,3 +224,44 @@ def test_actions_need_the_release_scope_and_are_audited(rolling: Rolling) -> Non
     ]
     with rolling.server.engine.connect() as conn:
         assert conn.execute(sa.select(rollouts.c.state)).scalar_one() == "running"
+
+
+def test_a_long_poll_is_answered_when_a_step_moves_its_instance_to_the_candidate(
+    rolling: Rolling, receiver: Receiver
+) -> None:
+    client = rolling.server.app.test_client()
+    doc = {"url": receiver.url, "environments": ["production"], "services": ["payments"]}
+    assert client.post("/v1/subscriptions", json=doc, headers=bearer(ADMIN)).status_code == 201
+    rollout_id = rolling.show()["id"]
+    moving = next(i for i in IDS if 25 <= bucket(rollout_id, i) < 50)
+    headers = {**bearer(ADMIN), "X-Gitconf-Instance": moving}
+    first = client.get("/v1/config/production/payments", headers=headers)
+    assert first.headers["X-Gitconf-Revision"] == rolling.c1
+    answered: list[Any] = []
+
+    def wait() -> None:
+        answered.append(
+            rolling.server.app.test_client().get(
+                "/v1/config/production/payments?wait=20",
+                headers={**headers, "If-None-Match": first.headers["ETag"]},
+            )
+        )
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    wait_until(lambda: rolling.server.reader.waiting == 1, 10, what="the long poll to wait")
+    assert rolling.act("promote").status_code == 200  # 50 %: this instance moves
+    waiter.join(20)
+    [reply] = answered
+    assert reply.status_code == 200
+    assert reply.headers["X-Gitconf-Revision"] == rolling.c2
+    # At 100 % everyone is on the candidate: announced as a promotion.
+    assert rolling.act("promote", "all good").get_json()["state"] == "promoted"
+    deliver_until(rolling.server, lambda: len(receiver.accepted()) == 1)
+    data = receiver.accepted()[0].event["data"]
+    assert (data["action"], data["reason"], data["revision"], data["previous_revision"]) == (
+        "promote",
+        "all good",
+        rolling.c2,
+        rolling.c1,
+    )

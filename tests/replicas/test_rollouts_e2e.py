@@ -4,10 +4,12 @@ quarter among them), everyone back on stable after an abort, announced once."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import requests
 
+from gitconf.release.bucket import bucket
 from gitconf.testing import MINIMAL_MANIFEST
 from gitconf.testing.server import ServeProcess, wait_until
 from tests.notify.receiver import Receiver, verify
@@ -79,7 +81,31 @@ def test_a_rollout_splits_the_same_instances_on_both_replicas(tmp_path: Path, pg
         assert candidates(one, c1) == quarter  # the same instances on every poll
         assert candidates(two, c1) == quarter  # and on the other replica
 
+        # An instance of the next quarter long-polls replica one; a promote on two moves it.
+        rollout_id = str(rollout(one)["id"])
+        moving = next(i for i in IDS if 25 <= bucket(rollout_id, i) < 50)
+        headers = {**bearer(ADMIN), "X-Gitconf-Instance": moving}
+        etag = one.get("/v1/config/production/payments", headers=headers).headers["ETag"]
+        answered: list[requests.Response] = []
+        waiter = threading.Thread(
+            target=lambda: answered.append(
+                one.get(
+                    "/v1/config/production/payments?wait=30",
+                    headers={**headers, "If-None-Match": etag},
+                    timeout=40,
+                )
+            )
+        )
+        waiter.start()
+        wait_until(
+            lambda: "gitconf_long_polls_waiting 1.0" in one.get("/metrics").text,
+            10,
+            what="the wait",
+        )
         assert act(two, "promote", "error rate flat")["percent"] == 50
+        waiter.join(30)
+        [moved] = answered
+        assert moved.status_code == 200 and moved.headers["X-Gitconf-Revision"] == c2
         wait_until(lambda: rollout(one)["percent"] == 50, 20)
         wait_until(lambda: "rollouts" in one.get("/v1/status", headers=bearer(ADMIN)).json()
                    and one.get("/v1/status", headers=bearer(ADMIN)).json()["rollouts"]
