@@ -244,7 +244,12 @@ class GitconfRSGI:
                 raise may_not_read(principal, env)
         self.fast.count(200)
         await self.watch.serve(
-            principal, envs, services, headers.get("last-event-id"), proto.response_stream
+            principal,
+            envs,
+            services,
+            headers.get("last-event-id"),
+            proto.response_stream,
+            instance=headers.get("x-gitconf-instance"),
         )
 
     def _refuse(self, environ: Mapping[str, Any]) -> None:

@@ -4,6 +4,7 @@ quarter among them), everyone back on stable after an abort, announced once."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from gitconf.testing.server import ServeProcess, wait_until
 from tests.notify.receiver import Receiver, verify
 from tests.replicas.test_e2e import SUB_SECRET, Cluster, github_hook
 from tests.replicas.test_pins_e2e import ADMIN, PROD, RELEASER, bearer, start
+from tests.server.test_watch import Stream
 
 IDS = [f"pod-{n:03d}" for n in range(400)]
 
@@ -97,15 +99,39 @@ def test_a_rollout_splits_the_same_instances_on_both_replicas(tmp_path: Path, pg
             )
         )
         waiter.start()
+        # It watches too; so does an instance that stays on stable.
+        stays = next(i for i in IDS if bucket(rollout_id, i) >= 50)
+        streams = {
+            name: Stream(
+                f"{one.url}/v1/watch?environments=production&services=payments",
+                {**bearer(ADMIN), "X-Gitconf-Instance": name},
+            )
+            for name in (moving, stays)
+        }
         wait_until(
-            lambda: "gitconf_long_polls_waiting 1.0" in one.get("/metrics").text,
+            lambda: (
+                "gitconf_long_polls_waiting 1.0" in one.get("/metrics").text
+                and "gitconf_watch_streams 2.0" in one.get("/metrics").text
+            ),
             10,
-            what="the wait",
+            what="the wait and the streams",
         )
         assert act(two, "promote", "error rate flat")["percent"] == 50
         waiter.join(30)
         [moved] = answered
         assert moved.status_code == 200 and moved.headers["X-Gitconf-Revision"] == c2
+        event = streams[moving].next_event()
+        assert event["event"] == "config.changed"
+        data = json.loads(event["data"])
+        assert (data["environment"], data["revision"], data["previous_revision"]) == (
+            "production", c2, c1,
+        )  # fmt: skip
+        for stream in streams.values():
+            stream.close()
+        stayed = []
+        while not streams[stays].blocks.empty():
+            stayed.append(streams[stays].blocks.get())
+        assert [b for b in stayed if "event" in b] == []  # still on stable: nothing changed
         wait_until(lambda: rollout(one)["percent"] == 50, 20)
         wait_until(lambda: "rollouts" in one.get("/v1/status", headers=bearer(ADMIN)).json()
                    and one.get("/v1/status", headers=bearer(ADMIN)).json()["rollouts"]
