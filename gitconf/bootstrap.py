@@ -70,6 +70,7 @@ class Server:
             settings.credentials,
             settings.fetch_timeout,
             self.environ,
+            labels=settings.spring_labels,
         )
         self.compiler = CompileWorker(
             self.mirror.path,
@@ -154,7 +155,7 @@ class Server:
             release.feature(parts, key[:16]),
             release.rollouts(parts, key[:16], self.replica.id),
             hooks.feature(parts),
-            spring.feature(),
+            spring.feature(parts),
             notify,
             changes.feature(parts),
         )

@@ -105,6 +105,16 @@ class Metrics:
             "Times the compile worker ended (a compile past a limit, or a crash) and was replaced.",
             registry=r,
         )
+        self.spring_label_branches = Gauge(
+            "gitconf_spring_label_branches",
+            "Branches fetched for spring.labels (besides the tracked one).",
+            registry=r,
+        )
+        self.spring_label_branches_skipped = Gauge(
+            "gitconf_spring_label_branches_skipped",
+            "Branches that match spring.labels but are not fetched: past the most fetched.",
+            registry=r,
+        )
         self._served: str | None = None
 
     def watch_parts(self, publisher: Any, compiler: Any) -> None:

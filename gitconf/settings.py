@@ -78,6 +78,7 @@ class Settings:
     compile: Mapping[str, Any] = field(default_factory=dict)
     secrets: Mapping[str, Any] = field(default_factory=dict)
     changes: Mapping[str, Any] = field(default_factory=dict)
+    spring: Mapping[str, Any] = field(default_factory=dict)
     audit: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -104,6 +105,18 @@ class Settings:
     def committer(self) -> tuple[str, str]:
         """The (name, email) that commits changes (changes.committer, `name <email>`)."""
         return parse_person(self.changes.get("committer", DEFAULT_COMMITTER), "changes.committer")
+
+    @property
+    def spring_default_environment(self) -> str | None:
+        """The environment Spring's profile `default` is served as (spring.default_environment);
+        None: the base layers only, as Spring answers."""
+        found = self.spring.get("default_environment")
+        return str(found) if found else None
+
+    @property
+    def spring_labels(self) -> tuple[str, ...]:
+        """Globs of the branches fetched as Spring labels besides the tracked one (spring.labels)."""
+        return tuple(self.spring.get("labels", ()))
 
     @property
     def compile_timeout(self) -> float:
@@ -280,12 +293,22 @@ def load_settings(
     settings = Settings(**values)
     _check_listen(settings)
     _check_delivery(settings)
+    _check_spring(settings)
     problems = check_brokers(settings.brokers)
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
     settings.compile_max_memory  # noqa: B018 - a bad size is an error now, not at the first compile
     settings.committer  # noqa: B018 - and a bad committer, not at the first change
     return settings
+
+
+def _check_spring(settings: Settings) -> None:
+    for glob in settings.spring_labels:
+        if glob.startswith("refs/"):
+            raise SettingsError(
+                f"spring.labels: {glob!r} names a ref; the globs match branch names as labels "
+                f"name them: write {glob.removeprefix('refs/heads/')!r}"
+            )
 
 
 def _check_delivery(settings: Settings) -> None:

@@ -252,3 +252,19 @@ def test_brokers_are_kept_out_of_the_settings_repr() -> None:
     )
     assert settings.brokers[0]["url"] == "amqp://u:hunter2@h/"
     assert "hunter2" not in repr(settings)
+
+
+def test_spring_settings() -> None:
+    settings = load_settings(
+        {"repo": "r", "spring": {"default_environment": "prod", "labels": ["release/*"]}},
+        environ={},
+    )
+    assert settings.spring_default_environment == "prod"
+    assert settings.spring_labels == ("release/*",)
+    plain = load_settings({"repo": "r"}, environ={})
+    assert plain.spring_default_environment is None
+    assert plain.spring_labels == ()
+    with pytest.raises(SettingsError, match="write 'release/\\*'"):
+        load_settings({"repo": "r", "spring": {"labels": ["refs/heads/release/*"]}}, environ={})
+    with pytest.raises(SettingsError, match="spring"):
+        load_settings({"repo": "r", "spring": {"labels": "release/*"}}, environ={})

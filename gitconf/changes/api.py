@@ -39,7 +39,7 @@ from gitconf.server.audit_api import actor, record
 from gitconf.server.auth import Principal, may_not, visible_problems
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
-from gitconf.server.jsonbody import check_body, read_json
+from gitconf.server.jsonbody import check_body, read_object
 from gitconf.server.responses import json_response
 from gitconf.worker.messages import ApplyChange, ChangeApplied, ChangeRefused, Failed
 from gitconf.worker.proxy import CompileWorker, WorkerBusy, WorkerDied, limit_problem
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 MAX_DEPTH = 64  # values are JSON: a config nests, but not this deep
 MAX_TRIES = 3  # pushes that lose a race before a 409
+LOCK_WAIT = 90.0  # seconds a change waits for the changes before it (one at a time per server)
 WORKER_WAIT = 60.0  # seconds to wait for a compile worker busy with a poll's compile
 SCHEMA_NOTE = "see gitconf's schemas/change.schema.json and docs/changes.md"
 
@@ -85,17 +86,15 @@ def _validator() -> Draft202012Validator:
 
 
 def _body() -> dict[str, Any]:
-    doc = read_json(
+    doc = read_object(
         request,
         what="POST /v1/changes",
         limit=MAX_BODY,
         max_depth=MAX_DEPTH,
         shape=f"values nest at most {MAX_DEPTH} levels ({SCHEMA_NOTE})",
+        code="invalid_change",
+        example=f'{{"base": ..., "edits": [...]}} ({SCHEMA_NOTE})',
     )
-    if not isinstance(doc, dict):
-        raise ApiError(
-            400, "invalid_change", f'the body must be a JSON object such as {{"base": ..., "edits": [...]}} ({SCHEMA_NOTE})'
-        )  # fmt: skip
     if "base" not in doc:
         raise ApiError(
             428,
@@ -226,9 +225,14 @@ def _message(doc: Mapping[str, Any], edits: tuple[Edit, ...], change: str, base:
     return f"{head.rstrip()}\n\nGitconf-Change-Id: {change}\nGitconf-Base: {base}\n"
 
 
+_NOT_IN_SIGNATURES = str.maketrans({"<": None, ">": None, "\n": " ", "\r": " ", "\0": None})
+
+
 def _signature(principal: Principal) -> pygit2.Signature:
-    email = principal.email or f"{principal.name}@gitconf.invalid"
-    return pygit2.Signature(principal.name, email)
+    """The author: the token's name and email (Git refuses <, > and newlines in either)."""
+    name = principal.name.translate(_NOT_IN_SIGNATURES).strip() or "gitconf token"
+    email = (principal.email or "").translate(_NOT_IN_SIGNATURES).strip()
+    return pygit2.Signature(name, email or f"{name.replace(' ', '.')}@gitconf.invalid")
 
 
 def _count(ctx: ChangeContext, outcome: str) -> None:
@@ -247,8 +251,15 @@ def change(ctx: ChangeContext) -> Response:
         _check_scopes(principal, edits)
         mode = doc.get("mode") or ctx.mode
         dry_run = bool(doc.get("dry_run"))
-        with ctx._lock:
+        if not ctx._lock.acquire(timeout=LOCK_WAIT):
+            raise ApiError(
+                503, "change_busy", f"other changes kept this server busy for {LOCK_WAIT:g} s; try again",
+                headers={"Retry-After": "5"},
+            )  # fmt: skip
+        try:
             response = _change(ctx, principal, doc, edits, mode, dry_run, change_id)
+        finally:
+            ctx._lock.release()
     except ApiError as exc:
         _count(ctx, exc.code)
         log.info("change %s refused: %s %s", change_id, exc.status, exc.message)

@@ -63,8 +63,12 @@ def _refuse_encrypted_targets(files: FileSet, edits: Sequence[Edit]) -> None:
     """EncryptedLayer before anything is compiled, for an edit whose named layer, or whose
     environment's own file, is SOPS-encrypted (its plaintext may not even be readable here)."""
     for edit in edits:
-        targets = [edit.layer.removeprefix("./")] if edit.layer else []
-        targets.append(f"environments/{edit.environment}/{edit.service}.yaml")
+        # A named layer is the only file the edit writes; else the environment's own file
+        # is where its keys land unless another of the environment's files sets them.
+        if edit.layer:
+            targets = [edit.layer.removeprefix("./")]
+        else:
+            targets = [f"environments/{edit.environment}/{edit.service}.yaml"]
         for path in targets:
             data = files.files.get(path)
             if data is None or b"sops" not in data:

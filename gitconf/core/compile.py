@@ -43,6 +43,7 @@ __all__ = [
     "CompileResult",
     "SecretReading",
     "compile_fileset",
+    "parse_layer",
 ]
 
 
@@ -99,6 +100,15 @@ def _parse(
     if hit is None:
         hit = cache.parsed[key] = _read(path, data, reading)
     return hit
+
+
+def parse_layer(
+    path: str, files: FileSet, cache: CompileCache | None, reading: SecretReading
+) -> Parsed:
+    """One layer file of a file set read as a compile reads it (from cache's parses when it
+    holds this blob), without adding to the cache."""
+    hit = cache.parsed.get((path, _blob(path, files))) if cache is not None else None
+    return hit if hit is not None else _read(path, files.files[path], reading)
 
 
 def compile_fileset(

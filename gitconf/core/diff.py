@@ -114,10 +114,18 @@ def diff_revisions(
     old: CompiledRevision | None, new: CompiledRevision | None
 ) -> list[ConfigChange]:
     """Every (environment, service) whose effective config differs, in environment order;
-    secrets show as "<secret changed>", never their values."""
+    secrets show as "<secret changed>", never their values.
+
+    A config that is the very object in both (an incremental compile hands back the same
+    Config when its inputs did not change) is not compared: after a one-file commit only the
+    configs that file feeds are.
+    """
+    before = old.configs if old else {}
+    after = new.configs if new else {}
+    same = {k for k, c in before.items() if after.get(k) is c}
     changes = diff_configs(
-        {k: c.value for k, c in old.configs.items()} if old else {},
-        {k: c.value for k, c in new.configs.items()} if new else {},
+        {k: c.value for k, c in before.items() if k not in same},
+        {k: c.value for k, c in after.items() if k not in same},
         [*(new.environments if new else ()), *(old.environments if old else ())],
     )
     return mask_secrets(changes, secret_keys(old), secret_keys(new))

@@ -1,14 +1,19 @@
-"""A bare mirror of the tracked branch in the state dir: clone once, fetch on every poll."""
+"""A bare mirror of the tracked branch in the state dir: clone once, fetch on every poll.
+
+With label globs (spring.labels), the branches whose names match them are fetched too, up to
+MAX_LABEL_BRANCHES of them, so a Spring label (or ?ref=) can name them.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pygit2
 
@@ -16,10 +21,23 @@ from gitconf.core.model import FileSet
 from gitconf.errors import GitconfError, UsageError
 from gitconf.git.read import TreeCache, fileset_from_commit, resolve
 
-__all__ = ["FetchError", "Mirror", "PushRejected", "normalize_url"]
+__all__ = [
+    "MAX_LABEL_BRANCHES",
+    "FetchError",
+    "LabelBranches",
+    "Mirror",
+    "PushRejected",
+    "choose_branches",
+    "normalize_url",
+]
 
 log = logging.getLogger(__name__)
 _REMOTE = "origin"
+_HEADS = "refs/heads/"
+_TAGS = "+refs/tags/*:refs/tags/*"
+# The most branches fetched for spring.labels: each costs a ref in every fetch, and a
+# compile when a label names it; a glob such as `*` on a busy remote could match thousands.
+MAX_LABEL_BRANCHES = 32
 
 
 class FetchError(GitconfError):
@@ -113,6 +131,24 @@ def _redact_scp(location: str) -> str:
     return f"***@{host}{slash}{tail}"
 
 
+class LabelBranches(NamedTuple):
+    """The branches fetched for spring.labels, in name order, and how many others matched."""
+
+    fetched: tuple[str, ...] = ()
+    skipped: int = 0
+
+
+def choose_branches(
+    names: Iterable[str], globs: Sequence[str], tracked: str, limit: int = MAX_LABEL_BRANCHES
+) -> LabelBranches:
+    """The branches among names (without refs/heads/) that a glob matches, the tracked one
+    aside: the first `limit` of them in name order, and the count of those left out."""
+    matching = sorted(
+        {n for n in names if n != tracked and any(fnmatch.fnmatchcase(n, g) for g in globs)}
+    )
+    return LabelBranches(tuple(matching[:limit]), max(0, len(matching) - limit))
+
+
 class Mirror:
     """The tracked branch (and tags) of the remote, mirrored bare under the state dir."""
 
@@ -124,8 +160,12 @@ class Mirror:
         credentials: Mapping[str, str] | None = None,
         timeout: float = 30.0,
         environ: Mapping[str, str] | None = None,
+        labels: Sequence[str] = (),
     ) -> None:
         self.url = normalize_url(url)
+        # Globs of the other branches to fetch (spring.labels), and those fetched last.
+        self.labels = tuple(labels)
+        self.label_branches = LabelBranches()
         self.path = path
         self.branch = branch
         self.credentials = dict(credentials or {})
@@ -190,19 +230,24 @@ class Mirror:
         repo.remotes.create(
             _REMOTE, self.url, f"+refs/heads/{self.branch}:refs/remotes/{_REMOTE}/{self.branch}"
         )
-        repo.remotes.add_fetch(_REMOTE, "+refs/tags/*:refs/tags/*")
+        repo.remotes.add_fetch(_REMOTE, _TAGS)
         os.replace(tmp, self.path)
         return pygit2.Repository(str(self.path))
 
     def fetch(self) -> str:
-        """Fetch the branch and return its head commit id; FetchError if that fails."""
+        """Fetch the branch (and the label branches) and return its head commit id;
+        FetchError if that fails."""
         with self._lock:
             repo = self.repository()
+            remote = repo.remotes[_REMOTE]
             try:
-                repo.remotes[_REMOTE].fetch(
-                    callbacks=_Callbacks(self.credentials, self.environ),
-                    prune=pygit2.enums.FetchPrune.PRUNE,
-                )
+                if self.labels:
+                    self._fetch_with_labels(repo, remote)
+                else:
+                    remote.fetch(
+                        callbacks=_Callbacks(self.credentials, self.environ),
+                        prune=pygit2.enums.FetchPrune.PRUNE,
+                    )
             except FetchError:
                 raise
             except (pygit2.GitError, OSError, KeyError) as exc:
@@ -211,6 +256,36 @@ class Mirror:
             if ref is None:
                 raise FetchError(f"the remote {redact(self.url)} has no branch {self.branch!r}")
             return str(ref.target)
+
+    def _fetch_with_labels(self, repo: pygit2.Repository, remote: pygit2.Remote) -> None:
+        """Fetch the tracked branch, the tags and the branches the label globs choose; drop
+        the label branches fetched before that are no longer chosen (or gone)."""
+        heads = remote.list_heads(callbacks=_Callbacks(self.credentials, self.environ))
+        names = [h.name[len(_HEADS) :] for h in heads if h.name and h.name.startswith(_HEADS)]
+        chosen = choose_branches(names, self.labels, self.branch)
+        if chosen.skipped and chosen != self.label_branches:
+            log.warning(
+                "spring.labels %s match %d branches of the remote; only the first %d in name "
+                "order are fetched (up to %r): narrow the globs to serve the others",
+                list(self.labels),
+                len(chosen.fetched) + chosen.skipped,
+                MAX_LABEL_BRANCHES,
+                chosen.fetched[-1],
+            )
+        refspecs = [
+            f"+{_HEADS}{name}:refs/remotes/{_REMOTE}/{name}"
+            for name in (self.branch, *chosen.fetched)
+        ]
+        remote.fetch(
+            [*refspecs, _TAGS],
+            callbacks=_Callbacks(self.credentials, self.environ),
+            prune=pygit2.enums.FetchPrune.PRUNE,
+        )
+        keep = {f"refs/remotes/{_REMOTE}/{name}" for name in (self.branch, *chosen.fetched)}
+        prefix = f"refs/remotes/{_REMOTE}/"
+        for name in [r for r in repo.references if r.startswith(prefix) and r not in keep]:
+            repo.references.delete(name)
+        self.label_branches = chosen
 
     def head(self) -> str | None:
         """The branch head already fetched, without touching the network."""

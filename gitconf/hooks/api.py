@@ -63,6 +63,8 @@ class HookContext:
     metrics: Metrics
     branch: str
     replay: ReplayCache = field(default_factory=ReplayCache)
+    # Globs of the other branches the mirror fetches (spring.labels): their pushes poll too.
+    labels: tuple[str, ...] = ()
     clock: Callable[[], float] = time.time
     last: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -287,7 +289,7 @@ def handle(ctx: HookContext, provider: str, req: Request) -> tuple[str, Response
     if pushes and pushes[0].kind == "ping":
         message = f"the signature is valid; pushes to refs/heads/{ctx.branch} trigger a poll"
         return "ping", json_response({"ping": "ok", "message": message})
-    push, reason = decide(pushes, ctx.branch)
+    push, reason = decide(pushes, ctx.branch, ctx.labels)
     if push is None:
         log.debug("%s hook ignored: %s", provider, reason)
         return "ignored", json_response({"ignored": reason})

@@ -27,6 +27,7 @@ def feature(parts: Parts) -> Feature:
         metrics=parts.metrics,
         branch=parts.settings.branch,
         replay=ReplayCache(),
+        labels=parts.settings.spring_labels,
     )
     # Said at start so a typo in secret_env shows in the log, not only as 503s to the Git host.
     for problem in ctx.problems():

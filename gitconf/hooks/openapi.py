@@ -106,7 +106,8 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "202": {
-                    "description": "A push to the tracked branch: a poll runs now.",
+                    "description": "A push to the tracked branch (or to a branch of "
+                    "spring.labels): a poll runs now.",
                     "content": {
                         "application/json": {
                             "schema": {

@@ -1,13 +1,14 @@
 """What each Git host's event says was pushed: pure parsing of verified payloads.
 
 Every parser turns an event name and a decoded JSON body into `Push` values, one per ref
-the event updated; `decide` picks the one that concerns the tracked branch, or says why the
-event is ignored.
+the event updated; `decide` picks the one that concerns the tracked branch (or a branch of
+spring.labels), or says why the event is ignored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fnmatch
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from gitconf.errors import GitconfError
@@ -158,8 +159,15 @@ def parse(provider: str, event: str | None, doc: dict[str, Any]) -> list[Push]:
     return _PARSERS[provider](event, doc)
 
 
-def decide(pushes: list[Push], branch: str) -> tuple[Push | None, str]:
-    """The push that moves the tracked branch, or None and why the event is ignored."""
+def _is_label(ref: str, labels: Sequence[str]) -> bool:
+    """Whether ref is a branch that one of the label globs matches."""
+    name = ref.removeprefix("refs/heads/")
+    return name != ref and any(fnmatch.fnmatchcase(name, glob) for glob in labels)
+
+
+def decide(pushes: list[Push], branch: str, labels: Sequence[str] = ()) -> tuple[Push | None, str]:
+    """The push that moves the tracked branch (or, created, moved or deleted, a branch that a
+    glob of labels, spring.labels, matches), or None and why the event is ignored."""
     tracked = "refs/heads/" + branch
     reasons: list[str] = []
     for push in pushes:
@@ -167,6 +175,8 @@ def decide(pushes: list[Push], branch: str) -> tuple[Push | None, str]:
             reasons.append(f"{push.kind!r} events are not pushes")
         elif push.ref is None:
             return push, ""
+        elif push.ref != tracked and _is_label(push.ref, labels):
+            return push, ""  # the mirror fetches it: poll, so a label serves the push soon
         elif push.ref != tracked:
             what = "a tag" if push.ref.startswith("refs/tags/") else "not the tracked branch"
             reasons.append(f"{push.ref} is {what}; gitconf tracks {tracked}")

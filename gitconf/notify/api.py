@@ -22,7 +22,7 @@ from gitconf.package_data import own_schema
 from gitconf.server.audit_api import audited, record
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
-from gitconf.server.jsonbody import check_body, read_json
+from gitconf.server.jsonbody import check_body, read_object
 from gitconf.server.responses import error_response, json_response
 from gitconf.signing import generate_secret, parse_secret
 
@@ -71,18 +71,16 @@ def _notifier() -> Notifier:
 
 def _body() -> dict[str, Any]:
     """The request's JSON object, checked against schemas/subscription.schema.json."""
-    doc = read_json(
+    doc = read_object(
         request,
         what="POST /v1/subscriptions",
         limit=MAX_BODY,
         max_depth=MAX_DEPTH,
         shape="a subscription is an object of strings and lists of strings "
         "(see gitconf's schemas/subscription.schema.json)",
+        code="invalid_subscription",
+        example='{"url": "..."}',
     )
-    if not isinstance(doc, dict):
-        raise ApiError(
-            400, "invalid_subscription", 'the body must be a JSON object such as {"url": "..."}'
-        )
     check_body(
         doc, _validator(), "invalid_subscription", "see gitconf's schemas/subscription.schema.json"
     )

@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from gitconf.core.model import format_path
 from gitconf.server.errors import ApiError
 
-__all__ = ["JSON_TYPE", "check_body", "nesting_exceeds", "read_json", "require_json"]
+__all__ = ["JSON_TYPE", "check_body", "nesting_exceeds", "read_json", "read_object", "require_json"]
 
 JSON_TYPE = "application/json"
 # A JSON string, escapes included (unrolled, so it matches in linear time).
@@ -106,3 +106,13 @@ def check_body(doc: Any, validator: Draft202012Validator, code: str, note: str) 
         error = errors[0]
         field = _field(error)
         raise ApiError(400, code, f"{field}: {error.message} ({note})", field=field)
+
+
+def read_object(
+    req: Request, *, what: str, limit: int, max_depth: int, shape: str, code: str, example: str
+) -> dict[str, Any]:
+    """read_json for a route that takes a JSON object: 400 with code for any other value."""
+    doc = read_json(req, what=what, limit=limit, max_depth=max_depth, shape=shape)
+    if not isinstance(doc, dict):
+        raise ApiError(400, code, f"the body must be a JSON object such as {example}")
+    return doc

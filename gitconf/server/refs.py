@@ -13,7 +13,15 @@ from gitconf.git.remote import Mirror
 from gitconf.served import ServedRevision, from_built
 from gitconf.server.auth import Principal, visible_problems
 from gitconf.server.errors import ApiError
-from gitconf.worker.messages import DiffBetween, Explain, Failed, Refused, Revision
+from gitconf.worker.messages import (
+    BaseConfig,
+    BaseLayers,
+    DiffBetween,
+    Explain,
+    Failed,
+    Refused,
+    Revision,
+)
 from gitconf.worker.proxy import CompileWorker, WorkerBusy, WorkerDied, limit_problem
 
 __all__ = ["RefCache", "worker_explainer"]
@@ -175,6 +183,29 @@ class RefCache:
                 _, dropped = self._cache.popitem(last=False)
                 self._bytes -= dropped.size()
             return compiled
+
+    def base(self, sha: str, service: str) -> BaseConfig | None:
+        """The base layers of a service of a compiled revision merged alone, from the compile
+        worker (None: no such service); ApiError 503 when the worker is busy or failed."""
+        if self.compiler is None:
+            return None
+        try:
+            reply = self.compiler.call(BaseLayers(sha, service), wait=REF_WAIT)
+        except WorkerBusy:
+            raise _busy(f"the base layers of {service}") from None
+        except WorkerDied as died:
+            raise ApiError(
+                503,
+                "compile_worker_failed",
+                f"the compile worker ended while merging the base layers of {service}: "
+                f"{died.reason}",
+                headers={"Retry-After": "5"},
+            ) from None
+        if isinstance(reply, Failed):
+            raise ApiError(
+                500, "base_failed", f"merging the base layers of {service}: {reply.message}"
+            )
+        return reply if isinstance(reply, BaseConfig) else None
 
     def diff(self, old: str, new: str) -> list[ConfigChange]:
         """The effective changes between two commits, from the compile worker."""

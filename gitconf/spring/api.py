@@ -8,12 +8,9 @@ ETags.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -23,24 +20,30 @@ from werkzeug.routing import BaseConverter
 from gitconf.core.layers import RESERVED_SERVICES
 from gitconf.core.render import to_json, to_yaml
 from gitconf.served import Body, ServedRevision
-from gitconf.server.auth import Principal, may_not_read
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.server.fast import MEMO
 from gitconf.server.formats import etag_matches
-from gitconf.server.reads import secrets_loading
 from gitconf.server.responses import revision_headers
 from gitconf.spring.cache import BodyCache
 from gitconf.spring.names import (
-    DEFAULT_LABELS,
+    DEFAULT_PROFILE,
     DOCUMENT_FORMATS,
-    BadName,
-    check_name,
+    names_a_service,
     parse_label,
-    parse_profiles,
     split_document,
 )
 from gitconf.spring.properties import environment, merge_profiles, property_source, to_properties
+from gitconf.spring.resolve import (
+    bad_names,
+    base_of,
+    bearer,
+    begin,
+    plaintext_of,
+    read_profiles,
+    target_of,
+    value_for,
+)
 
 __all__ = ["V2_JSON", "bearer", "make_blueprint"]
 
@@ -48,6 +51,9 @@ __all__ = ["V2_JSON", "bearer", "make_blueprint"]
 # Spring Boot's config client asks for this type; its property values carry their origin.
 V2_JSON = "application/vnd.spring-cloud.config-server.v2+json"
 TEXT = "text/plain; charset=utf-8"
+# The environment part of the base layers' property source name: no environment is named
+# so (names start with a letter or digit), as no service is named `_all`.
+BASE_SOURCE = "_base"
 
 _NOT_RESERVED = "(?!(?:{})\\Z)".format("|".join(re.escape(n) for n in sorted(RESERVED_SERVICES)))
 _SUFFIX = "\\.(?:{})".format("|".join(DOCUMENT_FORMATS))
@@ -83,24 +89,6 @@ def _converters(state: BlueprintSetupState) -> None:
     )
 
 
-def bearer(header: str | None) -> str | None:
-    """The Authorization header as gitconf checks it.
-
-    Spring clients send Basic credentials: the password (or, if there is none, the user name)
-    is read as a bearer token, and empty credentials (some clients always send `Basic Og==`,
-    that is ":") as no header at all.
-    """
-    if not header or header[:6].lower() != "basic ":
-        return header
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, _, password = decoded.partition(":")
-    token = password or user
-    return f"Bearer {token}" if token else None
-
-
 def default_label(service: str, profiles: str) -> Response:
     """Spring's Environment of a service in one or more environments, at the served revision."""
     return _environment(service, profiles, None)
@@ -122,12 +110,20 @@ def labelled_document(label: str, document: str) -> Response:
 
 
 def _environment(service: str, text: str, label: str | None) -> Response:
-    principal, served = _begin(label, application=service, profiles=text)
-    profiles = _profiles(text)
-    if service not in served.services:
-        raise _unknown_service(served, service)
-    envs = _readable(principal, served, service, profiles)
+    principal, served, memo = begin(label, application=service, profiles=text)
+    profiles = read_profiles(text)
     v2 = V2_JSON in request.headers.get("Accept", "")
+    content_type = V2_JSON if v2 else "application/json"
+    if service not in served.services:
+        # Spring answers an application it has no files for with 200 and no property sources
+        # (spring.cloud.config.server.accept-empty, true by default): so does gitconf.
+        body = _cache().get(
+            ("no-service", served.state, service, profiles, label),
+            content_type,
+            lambda: to_json(environment(service, profiles, label, served.revision, [])),
+        )
+        return _reply(body, served, (), memo)
+    target = target_of(principal, served, service, profiles)
 
     def origins(env: str) -> dict[str, str]:
         explain = served.explain_body(env, service)
@@ -135,31 +131,55 @@ def _environment(service: str, text: str, label: str | None) -> Response:
         return {leaf["key"]: leaf["source"] for leaf in leaves}
 
     def build() -> bytes:
-        sources = [
-            property_source(
-                env,
-                service,
-                served.revision_of(env),
-                _value(principal, served, env, service),
-                origins(env) if v2 else None,
+        if target.base:
+            base = base_of(principal, served, service)
+            sources = (
+                [
+                    property_source(
+                        BASE_SOURCE,
+                        service,
+                        served.revision,
+                        base.value,
+                        base.origins if v2 else None,
+                    )
+                ]
+                if base.layers
+                else []  # no base layer: Spring has no file to send either
             )
-            for env in reversed(envs)  # the last profile wins, so it comes first
-        ]
-        return to_json(environment(service, profiles, label, _version(served, envs), sources))
+        else:
+            sources = [
+                property_source(
+                    env,
+                    service,
+                    served.revision_of(env),
+                    value_for(principal, served, env, service),
+                    origins(env) if v2 else None,
+                )
+                for env in reversed(target.envs)  # the last profile wins, so it comes first
+            ]
+        version = _version(served, target.envs)
+        return to_json(environment(service, profiles, label, version, sources))
 
+    plain = plaintext_of(principal, served, service, target)
     # By the served state, not the head alone: a pin serves other bodies at the same head.
-    key = ("environment", served.state, service, profiles, label, v2)
-    body = _cache().get(key, V2_JSON if v2 else "application/json", build)
-    return _reply(body, served, profiles, envs)
+    key = ("environment", served.state, service, profiles, label, v2, target, plain)
+    body = _cache().get(key, content_type, build)
+    return _reply(body, served, target.ignored, memo, target.envs)
 
 
 def _document(name: str, label: str | None) -> Response:
-    principal, served = _begin(label, document=name)
+    principal, served, memo = begin(label, document=name)
     stem, ext = name.rsplit(".", 1)
     fmt = DOCUMENT_FORMATS[ext]
-    with _names():
-        readings = split_document(stem, served.services, served.environments)
+    with bad_names():
+        readings = split_document(stem, served.services, (*served.environments, DEFAULT_PROFILE))
     if not readings:
+        if "-" in stem and not names_a_service(stem, served.services):
+            # An application gitconf has no config for: Spring's empty document, as for its
+            # empty Environment above (its profiles read as Spring reads them: after the
+            # last hyphen).
+            read_profiles(stem.rsplit("-", 1)[1])
+            return _render_document(served, ("no-service", stem), fmt, (), memo, lambda: {})
         raise ApiError(
             404,
             "unknown_document",
@@ -177,109 +197,41 @@ def _document(name: str, label: str | None) -> Response:
             readings=[{"service": r.service, "profiles": list(r.profiles)} for r in readings],
         )
     service, profiles = readings[0]
-    envs = _readable(principal, served, service, profiles)
+    target = target_of(principal, served, service, profiles)
+
+    def value() -> Any:
+        if target.base:
+            return base_of(principal, served, service).value
+        return merge_profiles([value_for(principal, served, env, service) for env in target.envs])
+
+    key = (service, target, plaintext_of(principal, served, service, target))
+    return _render_document(served, key, fmt, target.ignored, memo, value, target.envs)
+
+
+def _render_document(
+    served: ServedRevision,
+    key: tuple[Any, ...],
+    fmt: str,
+    ignored: tuple[str, ...],
+    memo: bool,
+    value: Callable[[], Any],
+    envs: tuple[str, ...] = (),
+) -> Response:
+    """One document of a revision in a format, from its body cache."""
 
     def build() -> bytes:
-        value = merge_profiles([_value(principal, served, env, service) for env in envs])
+        found = value()
         if fmt == "json":
-            return to_json(value)
-        return to_yaml(value) if fmt == "yaml" else to_properties(value)
+            return to_json(found)
+        return to_yaml(found) if fmt == "yaml" else to_properties(found)
 
-    key = ("document", served.state, service, envs, fmt)
-    body = _cache().get(key, "application/json" if fmt == "json" else TEXT, build)
-    return _reply(body, served, profiles, envs)
-
-
-@contextmanager
-def _names() -> Iterator[None]:
-    """A name of the request that gitconf refuses to read is a 400 naming the limit."""
-    try:
-        yield
-    except BadName as exc:
-        if exc.limit is None:
-            raise ApiError(400, exc.code, exc.message) from None
-        raise ApiError(400, exc.code, exc.message, limit=exc.limit) from None
+    cache_key = ("document", served.state, *key, fmt)
+    body = _cache().get(cache_key, "application/json" if fmt == "json" else TEXT, build)
+    return _reply(body, served, ignored, memo, envs)
 
 
-def _begin(label: str | None, **names: str) -> tuple[Principal, ServedRevision]:
-    """The caller (401 first, as for every read) and the revision the label names.
-
-    The label and the other names of the request (application=..., profiles=...) are checked
-    in between: a 400 for a name gitconf will not read, before any work is done on it.
-    """
-    reader = deps().reader
-    principal = reader.principal(bearer(request.headers.get("Authorization")))
-    with _names():
-        for what, text in names.items():
-            check_name(what, text)
-        if label is not None:
-            check_name("label", label)
-    branch = deps().settings.branch
-    # The server mirrors one branch: it answers to its name, and to the label Spring
-    # clients send by default when it is main or master.
-    if label is None or label == branch or (label in DEFAULT_LABELS and branch in DEFAULT_LABELS):
-        return principal, reader.revision(None)
-    try:
-        return principal, reader.revision(label, principal)
-    except ApiError as exc:
-        if exc.code != "unknown_ref":
-            raise
-        raise ApiError(
-            404,
-            "unknown_label",
-            f"unknown label {label!r}: no tag or commit of that name, and this server tracks "
-            f"branch {branch!r}; leave the label out, or use {branch!r}, a tag or a commit sha",
-        ) from None
-
-
-def _profiles(text: str) -> tuple[str, ...]:
-    with _names():
-        profiles = parse_profiles(text)
-    if not profiles:
-        raise ApiError(
-            400, "bad_profiles", f"{text!r} names no environment; give one, or several by comma"
-        )
-    return profiles
-
-
-def _value(principal: Principal, served: ServedRevision, env: str, service: str) -> Any:
-    """A config as the token may see it: with its secrets in plaintext with the secrets:
-    scope, else without them."""
-    plaintext = principal.may("secrets", env, service)
-    if plaintext and not served.secrets_ready(env, service):
-        raise secrets_loading(env, service)
-    return served.value(env, service, plaintext)
-
-
-def _readable(
-    principal: Principal, served: ServedRevision, service: str, profiles: tuple[str, ...]
-) -> tuple[str, ...]:
-    """The profiles that are environments; 404 if none is, 403 if one may not be read."""
-    envs = tuple(p for p in profiles if p in served.environments)
-    if not envs:
-        hint = (
-            "; Spring asks for 'default' when no profile is active: set spring.profiles.active"
-            if "default" in profiles
-            else ""
-        )
-        raise ApiError(
-            404,
-            "unknown_environment",
-            f"no environment among {','.join(profiles)!r}; known: "
-            f"{', '.join(served.environments)}{hint}",
-        )
-    for env in envs:
-        if not principal.can_read(env, service):
-            raise may_not_read(principal, env, service)
-    if any(not served.has(env, service) for env in envs):
-        raise _unknown_service(served, service)
-    return envs
-
-
-def _unknown_service(served: ServedRevision, service: str) -> ApiError:
-    return ApiError(
-        404, "unknown_service", f"unknown service {service!r}; known: {', '.join(served.services)}"
-    )
+def _cache() -> BodyCache:
+    return deps().spring_bodies
 
 
 def _version(served: ServedRevision, envs: tuple[str, ...]) -> str:
@@ -288,20 +240,20 @@ def _version(served: ServedRevision, envs: tuple[str, ...]) -> str:
     return served.revision_of(envs[-1]) if envs else served.revision
 
 
-def _cache() -> BodyCache:
-    return deps().spring_bodies
-
-
 def _reply(
-    body: Body, served: ServedRevision, profiles: tuple[str, ...], envs: tuple[str, ...]
+    body: Body,
+    served: ServedRevision,
+    ignored: tuple[str, ...],
+    memo: bool,
+    envs: tuple[str, ...] = (),
 ) -> Response:
     headers: dict[str, Any] = dict(revision_headers(body.etag, _version(served, envs)))
-    ignored = [p for p in profiles if p not in envs]
     if ignored:
         headers["X-Gitconf-Ignored-Profiles"] = ",".join(ignored)
     # The same request gets the same body until the next publish: the host may answer it
-    # from memory (gitconf.server.fast.MEMO).
-    request.environ[MEMO] = True
+    # from memory (gitconf.server.fast.MEMO), unless its label may move before then.
+    if memo:
+        request.environ[MEMO] = True
     if etag_matches(request.headers.get("If-None-Match"), body.etag):
         return Response(status=304, headers=headers)
     return Response(body.data, status=200, headers=headers, content_type=body.content_type)

@@ -8,12 +8,14 @@ from typing import NamedTuple
 
 __all__ = [
     "DEFAULT_LABELS",
+    "DEFAULT_PROFILE",
     "DOCUMENT_FORMATS",
     "MAX_NAME_LENGTH",
     "MAX_PROFILES",
     "BadName",
     "Reading",
     "check_name",
+    "names_a_service",
     "parse_label",
     "parse_profiles",
     "split_document",
@@ -23,6 +25,8 @@ __all__ = [
 DOCUMENT_FORMATS = {"json": "json", "yml": "yaml", "yaml": "yaml", "properties": "properties"}
 # Spring clients ask for "master" (older) or "main" (newer) when no label is configured.
 DEFAULT_LABELS = ("main", "master")
+# The profile Spring Boot asks for when none is active.
+DEFAULT_PROFILE = "default"
 # The longest name one path segment of a Spring request may carry: an application, a list of
 # profiles, a label or a document name. Real ones are tens of characters; the bound keeps the
 # work a request makes gitconf do on its names small, whatever it sends.
@@ -120,3 +124,15 @@ def split_document(
                 readings.append(Reading(service, profiles))
         index = stem.find("-", index + 1, longest + 1)
     return readings
+
+
+def names_a_service(stem: str, services: Collection[str]) -> bool:
+    """Whether the part of stem before one of its hyphens is a known service (so a stem that
+    split_document cannot read names an unknown profile, not an unknown application)."""
+    longest = max(map(len, services), default=0)
+    index = stem.find("-", 0, longest + 1)
+    while index != -1:
+        if stem[:index] in services:
+            return True
+        index = stem.find("-", index + 1, longest + 1)
+    return False

@@ -22,12 +22,18 @@ def _path(name: str, description: str) -> dict[str, Any]:
             "schema": {"type": "string"}}  # fmt: skip
 
 
-SERVICE = _path("service", "The service (Spring: the application name).")
+SERVICE = _path(
+    "service",
+    "The service (Spring: the application name). One with no config is answered as Spring "
+    "answers it: 200 with no property sources (an empty document).",
+)
 PROFILES = _path(
     "profiles",
     "An environment (Spring: the profile), or several by comma, merged in order, the last "
     "winning. Profiles that are not environments are ignored (and named in "
-    "`X-Gitconf-Ignored-Profiles`) as long as one is.",
+    "`X-Gitconf-Ignored-Profiles`) as long as one is. `default` (what Spring Boot asks for "
+    "when no profile is active) is the environment `spring.default_environment` of the "
+    "server settings, else the base layers alone (base/_all and base/<service>).",
 )
 LABEL = _path(
     "label",
@@ -58,7 +64,8 @@ ENVIRONMENT = {
                 "properties": {
                     "name": {
                         "type": "string",
-                        "description": "`gitconf:<env>/<service>@<commit sha>`",
+                        "description": "`gitconf:<env>/<service>@<commit sha>`; "
+                        "`gitconf:_base/<service>@<commit sha>` for the base layers.",
                     },
                     "source": {
                         "type": "object",

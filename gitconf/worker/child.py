@@ -25,6 +25,7 @@ from gitconf.secrets import KeyFileError, load_keyring
 from gitconf.worker.messages import (
     Adopt,
     ApplyChange,
+    BaseLayers,
     ChangesBetween,
     Compile,
     DiffBetween,
@@ -110,6 +111,8 @@ def handle(service: CompileService, request: Any, send_started: Any) -> Any:
         return service.adopt(request.sha)
     if isinstance(request, Explain):
         return service.explain(request.sha, request.environment, request.service)
+    if isinstance(request, BaseLayers):
+        return service.base(request.sha, request.service)
     if isinstance(request, DiffBetween):
         return service.diff(request.old, request.new)
     if isinstance(request, ChangesBetween):

@@ -10,6 +10,8 @@ __all__ = [
     "Adopt",
     "Adopted",
     "ApplyChange",
+    "BaseConfig",
+    "BaseLayers",
     "Built",
     "ChangeApplied",
     "ChangeRefused",
@@ -50,6 +52,13 @@ class Explain(NamedTuple):
 
     sha: str
     environment: str
+    service: str
+
+
+class BaseLayers(NamedTuple):
+    """The base layers of one service of a revision merged alone (base/_all, base/<service>)."""
+
+    sha: str
     service: str
 
 
@@ -137,6 +146,18 @@ class Adopted(NamedTuple):
     secret_etags: dict[ConfigKey, str]
     secret_bodies: dict[str, bytes]
     redacted: dict[ConfigKey, int]
+
+
+class BaseConfig(NamedTuple):
+    """The reply to BaseLayers: the layers merged, their value as JSON without the values
+    decrypted from SOPS files (and with them, if it has any: None otherwise), how many values
+    that leaves out, and the file:line:col that set each leaf, by key path."""
+
+    layers: tuple[str, ...]
+    body: bytes
+    secret_body: bytes | None
+    redacted: int
+    origins: dict[str, str]
 
 
 class Refused(NamedTuple):

@@ -18,10 +18,19 @@ from typing import Any
 
 from gitconf.changes.apply import Edit, apply_change
 from gitconf.changes.errors import BaseInvalid, ChangeError
+from gitconf.core.baselayers import merge_base
 from gitconf.core.compile import CompileCache, SecretReading, compile_fileset
 from gitconf.core.diff import ConfigChange, diff_configs, diff_values, mask_secrets, secret_keys
 from gitconf.core.explain import explain_config
-from gitconf.core.model import CompiledRevision, Config, FileSet, Manifest
+from gitconf.core.model import (
+    CompiledRevision,
+    Config,
+    FileSet,
+    Manifest,
+    format_path,
+    iter_leaves,
+    to_plain,
+)
 from gitconf.core.redact import count_secrets, redacted
 from gitconf.core.render import etag_of, to_json
 from gitconf.errors import UsageError
@@ -29,6 +38,7 @@ from gitconf.gcpause import collector_paused
 from gitconf.secrets import Keyring
 from gitconf.worker.messages import (
     Adopted,
+    BaseConfig,
     Built,
     ChangeApplied,
     ChangeRefused,
@@ -192,6 +202,22 @@ class CompileService:
             }
         )
 
+    def base(self, sha: str, service: str) -> BaseConfig | None:
+        """The base layers of one service of a valid revision merged alone (None: the revision
+        is invalid, or has no such service)."""
+        found = self._compiled(sha)
+        if isinstance(found, Refused) or service not in found.revision.services:
+            return None
+        merged = merge_base(self.fileset(sha), service, self.cache, self.reading)
+        if merged.tree is None:
+            return BaseConfig(merged.layers, b"{}", None, 0, {})
+        origins = {format_path(path): str(leaf.source) for path, leaf in iter_leaves(merged.tree)}
+        hidden = count_secrets(merged.tree, merged.secrets) if merged.secrets else 0
+        if not hidden:
+            return BaseConfig(merged.layers, to_json(to_plain(merged.tree)), None, 0, origins)
+        public = to_json(redacted(merged.tree, merged.secrets)[0])
+        return BaseConfig(merged.layers, public, to_json(to_plain(merged.tree)), hidden, origins)
+
     def diff(self, old: str, new: str) -> list[ConfigChange] | Refused:
         """Effective changes from revision old to revision new, for every config."""
         before = self._compiled(old)
@@ -256,10 +282,8 @@ class CompileService:
             if exc.source is not None:
                 fields["source"] = str(exc.source)
             return ChangeRefused(exc.code, exc.status, exc.render(), fields, list(exc.problems))
-        diff = result.diff
-        if result.revision is not None and diff:
-            diff = mask_secrets(diff, secret_keys(before.revision), secret_keys(result.revision))
-        return ChangeApplied(sha, result.edited, result.problems, diff)
+        # diff_revisions masks secrets: a change's diff never holds a plaintext secret.
+        return ChangeApplied(sha, result.edited, result.problems, result.diff)
 
     # -- the revisions held -------------------------------------------------------------
 

@@ -187,50 +187,44 @@ def test_stale_only_when_an_edited_file_changed(
     assert reply.status_code == 201
 
 
+def race(server: Server, other: Path, times: int) -> list[str]:
+    """After each of the first `times` compiles of a change (between the server's fetch and
+    its push), someone else pushes an unrelated commit; their shas, in order."""
+    real_call = server.compiler.call
+    raced: list[str] = []
+
+    def call_then_push(request: Any, **kwargs: Any) -> Any:
+        reply = real_call(request, **kwargs)
+        if isinstance(request, ApplyChange) and len(raced) < times:
+            files = {"base/search.yaml": f"shards: [s{len(raced)}]\n"}
+            raced.append(push_other(other, files, "race"))
+        return reply
+
+    server.compiler.call = call_then_push  # type: ignore[method-assign]
+    return raced
+
+
 def test_a_lost_push_race_is_retried_on_the_new_head(
     serve: Callable[..., Server], remote: Path, other: Path
 ) -> None:
     server = serve()
-    base = head_of(remote)
-    compiler = server.compiler
-    real_call = compiler.call
-    raced: list[str] = []
-
-    def call_then_push_first(request: Any, **kwargs: Any) -> Any:
-        reply = real_call(request, **kwargs)
-        if isinstance(request, ApplyChange) and not raced:
-            # Between this server's fetch and its push, someone else pushes.
-            raced.append(push_other(other, {"base/search.yaml": "shards: [x]\n"}, "race"))
-        return reply
-
-    compiler.call = call_then_push_first  # type: ignore[method-assign]
-    reply = post(server, change(base, set={"db.pool.max": 61}))
+    raced = race(server, other, 1)
+    reply = post(server, change(head_of(remote), set={"db.pool.max": 61}))
     assert reply.status_code == 201, reply.get_data(as_text=True)
-    doc = reply.get_json()
-    assert doc["parent"] == raced[0]  # applied again on the head that won
+    assert reply.get_json()["parent"] == raced[0]  # applied again on the head that won
     assert git(remote, "rev-parse", "main^") == raced[0]
-    assert "shards: [x]" in git(remote, "show", "main:base/search.yaml")
+    assert "shards: [s0]" in git(remote, "show", "main:base/search.yaml")
 
 
 def test_a_push_that_keeps_losing_is_409(
     serve: Callable[..., Server], remote: Path, other: Path
 ) -> None:
     server = serve()
-    base = head_of(remote)
-    compiler = server.compiler
-    real_call = compiler.call
-    count = iter(range(100))
-
-    def call_then_push(request: Any, **kwargs: Any) -> Any:
-        reply = real_call(request, **kwargs)
-        if isinstance(request, ApplyChange):
-            push_other(other, {"base/search.yaml": f"shards: [s{next(count)}]\n"}, "race")
-        return reply
-
-    compiler.call = call_then_push  # type: ignore[method-assign]
-    reply = post(server, change(base, set={"db.pool.max": 62}))
+    raced = race(server, other, 100)
+    reply = post(server, change(head_of(remote), set={"db.pool.max": 62}))
     assert reply.status_code == 409
     assert reply.get_json()["error"]["code"] == "push_conflict"
+    assert len(raced) == 3  # three tries, each lost
     assert git(remote, "show", "main:" + PROD) == "db:\n  pool: {max: 50}"
 
 
@@ -330,6 +324,7 @@ def test_bad_edits_name_what_is_wrong(
         ({"base": "0" * 40, "edits": [{"environment": "production", "service": "payments", "set": {"a": 1}, "lyer": "x"}]}, 400, "invalid_change", "edits[0].lyer"),
         ({"base": "0" * 40, "edits": [{"environment": "production", "service": "payments", "set": {"a": 1}}]}, 422, "unknown_base", "base: " + "0" * 40),
         ([1, 2], 400, "invalid_change", "JSON object"),
+        ({"base": "0" * 40, "message": "a\u0000b", "edits": [{"environment": "production", "service": "payments", "set": {"a": 1}}]}, 400, "invalid_change", "message: "),
     ],
 )  # fmt: skip
 def test_bad_bodies_name_the_field(
@@ -411,6 +406,21 @@ def test_a_change_that_also_changes_other_configs_needs_their_write_scope(
     assert "staging/payments" in error["message"] and "write:staging/payments" in error["message"]
     assert head_of(remote) == base
     assert post(server, body, token="admin-token-00001").status_code == 201
+
+
+def test_an_author_name_git_would_refuse_is_cleaned(
+    serve: Callable[..., Server], remote: Path
+) -> None:
+    server = serve(
+        tokens=[{"name": "ci <bot>", "token": "ci-bot-token-00001", "scopes": ["admin"]}]
+    )
+    reply = post(
+        server, change(head_of(remote), set={"db.pool.max": 71}), token="ci-bot-token-00001"
+    )
+    assert reply.status_code == 201, reply.get_data(as_text=True)
+    assert (
+        git(remote, "log", "-1", "--format=%an <%ae>", "main") == "ci bot <ci.bot@gitconf.invalid>"
+    )
 
 
 def test_status_counts_changes(serve: Callable[..., Server], remote: Path) -> None:

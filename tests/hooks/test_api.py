@@ -498,3 +498,21 @@ def test_openapi_fragment_documents_every_status() -> None:
         "github", "gitlab", "gitea", "bitbucket", "generic"
     ]  # fmt: skip
     assert operation["security"] == []
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_push_to_a_label_branch_polls_at_once(
+    variant: str, repo: Path, make_server: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_server(repo, hooks=hooks_settings(), spring={"labels": ["release/*"]})
+    asked: list[str] = []
+    monkeypatch.setattr(server.poller, "request", lambda: asked.append("poll"))
+    client = server.app.test_client()
+    headers, body = signed_push(variant, "refs/heads/release/1", BEFORE, "2" * 40)
+    response = post(client, variant, headers, body)
+    assert response.status_code == 202
+    assert response.get_json()["ref"] == "refs/heads/release/1"
+    assert asked == ["poll"]
+    headers, body = signed_push(variant, "refs/heads/dev", BEFORE, "2" * 40)
+    assert post(client, variant, headers, body).status_code == 200  # outside the globs
+    assert asked == ["poll"]

@@ -220,3 +220,17 @@ def test_a_branch_named_like_a_prefix_is_not_the_branch() -> None:
     assert decide([Push("push", "refs/heads/main2")], "main")[0] is None
     assert decide([Push("push", "refs/heads/feature/main")], "main")[0] is None
     assert decide([Push("push", "refs/heads/release/1")], "release/1")[0] is not None
+
+
+def test_a_push_to_a_label_branch_polls_too() -> None:
+    labels = ["release/*"]
+    moved = Push("push", "refs/heads/release/1", "b" * 40)
+    assert decide([moved], "main", labels) == (moved, "")
+    gone = Push("push", "refs/heads/release/1", None, deleted=True)
+    assert decide([gone], "main", labels) == (gone, "")  # the mirror drops it: poll
+    assert decide([Push("push", "refs/heads/dev")], "main", labels)[0] is None
+    assert decide([Push("push", "refs/tags/release/1")], "main", labels)[0] is None
+    assert decide([moved], "main")[0] is None  # without spring.labels, as before
+    # The tracked branch's own deletion is still ignored, whatever the globs.
+    main_gone = Push("push", "refs/heads/main", None, deleted=True)
+    assert decide([main_gone], "main", ["*"])[0] is None

@@ -279,3 +279,32 @@ def test_a_pinned_secret_is_served_in_plaintext_again_after_a_restart(
     for place in server.state_dir.rglob("*"):
         if place.is_file():
             assert PASSWORD.encode() not in place.read_bytes(), place
+
+
+def test_the_change_api_never_edits_an_encrypted_file_nor_writes_a_secret_in_plaintext(
+    served: tuple[ServeProcess, Path],
+) -> None:
+    server, _ = served
+    base = get(server, "/v1/config/production/payments", ADMIN).headers["X-Gitconf-Revision"]
+
+    def change(**edit: Any) -> requests.Response:
+        target = {"environment": "production", "service": "payments", **edit}
+        return server.post(
+            "/v1/changes",
+            json={"base": base, "edits": [target], "dry_run": True},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+
+    # The production overlay is the SOPS file: gitconf will not edit it.
+    refused = change(set={"db.pool.max": 60})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "encrypted_layer"
+    # A secret typed into another layer in plaintext is a problem at its line, not a commit.
+    plaintext = change(set={"db.password": "typed-in-clear"}, layer="base/payments.yaml")
+    assert plaintext.status_code == 422, plaintext.text
+    assert "typed-in-clear" not in plaintext.text
+    assert "base/payments.yaml" in plaintext.text
+    # A change elsewhere in that config: the diff never shows the secret.
+    ok = change(set={"db.port": 6432}, layer="base/payments.yaml")
+    assert ok.status_code == 200, ok.text
+    assert PASSWORD not in ok.text

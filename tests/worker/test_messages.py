@@ -49,6 +49,8 @@ def test_a_refusal_arrives_with_problems_that_still_render(repo: Path) -> None:
         messages.Adopt("a" * 40),
         messages.Explain("a" * 40, "production", "payments"),
         messages.DiffBetween("a" * 40, "b" * 40),
+        messages.BaseLayers("a" * 40, "payments"),
+        messages.BaseConfig(("base/_all.yaml",), b'{"a":1}', None, 0, {"a": "base/_all.yaml:1:4"}),
         messages.ChangesBetween("a" * 40, "b" * 40),
         messages.Started("a" * 40, [("base/big.yaml", 1 << 20)]),
         messages.Refused("a" * 40, [Problem(Source("f.yaml", 2, 3), "m", "k", "h")], limit=True),

@@ -98,3 +98,30 @@ def test_an_invalid_ref_is_refused_and_remembered(repo: Path) -> None:
     assert isinstance(refused, Refused)
     assert refused.problems[0].source.path == "base/payments.yaml"
     assert service.revision(bad) is refused
+
+
+def test_the_base_layers_of_a_service_merged_alone(repo: Path) -> None:
+    import json
+
+    service = CompileService(repo / ".git")
+    first = head(repo)
+    found = service.base(first, "payments")
+    assert found is not None
+    assert found.layers == ("base/_all.yaml", "base/payments.yaml")
+    # Not production's pool.max of 50: no environment's layer is merged in.
+    assert json.loads(found.body) == {
+        "region": "us-east-1",
+        "db": {"host": "db.internal", "port": 5432, "pool": {"max": 10}},
+    }
+    assert found.secret_body is None and found.redacted == 0
+    assert found.origins["db.pool.max"] == "base/payments.yaml:4:15"
+    assert found.origins["region"] == "base/_all.yaml:1:9"
+    assert service.base(first, "nope") is None
+    # A later commit, and a service that only has base/_all (none here has no file at all).
+    second = commit_all(repo, "step", {"base/_all.yaml": "region: eu\n"})
+    later = service.base(second, "search")
+    assert later is not None
+    assert json.loads(later.body) == {"region": "eu", "shards": ["s1", "s2"]}
+    # An invalid commit has no base layers to serve.
+    bad = commit_all(repo, "bad", {"base/payments.yaml": "db: [\n"})
+    assert service.base(bad, "payments") is None
