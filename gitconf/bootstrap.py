@@ -38,6 +38,7 @@ from gitconf.store.audit import AuditTable
 from gitconf.store.db import StoreSchema, make_engine
 from gitconf.store.revisions import RevisionLog
 from gitconf.store.snapshots import DamagedSnapshot
+from gitconf.ui import feature as dashboard
 from gitconf.worker.proxy import CompileWorker
 
 __all__ = ["Server", "build"]
@@ -138,6 +139,7 @@ class Server:
         # Every capability, in the order they start (they stop in the reverse one).
         replica, self.replica = replicas.feature(parts)
         notify, self.notifier = notifications.feature(parts, self.replica.id)
+        change, self.changes = changes.feature(parts)
         self.audit = Audit(
             AuditTable(self.engine), keep_days=settings.audit_keep_days, replica=self.replica.id
         )
@@ -157,7 +159,8 @@ class Server:
             hooks.feature(parts),
             spring.feature(parts),
             notify,
-            changes.feature(parts),
+            change,
+            dashboard.feature(parts, self.changes),
         )
         self.deps = Deps(
             settings,

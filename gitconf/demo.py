@@ -83,6 +83,8 @@ def demo(port: int, folder: str | None, poll_interval: float) -> None:
     banner = f"""
 gitconf demo: serving {repo} (branch main) on {url}
 
+Open the dashboard: {url}/ui/
+
 Try:
   curl {url}/v1/config/production/payments
   curl '{url}/v1/config/production-eu/payments?format=yaml'

@@ -44,7 +44,7 @@ from gitconf.server.responses import json_response
 from gitconf.worker.messages import ApplyChange, ChangeApplied, ChangeRefused, Failed
 from gitconf.worker.proxy import CompileWorker, WorkerBusy, WorkerDied, limit_problem
 
-__all__ = ["ChangeContext", "make_blueprint"]
+__all__ = ["ChangeContext", "make_blueprint", "submit"]
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _validator() -> Draft202012Validator:
 
 
 def _body() -> dict[str, Any]:
-    doc = read_object(
+    return read_object(
         request,
         what="POST /v1/changes",
         limit=MAX_BODY,
@@ -95,6 +95,10 @@ def _body() -> dict[str, Any]:
         code="invalid_change",
         example=f'{{"base": ..., "edits": [...]}} ({SCHEMA_NOTE})',
     )
+
+
+def _checked(doc: dict[str, Any]) -> dict[str, Any]:
+    """A change body that schemas/change.schema.json and the rules beside it accept."""
     if "base" not in doc:
         raise ApiError(
             428,
@@ -241,11 +245,26 @@ def _count(ctx: ChangeContext, outcome: str) -> None:
 
 def change(ctx: ChangeContext) -> Response:
     """Apply, validate, commit and push one change."""
+    try:
+        principal = deps().reader.principal(request.headers.get("Authorization"))
+        body = _body()
+    except ApiError as exc:
+        _count(ctx, exc.code)
+        record("change", "changes", f"{exc.status} {exc.code}", who=actor(exc))
+        raise
+    reply, status = submit(ctx, principal, body)
+    return json_response(reply, status)
+
+
+def submit(
+    ctx: ChangeContext, principal: Principal, body: dict[str, Any]
+) -> tuple[dict[str, Any], int]:
+    """One change by principal, as POST /v1/changes makes it (the dashboard's form too): the
+    reply and its status (200 for a dry run, 201 committed); ApiError when it is refused."""
     change_id = "chg_" + secrets.token_hex(8)
     targets = "changes"
     try:
-        principal = deps().reader.principal(request.headers.get("Authorization"))
-        doc = _body()
+        doc = _checked(body)
         edits = _edits(doc)
         targets = ", ".join(sorted({f"{e.environment}/{e.service}" for e in edits}))
         _check_scopes(principal, edits)
@@ -257,7 +276,7 @@ def change(ctx: ChangeContext) -> Response:
                 headers={"Retry-After": "5"},
             )  # fmt: skip
         try:
-            response = _change(ctx, principal, doc, edits, mode, dry_run, change_id)
+            reply, status = _change(ctx, principal, doc, edits, mode, dry_run, change_id)
         finally:
             ctx._lock.release()
     except ApiError as exc:
@@ -266,11 +285,10 @@ def change(ctx: ChangeContext) -> Response:
         record("change", targets, f"{exc.status} {exc.code}", who=actor(exc),
                detail={"change": change_id})  # fmt: skip
         raise
-    reply = response.get_json()
     record(
         "change.dry_run" if dry_run else "change",
         targets,
-        str(response.status_code),
+        str(status),
         who=principal.name,
         # Which keys, not their values: a value may be a secret.
         detail={
@@ -281,7 +299,7 @@ def change(ctx: ChangeContext) -> Response:
             "keys": sorted({k for e in edits for k in (*e.set, *e.unset)}),
         },
     )
-    return response
+    return reply, status
 
 
 def _change(
@@ -292,7 +310,7 @@ def _change(
     mode: str,
     dry_run: bool,
     change_id: str,
-) -> Response:
+) -> tuple[dict[str, Any], int]:
     mirror = ctx.mirror
     branch = ctx.branch if mode == "commit" else f"gitconf/change-{change_id}"
     for attempt in range(1, MAX_TRIES + 1):
@@ -330,7 +348,7 @@ def _change(
         }
         if dry_run or not applied.edited:
             reply["dry_run"] = dry_run
-            return json_response(reply, 200)
+            return reply, 200
         author = _signature(principal)
         name, email = ctx.committer
         sha = mirror.commit(
@@ -362,7 +380,7 @@ def _change(
         elif ctx.review_url:
             reply["url"] = ctx.review_url.replace("{branch}", branch)
         reply["commit"] = sha
-        return json_response(reply, 201)
+        return reply, 201
     raise ApiError(
         409,
         "push_conflict",

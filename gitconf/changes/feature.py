@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 __all__ = ["feature"]
 
 
-def feature(parts: Parts) -> Feature:
-    """Serve POST /v1/changes over the server's mirror, compile worker and poller."""
+def feature(parts: Parts) -> tuple[Feature, ChangeContext]:
+    """Serve POST /v1/changes over the server's mirror, compile worker and poller; the context
+    is also what the dashboard's change form submits to."""
     settings = parts.settings
     ctx = ChangeContext(
         mirror=parts.mirror,
@@ -26,10 +27,13 @@ def feature(parts: Parts) -> Feature:
         committer=settings.committer,
         review_url=settings.changes.get("review_url"),
     )
-    return Feature(
-        "changes",
-        blueprint=make_blueprint(ctx),
-        body_limits={"/v1/changes": MAX_BODY},
-        status=ctx.status,
-        openapi=PATHS,
+    return (
+        Feature(
+            "changes",
+            blueprint=make_blueprint(ctx),
+            body_limits={"/v1/changes": MAX_BODY},
+            status=ctx.status,
+            openapi=PATHS,
+        ),
+        ctx,
     )

@@ -19,7 +19,10 @@ MANIFEST = "gitconf.yaml"
 # First path segments of gitconf's own HTTP routes (`static` is Flask's static-file route).
 # The Spring Cloud Config routes serve /<service>/<env>, so a service of one of these names
 # could never be reached there.
-RESERVED_SERVICES = frozenset({"v1", "healthz", "readyz", "metrics", "openapi.json", "static"})
+# `ui` is the dashboard's (/ui/...).
+RESERVED_SERVICES = frozenset(
+    {"v1", "healthz", "readyz", "metrics", "openapi.json", "static", "ui"}
+)
 
 
 def is_config_path(path: str) -> bool:

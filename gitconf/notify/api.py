@@ -20,13 +20,14 @@ from gitconf.notify.subscriptions import Subscription
 from gitconf.notify.targets import TargetRefused, check_url
 from gitconf.package_data import own_schema
 from gitconf.server.audit_api import audited, record
-from gitconf.server.deps import deps
+from gitconf.server.auth import Principal
+from gitconf.server.deps import Deps, deps
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import check_body, read_object
 from gitconf.server.responses import error_response, json_response
 from gitconf.signing import generate_secret, parse_secret
 
-__all__ = ["make_blueprint"]
+__all__ = ["deliveries_doc", "make_blueprint", "notifier_for", "subscriptions_doc"]
 
 
 MAX_BODY = 64 * 1024
@@ -55,7 +56,12 @@ def _validator() -> Draft202012Validator:
 def _notifier() -> Notifier:
     """The caller's notifier, once the caller is known to be an admin."""
     d = deps()
-    principal = d.reader.principal(request.headers.get("Authorization"))
+    return notifier_for(d, d.reader.principal(request.headers.get("Authorization")))
+
+
+def notifier_for(d: Deps, principal: Principal) -> Notifier:
+    """The notifier, for a principal known to be an admin; else ApiError 403 (404 when
+    notifications are not wired in)."""
     if not principal.admin:
         raise ApiError(
             403,
@@ -133,10 +139,14 @@ def create() -> Response:
 
 def list_all() -> Response:
     """Every subscription, from the API and from gitconf.yaml, with delivery counts."""
-    notifier = _notifier()
+    return json_response(subscriptions_doc(_notifier()))
+
+
+def subscriptions_doc(notifier: Notifier) -> dict[str, Any]:
+    """The document of GET /v1/subscriptions."""
     counts = notifier.outbox.counts_by_subscription()
     subs = notifier.subscriptions.all()
-    return json_response({"subscriptions": [_doc(s, counts.get(s.id)) for s in subs]})
+    return {"subscriptions": [_doc(s, counts.get(s.id)) for s in subs]}
 
 
 def _get(notifier: Notifier, sub_id: str) -> Subscription:
@@ -181,18 +191,25 @@ def delete(sub_id: str) -> Response:
 def deliveries(sub_id: str) -> Response:
     """A subscription's deliveries, newest first, each with every attempt."""
     notifier = _notifier()
-    _get(notifier, sub_id)
     try:
         limit = int(request.args.get("limit", "100"))
     except ValueError:
         limit = 0
+    return json_response(deliveries_doc(notifier, sub_id, limit, request.args.get("state")))
+
+
+def deliveries_doc(
+    notifier: Notifier, sub_id: str, limit: int = 100, state: str | None = None
+) -> dict[str, Any]:
+    """The document of GET /v1/subscriptions/<id>/deliveries: newest first, each with every
+    attempt."""
+    _get(notifier, sub_id)
     if not 1 <= limit <= 1000:
         raise ApiError(400, "bad_limit", "limit must be an integer from 1 to 1000")
-    state = request.args.get("state")
     if state is not None and state not in STATES:
         raise ApiError(400, "bad_state", f"state must be one of {', '.join(STATES)}")
     found = notifier.outbox.deliveries(sub_id, limit=limit, state=state)
-    return json_response({"subscription": sub_id, "deliveries": found})
+    return {"subscription": sub_id, "deliveries": found}
 
 
 def make_blueprint() -> Blueprint:

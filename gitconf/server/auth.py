@@ -270,6 +270,28 @@ class Auth:
             return None
         return found.principal
 
+    def session(self, presented: str, key: bytes) -> tuple[Principal, str] | None:
+        """A dashboard login: the principal of a token and its binding, what the session
+        cookie keeps instead of the token (see by_binding); None if the token is not valid."""
+        principal = self.authenticate("Bearer " + presented) if self._tokens else None
+        if principal is None:
+            return None
+        secret = presented.strip().encode()
+        return principal, _binding(key, principal.name, secret)
+
+    def by_binding(self, name: str, binding: str, key: bytes) -> Principal | None:
+        """The principal of a dashboard session whose binding still matches a token of that
+        name: None once the token was rotated, removed or has expired."""
+        self.current()  # a rewritten token file ends its sessions within a second
+        found: Principal | None = None
+        for token in self._tokens:  # compare with every token of the name: no early exit
+            if token.principal.name != name:
+                continue
+            matches = hmac.compare_digest(_binding(key, name, token.secret), binding)
+            if matches and (token.expires_at is None or self._clock() < token.expires_at):
+                found = token.principal
+        return found
+
     def expired(self, header: str | None) -> str | None:
         """The name of the expired token a header presents, to say so in the 401."""
         if not header or header[:7].lower() != "bearer ":
@@ -281,6 +303,11 @@ class Auth:
             if matches and token.expires_at is not None and self._clock() >= token.expires_at:
                 name = token.principal.name
         return name
+
+
+def _binding(key: bytes, name: str, secret: bytes) -> str:
+    """An HMAC of a token under the dashboard's key: it names the token without revealing it."""
+    return hmac.new(key, name.encode() + b"\0" + secret, "sha256").hexdigest()
 
 
 def visible_problems(

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from gitconf.core.diff import to_doc
 from gitconf.git.remote import redact
 from gitconf.server.auth import Principal, visible_problems
-from gitconf.server.deps import deps
+from gitconf.server.deps import Deps, deps
 from gitconf.server.errors import ApiError
 from gitconf.server.responses import json_response
 
@@ -66,34 +66,39 @@ def openapi() -> Response:
     return json_response(document(d.settings.base_url(), routes, [f.openapi for f in d.features]))
 
 
+def environments_doc(d: Deps, principal: Principal, ref: str | None = None) -> dict[str, Any]:
+    """The document of GET /v1/environments: what principal may read of the served (or ref)
+    revision."""
+    served = d.reader.revision(ref, principal)
+    return {
+        "revision": served.revision,
+        "environments": [
+            {
+                "name": env,
+                "services": [
+                    s for s in served.services if served.has(env, s) and principal.can_read(env, s)
+                ],
+            }
+            for env in served.environments
+            if principal.can_read(env)
+        ],
+    }
+
+
 def environments() -> Response:
     """The environments the caller may read, with their services."""
     d = deps()
     principal = d.reader.principal(request.headers.get("Authorization"))
-    served = d.reader.revision(request.args.get("ref"), principal)
-    return json_response(
-        {
-            "revision": served.revision,
-            "environments": [
-                {
-                    "name": env,
-                    "services": [
-                        s
-                        for s in served.services
-                        if served.has(env, s) and principal.can_read(env, s)
-                    ],
-                }
-                for env in served.environments
-                if principal.can_read(env)
-            ],
-        }
-    )
+    return json_response(environments_doc(d, principal, request.args.get("ref")))
 
 
 def status() -> Response:
     """What is served, what the poller did last, and what was rejected."""
-    principal = _caller()
-    d = deps()
+    return json_response(status_doc(deps(), _caller()))
+
+
+def status_doc(d: Deps, principal: Principal) -> dict[str, Any]:
+    """The document of GET /v1/status as principal may see it."""
     served = d.publisher.served
     poll = d.poll.status
     store_error = poll.store_error
@@ -148,7 +153,7 @@ def status() -> Response:
         for feature in d.features:
             if feature.status is not None:
                 doc[feature.name] = feature.status()
-    return json_response(doc)
+    return doc
 
 
 def _serving_problems(publisher: Any) -> list[dict[str, Any]]:
@@ -178,31 +183,39 @@ def revisions() -> Response:
         raise ApiError(400, "bad_limit", "limit must be an integer") from None
     if not 1 <= limit <= 1000:
         raise ApiError(400, "bad_limit", "limit must be from 1 to 1000")
-    d = deps()
+    return json_response(revisions_doc(deps(), principal, limit))
+
+
+def revisions_doc(d: Deps, principal: Principal, limit: int = 50) -> dict[str, Any]:
+    """The document of GET /v1/revisions: the newest revisions, with the problems principal
+    may see."""
     served = d.publisher.served
-    return json_response(
-        {
-            "served": served.revision if served else None,
-            "revisions": _visible(principal, d.poll.revisions.recent(limit=limit)),
-        }
-    )
+    return {
+        "served": served.revision if served else None,
+        "revisions": _visible(principal, d.poll.revisions.recent(limit=limit)),
+    }
 
 
 def diff() -> Response:
     """Effective changes between two revisions (?from=REF, ?to=REF, default the served one)."""
     d = deps()
     principal = d.reader.principal(request.headers.get("Authorization"))
-    start = request.args.get("from")
+    return json_response(diff_doc(d, principal, request.args.get("from"), request.args.get("to")))
+
+
+def diff_doc(d: Deps, principal: Principal, start: str | None, end: str | None) -> dict[str, Any]:
+    """The document of GET /v1/diff: the effective changes from start to end (default: the
+    served revision) in the configs principal may read."""
     if not start:
         raise ApiError(400, "missing_from", "give the older revision as ?from=<commit|branch|tag>")
     old = d.reader.revision(start, principal)
-    new = d.reader.revision(request.args.get("to"), principal)
+    new = d.reader.revision(end, principal)
     changes = [
         c
         for c in d.reader.refs.diff(old.revision, new.revision)
         if principal.can_read(c.environment, c.service)
     ]
-    return json_response({"from": old.revision, "to": new.revision, "changes": to_doc(changes)})
+    return {"from": old.revision, "to": new.revision, "changes": to_doc(changes)}
 
 
 def make_blueprint() -> Blueprint:

@@ -219,7 +219,7 @@ class ConfigReader:
         if not ref and served.live:
             served = self._view(served, env, instance)
         plaintext = principal.may("secrets", env, service)
-        body = self._body(served, env, service, fmt, plaintext)
+        body = self.body_for(served, env, service, principal, fmt)
         if body is None:
             raise self.not_found(served, env, service)
         shown = self._secret_headers(served, env, service, plaintext)
@@ -231,6 +231,18 @@ class ConfigReader:
                 env, service, fmt, if_none_match, seconds, served, body, plaintext, instance
             )
         return self.reply(304, body, served.revision_of(env), shown)
+
+    def body_for(
+        self,
+        served: ServedRevision,
+        env: str,
+        service: str,
+        principal: Principal,
+        fmt: str = "json",
+    ) -> Body | None:
+        """The body of one config that principal is served (with its secrets if a secrets:
+        scope covers it); None if there is no such config. No read check: the caller's."""
+        return self._body(served, env, service, fmt, principal.may("secrets", env, service))
 
     def _body(
         self, served: ServedRevision, env: str, service: str, fmt: str, plaintext: bool
@@ -330,8 +342,21 @@ class ConfigReader:
         fmt: str = "json",
     ) -> Reply:
         """A reply for another prepared body (a whole environment, an explain)."""
+        body = self.prepared(build, served, env, service, fmt)
+        status = 304 if etag_matches(if_none_match, body.etag) else 200
+        return self.reply(status, body, served.revision_of(env))
+
+    def prepared(
+        self,
+        build: Callable[[ServedRevision], Body | None],
+        served: ServedRevision,
+        env: str,
+        service: str | None,
+        fmt: str = "json",
+    ) -> Body:
+        """Another prepared body (a whole environment, an explain); ApiError 404 if there is
+        no such config, 422 if the format cannot carry it."""
         body = _rendered(lambda: build(served), f"{env}/{service}" if service else env, fmt)
         if body is None:
             raise self.not_found(served, env, service)
-        status = 304 if etag_matches(if_none_match, body.etag) else 200
-        return self.reply(status, body, served.revision_of(env))
+        return body

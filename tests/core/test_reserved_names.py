@@ -47,7 +47,7 @@ def test_the_rendered_problem_names_file_line_and_fix() -> None:
         "environments/production/healthz.yaml:1:1: service name 'healthz' is reserved: "
         "gitconf serves /healthz itself, so the Spring Cloud Config route /healthz/<env> "
         "could never reach this service (rename the service; reserved names: healthz, "
-        "metrics, openapi.json, readyz, static, v1)"
+        "metrics, openapi.json, readyz, static, ui, v1)"
     ]
 
 

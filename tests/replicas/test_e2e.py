@@ -203,7 +203,7 @@ def test_postgres_cut_and_restored_loses_nothing(cluster: Cluster) -> None:
 def test_a_change_posted_to_one_replica_is_served_by_every_replica(cluster: Cluster) -> None:
     one, two = cluster.start("one"), cluster.start("two")
     base = git(cluster.bare, "rev-parse", "main")
-    wait_until(lambda: serves(one, base) and serves(two, base), 20, "both replicas serve")
+    wait_until(lambda: serves(one, base) and serves(two, base), 20, what="both replicas serve")
     reply = one.post(
         "/v1/changes",
         json={
@@ -217,6 +217,6 @@ def test_a_change_posted_to_one_replica_is_served_by_every_replica(cluster: Clus
     sha = reply.json()["commit"]
     assert git(cluster.bare, "rev-parse", "main") == sha  # the remote is the truth
     # The replica that took it polls at once and tells the other one (no hook, no timer).
-    wait_until(lambda: serves(one, sha) and serves(two, sha), 20, "both serve the change")
+    wait_until(lambda: serves(one, sha) and serves(two, sha), 20, what="both serve the change")
     body = two.get("/v1/config/production/payments").json()
     assert body["db"]["pool"]["max"] == 77

@@ -40,6 +40,8 @@ OPEN = {kind: 200 for kind in KINDS}
 ADMIN_ONLY = {"none": 401, **{kind: 403 for kind in SCOPES}}
 RELEASE = ADMIN_ONLY  # release:production or admin, each answered past the scopes below
 PIN = {"revision": "{head}", "reason": "the matrix"}
+PAGES = {"none": 303, **{kind: 200 for kind in SCOPES}}  # each page shows what the scopes allow
+FORM = "form"  # an HTML form body (without the CSRF token)
 
 # (method, route template, concrete path, body, expected status per token kind)
 MATRIX: list[tuple[str, str, str, Any, dict[str, int]]] = [
@@ -75,6 +77,22 @@ MATRIX: list[tuple[str, str, str, Any, dict[str, int]]] = [
     # No rollout was ever made here: 404 past the scopes.
     ("GET", "/v1/rollouts/{env}", "/v1/rollouts/production", None, {**READS, "read": 404, "write": 404, "secrets": 404, "release": 404, "admin": 404}),
     ("POST", "/v1/rollouts/{env}/{action}", "/v1/rollouts/production/promote", None, RELEASE | {"release": 404, "admin": 404}),
+    # The dashboard: without a token, its pages send to the login form (303); its forms take
+    # a CSRF token before anything else (400 without one: tests/ui covers them signed in, and
+    # the change form's scopes are the change API's, above).
+    ("GET", "/ui/", "/ui/", None, PAGES),
+    ("GET", "/ui/login", "/ui/login", None, OPEN),
+    ("POST", "/ui/login", "/ui/login", FORM, {kind: 400 for kind in KINDS}),
+    ("POST", "/ui/logout", "/ui/logout", FORM, {kind: 400 for kind in KINDS}),
+    ("GET", "/ui/config/{env}/{service}", "/ui/config/production/payments", None, {**READS, "none": 303}),
+    ("GET", "/ui/revisions", "/ui/revisions", None, PAGES),
+    ("GET", "/ui/diff", "/ui/diff?from={head}&to={head}", None, PAGES),
+    ("GET", "/ui/subscriptions", "/ui/subscriptions", None, {**ADMIN_ONLY, "none": 303, "admin": 200}),
+    ("GET", "/ui/releases", "/ui/releases", None, PAGES),
+    ("GET", "/ui/audit", "/ui/audit", None, PAGES),
+    ("GET", "/ui/change", "/ui/change", None, PAGES),
+    ("POST", "/ui/change", "/ui/change", FORM, {**{kind: 400 for kind in KINDS}, "none": 303}),
+    ("GET", "/ui/static/{filename}", "/ui/static/gitconf.css", None, OPEN),
 ]  # fmt: skip
 
 
@@ -110,8 +128,10 @@ def test_scope_matrix(
         body = {**body, "base": head}
     if isinstance(body, dict) and body.get("revision") == "{head}":
         body = {**body, "revision": head}
+    form = {"token": token("admin")} if body == FORM else None
     with requests.request(
-        method, server.url + path.format(head=head), json=body, headers=headers, timeout=10,
+        method, server.url + path.format(head=head), json=None if form else body, data=form,
+        headers=headers, timeout=10, allow_redirects=False,
         stream=True,  # /v1/watch streams: the status line is enough
     ) as reply:  # fmt: skip
         assert reply.status_code == expected[kind], (kind, method, path, reply.text[:300])
