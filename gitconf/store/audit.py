@@ -127,6 +127,26 @@ class AuditTable:
         ]
         return AuditPage(rows, found[-1]["id"] if more and found else None)
 
+    def latest(
+        self, *, actor: str | None = None, action: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The newest rows first (the dashboard's page), filtered as page() filters."""
+        query = sa.select(audit_log)
+        if actor:
+            query = query.where(audit_log.c.actor == actor)
+        if action:
+            query = query.where(
+                sa.or_(audit_log.c.action == action, audit_log.c.action.startswith(action + "."))
+            )
+        query = query.order_by(audit_log.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).mappings().all()
+        return [
+            {"id": r["id"], **AuditRow(r["at"], r["actor"], r["action"], r["target"], r["result"],
+                                        r["request_id"], r["replica"], r["detail"]).doc()}
+            for r in found
+        ]  # fmt: skip
+
     def prune(self, before: dt.datetime) -> int:
         """Remove the rows older than before (retention); how many."""
         with self.engine.begin() as conn:
