@@ -246,9 +246,10 @@ def _move_of(
     stay; a rollout's step or state changed)."""
     pinned = ctx.pinned or {}
     moved = sorted(e for e, sha in wanted.items() if served.pinned.get(e) != sha)
-    if moved:
-        return "pin", pinned[moved[0]].reason if moved[0] in pinned else None
-    cleared = sorted(set(served.pinned) - set(wanted))
+    if moved and moved[0] in pinned:
+        return "pin", pinned[moved[0]].reason
+    # Else an environment's pin was lifted (back to its rollout's stable, or to the head).
+    cleared = moved or sorted(set(served.pinned) - set(wanted))
     if not cleared:
         return None
     row = (ctx.rolled or {}).get(cleared[0])

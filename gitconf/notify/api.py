@@ -24,7 +24,7 @@ from gitconf.server.auth import Principal
 from gitconf.server.deps import Deps, deps
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import check_body, read_object
-from gitconf.server.responses import error_response, json_response
+from gitconf.server.responses import json_response, store_down
 from gitconf.signing import generate_secret, parse_secret
 
 __all__ = ["deliveries_doc", "make_blueprint", "notifier_for", "subscriptions_doc"]
@@ -33,19 +33,6 @@ __all__ = ["deliveries_doc", "make_blueprint", "notifier_for", "subscriptions_do
 MAX_BODY = 64 * 1024
 MAX_DEPTH = 32  # a subscription nests 2 deep: an object of lists
 STATES = ("pending", "delivered", "dead", "gone", "superseded", "cancelled")
-
-
-def _store_down(exc: SQLAlchemyError) -> Response:
-    """A locked, full or unreachable database: 503, and what it said."""
-    message = str(exc).splitlines()[0]
-    return error_response(
-        ApiError(
-            503,
-            "store_unavailable",
-            f"the subscription store is unavailable: {message}",
-            headers={"Retry-After": "5"},
-        )
-    )
 
 
 @cache
@@ -215,7 +202,7 @@ def deliveries_doc(
 def make_blueprint() -> Blueprint:
     """The subscription routes."""
     bp = Blueprint("subscriptions", __name__)
-    bp.register_error_handler(SQLAlchemyError, _store_down)
+    bp.register_error_handler(SQLAlchemyError, store_down("subscription"))
     bp.add_url_rule("/v1/subscriptions", view_func=create, methods=["POST"])
     bp.add_url_rule("/v1/subscriptions", view_func=list_all, methods=["GET"])
     bp.add_url_rule("/v1/subscriptions/<sub_id>", view_func=show, methods=["GET"])

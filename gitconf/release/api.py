@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 from jsonschema import Draft202012Validator
+from sqlalchemy.exc import SQLAlchemyError
 
 from gitconf.git.remote import Mirror
 from gitconf.jobs.poll import PollContext, Poller
@@ -26,7 +27,7 @@ from gitconf.server.auth import Principal, may_not
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import check_body, read_json
-from gitconf.server.responses import json_response
+from gitconf.server.responses import json_response, store_down
 from gitconf.store.pins import Pin, PinStore
 
 __all__ = ["PinContext", "make_blueprint"]
@@ -240,6 +241,7 @@ def get_pin(ctx: PinContext, env: str) -> Response:
 def make_blueprint(ctx: PinContext) -> Blueprint:
     """The pin routes."""
     bp = Blueprint("pins", __name__)
+    bp.register_error_handler(SQLAlchemyError, store_down("pin"))
     path = "/v1/environments/<env>/pin"
     bp.add_url_rule(path, "put", lambda env: put_pin(ctx, env), methods=["PUT"])
     bp.add_url_rule(path, "delete", lambda env: delete_pin(ctx, env), methods=["DELETE"])

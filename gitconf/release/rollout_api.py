@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from gitconf.clock import utcnow
 from gitconf.jobs.poll import PollContext, Poller
@@ -25,7 +26,7 @@ from gitconf.server.auth import Principal, may_not
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import read_json
-from gitconf.server.responses import json_response
+from gitconf.server.responses import json_response, store_down
 from gitconf.store.rollouts import Rollout, RolloutStore
 
 __all__ = ["RolloutContext", "make_blueprint"]
@@ -219,6 +220,7 @@ def act(ctx: RolloutContext, env: str, action: str) -> Response:
 def make_blueprint(ctx: RolloutContext) -> Blueprint:
     """The rollout routes."""
     bp = Blueprint("rollouts", __name__)
+    bp.register_error_handler(SQLAlchemyError, store_down("rollout"))
     bp.add_url_rule("/v1/rollouts/<env>", "show", lambda env: show(ctx, env), methods=["GET"])
     bp.add_url_rule(
         "/v1/rollouts/<env>/<action>",

@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from gitconf.audit import Audit
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
-from gitconf.server.responses import json_response
+from gitconf.server.responses import json_response, store_down
 
 __all__ = ["PATHS", "actor", "audited", "make_blueprint", "record", "request_id"]
 
@@ -155,6 +156,7 @@ def list_audit(audit: Audit) -> Response:
 def make_blueprint(audit: Audit) -> Blueprint:
     """The audit route."""
     bp = Blueprint("audit", __name__)
+    bp.register_error_handler(SQLAlchemyError, store_down("audit"))
     bp.add_url_rule("/v1/audit", "list", lambda: list_audit(audit), methods=["GET"])
     return bp
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from werkzeug.test import Client
 
 from gitconf.bootstrap import Server
@@ -221,3 +222,16 @@ def test_a_pin_survives_a_restart(
     assert after.read() == (50, pinned.c1)
     assert after.unpin().status_code == 200  # the head is compiled again for it
     assert after.read() == (70, pinned.c2)
+
+
+def test_a_store_that_is_down_is_a_503_and_the_served_state_stays(pinned: Pinned) -> None:
+    with pinned.server.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE pins RENAME TO pins_away"))
+    reply = pinned.pin(pinned.c1)
+    assert reply.status_code == 503
+    error = reply.get_json()["error"]
+    assert error["code"] == "store_unavailable" and error["message"].startswith("the pin store")
+    assert pinned.read() == (70, pinned.c2)
+    with pinned.server.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE pins_away RENAME TO pins"))
+    assert pinned.pin(pinned.c1).status_code == 200

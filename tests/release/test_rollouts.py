@@ -265,3 +265,29 @@ def test_a_long_poll_is_answered_when_a_step_moves_its_instance_to_the_candidate
         rolling.c2,
         rolling.c1,
     )
+
+
+def test_a_pin_wins_over_a_rollout_and_its_unpin_returns_to_the_rollout(
+    rolling: Rolling, receiver: Receiver
+) -> None:
+    client = rolling.server.app.test_client()
+    doc = {"url": receiver.url, "environments": ["production"], "services": ["payments"]}
+    assert client.post("/v1/subscriptions", json=doc, headers=bearer(ADMIN)).status_code == 201
+    c2 = rolling.c2
+    rolling.c2 = rolling.publish(75)  # the candidate now; c2 is an earlier published revision
+    pin = client.put(
+        "/v1/environments/production/pin",
+        json={"revision": c2, "reason": "hold at 70"},
+        headers=bearer(RELEASER),
+    )
+    assert pin.status_code == 200, pin.get_json()
+    assert {rolling.revision_of(i) for i in [None, *IDS]} == {c2}  # everyone: the pin
+    unpin = client.delete(
+        "/v1/environments/production/pin", json={"reason": "back to the rollout"},
+        headers=bearer(RELEASER),
+    )  # fmt: skip
+    assert unpin.status_code == 200
+    assert rolling.revision_of(None) == rolling.c1 and rolling.on_candidate()
+    deliver_until(rolling.server, lambda: len(receiver.accepted()) == 2)
+    moves = [(e.event["data"]["action"], e.event["data"]["revision"]) for e in receiver.accepted()]
+    assert moves == [("pin", c2), ("unpin", rolling.c1)]
