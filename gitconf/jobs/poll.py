@@ -22,9 +22,9 @@ from gitconf.clock import iso, utcnow
 from gitconf.errors import GitconfError, Problem
 from gitconf.gcpause import collector_paused
 from gitconf.git.remote import FetchError, Mirror
+from gitconf.jobs import release
 from gitconf.metrics import Metrics
 from gitconf.publisher import Publisher
-from gitconf.release import plan
 from gitconf.release.compose import compose, plain_head
 from gitconf.served import Explainer, ServedRevision, from_built, with_secrets
 from gitconf.store.pins import Pin, PinStore
@@ -113,11 +113,11 @@ def tick(ctx: PollContext) -> str:
     finally:
         ctx.metrics.fetch_seconds.observe(time.perf_counter() - started)
     previous_head, status.head = status.head, head
-    _read_pins(ctx)
+    release.read_pins(ctx)
     served = ctx.publisher.served
     if served is not None and served.revision == head:
-        _advance_rollouts(ctx, head)
-        if _pins_moved(ctx, served):
+        release.advance_rollouts(ctx, head)
+        if release.pins_moved(ctx, served):
             return _repin(ctx, served)
         _warm(ctx, served)
         return _finish(ctx, "error" if fetch_error else "unchanged", fetch_error)
@@ -175,127 +175,24 @@ def _compile(ctx: PollContext, head: str, served: ServedRevision | None) -> str:
 def pins_tick(ctx: PollContext) -> str:
     """Serve the pins and rollouts of the store now, without fetching: published (what is
     served moved) or unchanged. (Poller.apply_pins runs it in turn with the ticks.)"""
-    _read_pins(ctx)
+    release.read_pins(ctx)
     served = ctx.publisher.served
     if served is None:
         return "unchanged"
-    _advance_rollouts(ctx, served.revision)
-    if not _pins_moved(ctx, served):
+    release.advance_rollouts(ctx, served.revision)
+    if not release.pins_moved(ctx, served):
         return "unchanged"
     return _repin(ctx, served)
-
-
-def _read_pins(ctx: PollContext) -> None:
-    """Read the pins and rollouts (keeping the ones read last while the store is down)."""
-    try:
-        if ctx.pins is not None:
-            ctx.pinned = ctx.pins.active()
-        if ctx.rollouts is not None:
-            ctx.rolled = ctx.rollouts.all()
-    except Exception as exc:  # the store is down: keep serving the pins read last
-        ctx.status.store_error = f"reading the pins and rollouts: {exc}"
-        log.error("cannot read the pins and rollouts: %s; keeping the ones read before", exc)
-
-
-def _user_pins(ctx: PollContext, served: ServedRevision | None) -> dict[str, str]:
-    """The pins of the pin API (or, never read yet, every pin served now)."""
-    if ctx.pinned is None:
-        return dict(served.pinned) if served is not None else {}
-    return {env: pin.revision for env, pin in ctx.pinned.items()}
-
-
-def _holding(ctx: PollContext, head: str) -> dict[str, Rollout]:
-    """The rollouts that keep their environment's stable revision served at head (a pin of
-    the pin API wins over a rollout)."""
-    pinned = ctx.pinned or {}
-    return {
-        env: row
-        for env, row in (ctx.rolled or {}).items()
-        if env not in pinned and plan.holds(row, head)
-    }
-
-
-def _pin_map(
-    ctx: PollContext, served: ServedRevision | None, head: str | None = None
-) -> dict[str, str]:
-    """What each pinned environment is served from: its pin, or its rollout's stable."""
-    head = head or (served.revision if served is not None else "")
-    wanted = _user_pins(ctx, served)
-    if ctx.rolled is not None:
-        wanted.update((env, row.stable) for env, row in _holding(ctx, head).items())
-    return wanted
-
-
-def _live(ctx: PollContext, head: str) -> dict[str, tuple[str, int, str]]:
-    """The rollouts in progress at head: (id, percent, state) by environment."""
-    return {e: (r.id, r.percent, r.state) for e, r in _holding(ctx, head).items()}
-
-
-def _pins_moved(ctx: PollContext, served: ServedRevision) -> bool:
-    wanted = {e: sha for e, sha in _pin_map(ctx, served).items() if sha != served.revision}
-    live = {e: (r.id, r.percent, r.state) for e, r in served.live.items()}
-    return wanted != served.pinned or (
-        ctx.rolled is not None and live != _live(ctx, served.revision)
-    )
-
-
-def _move_of(
-    ctx: PollContext, served: ServedRevision, wanted: dict[str, str]
-) -> tuple[str, str | None] | None:
-    """What a change of the pins is: a pin, an unpin or a promoted rollout (None: the pins
-    stay; a rollout's step or state changed)."""
-    pinned = ctx.pinned or {}
-    moved = sorted(e for e, sha in wanted.items() if served.pinned.get(e) != sha)
-    if moved and moved[0] in pinned:
-        return "pin", pinned[moved[0]].reason
-    # Else an environment's pin was lifted (back to its rollout's stable, or to the head).
-    cleared = moved or sorted(set(served.pinned) - set(wanted))
-    if not cleared:
-        return None
-    row = (ctx.rolled or {}).get(cleared[0])
-    if row is not None and row.state == "promoted" and row.candidate == served.revision:
-        return "promote", row.last_reason or f"rollout {row.id} reached 100%"
-    reason = None
-    if ctx.pins is not None:
-        try:
-            gone = ctx.pins.cleared().get(cleared[0])
-            reason = gone.cleared_reason if gone is not None else None
-        except Exception as exc:
-            log.warning("cannot read why %s was unpinned: %s", cleared[0], exc)
-    return "unpin", reason
-
-
-def _serve(
-    ctx: PollContext,
-    head: ServedRevision,
-    previous: ServedRevision | None,
-    move: tuple[str, str | None] | None = None,
-) -> ServedRevision:
-    """head as served with the pins and rollouts: the stable state, each rollout's
-    candidate state beside it."""
-    wanted = _pin_map(ctx, previous, head.revision)
-    live = _live(ctx, head.revision) if ctx.rolled is not None else {}
-    if not wanted and not live:
-        return compose(head, {}, _no_fetch, move=move)
-    assert ctx.fetch is not None
-    return compose(
-        head, wanted, ctx.fetch, previous=previous, move=move, live=live,
-        candidate_pins=_user_pins(ctx, previous),
-    )  # fmt: skip
-
-
-def _no_fetch(sha: str) -> ServedRevision:
-    raise LookupError(f"no revision {sha[:12]} to take pinned bodies from")
 
 
 def _repin(ctx: PollContext, served: ServedRevision) -> str:
     """Serve the head with the store's pins and rollouts (a pin, unpin or promotion is
     announced with its reason)."""
     assert ctx.fetch is not None
-    move = _move_of(ctx, served, _pin_map(ctx, served))
+    move = release.move_of(ctx, served, release.pin_map(ctx, served))
     try:
         with collector_paused():
-            new = _serve(ctx, plain_head(served, ctx.fetch), served, move)
+            new = release.serve(ctx, plain_head(served, ctx.fetch), served, move)
             ctx.publisher.publish(new)
     except Exception as exc:
         log.exception("serving the pins failed")
@@ -313,69 +210,12 @@ def _repin(ctx: PollContext, served: ServedRevision) -> str:
     return _finish(ctx, "published")
 
 
-def _plan_rollouts(ctx: PollContext, new: ServedRevision, served: ServedRevision | None) -> None:
-    """Start, or replace the candidate of, the rollouts a new head makes (in the store, where
-    the first replica to publish it writes them)."""
-    if ctx.rollouts is None or served is None:
-        return
-    rows = ctx.rolled or {}
-    now = utcnow()
-    wrote = False
-    for env in sorted(set(new.rollouts) | set(rows)):
-        if env not in new.environments:
-            continue
-        before = {k: v for k, v in served.identities().items() if k[0] == env}
-        after = {k: v for k, v in new.identities().items() if k[0] == env}
-        row = rows.get(env)
-        planned = plan.for_head(
-            row, env, new.rollouts.get(env), new.revision, served.revision_of(env),
-            before != after, now,
-        )  # fmt: skip
-        if planned is None:
-            continue
-        try:
-            written = ctx.rollouts.write(planned, row.version if row is not None else None)
-        except Exception as exc:
-            log.error("cannot write the rollout of %s: %s", env, exc)
-            continue
-        if written is not None:
-            wrote = True
-            log.info("rollout %s: %s %s at %d%%", written.id, written.last_action,
-                     written.candidate[:12], written.percent)  # fmt: skip
-    if wrote or rows:
-        _read_pins(ctx)
-
-
-def _advance_rollouts(ctx: PollContext, head: str) -> None:
-    """Move the rollouts whose step has baked to their next step (once across replicas)."""
-    if ctx.rollouts is None:
-        return
-    now = utcnow()
-    wrote = False
-    for row in _holding(ctx, head).values():
-        advanced = plan.advance(row, now)
-        if advanced is None:
-            continue
-        try:
-            written = ctx.rollouts.write(advanced, row.version)
-        except Exception as exc:
-            log.error("cannot advance the rollout %s: %s", row.id, exc)
-            continue
-        if written is not None:
-            wrote = True
-            log.info("rollout %s: step %d, %d%%", written.id, written.step, written.percent)
-    if wrote:
-        _read_pins(ctx)
-        for listener in ctx.on_rollout_moved:
-            _safely(listener)
-
-
 def _publish(ctx: PollContext, built: Built, served: ServedRevision | None) -> ServedRevision:
     new = _compiled(ctx, built, served)
-    _plan_rollouts(ctx, new, served)
+    release.plan_rollouts(ctx, new, served)
     # A publish while pinned, or during a rollout: compiled and recorded, served to the
     # pinned environments (and the rollout's stable instances) later.
-    return ctx.publisher.publish(_serve(ctx, new, served))
+    return ctx.publisher.publish(release.serve(ctx, new, served))
 
 
 def _compiled(ctx: PollContext, built: Built, served: ServedRevision | None) -> ServedRevision:
