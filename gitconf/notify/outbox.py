@@ -131,13 +131,16 @@ class Outbox:
                     added = max(conn.execute(insert, list(rows)).rowcount, 0)
                 brokers = sa.select(subscriptions.c.id).where(subscriptions.c.origin == "broker")
                 newer = deliveries.alias("newer")
+                # The rows just added: those of this move (a pinned environment's name its pin,
+                # not the head), or those of revision when no move is recorded.
+                this_batch = newer.c.move == seq if seq else newer.c.revision == revision
                 has_newer = (
                     sa.select(newer.c.id)
                     .where(
                         newer.c.subscription_id == deliveries.c.subscription_id,
                         newer.c.environment == deliveries.c.environment,
                         newer.c.service == deliveries.c.service,
-                        newer.c.revision == revision,
+                        this_batch,
                         newer.c.move == seq,
                         newer.c.id > deliveries.c.id,
                     )

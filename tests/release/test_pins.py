@@ -235,3 +235,23 @@ def test_a_store_that_is_down_is_a_503_and_the_served_state_stays(pinned: Pinned
     with pinned.server.engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE pins_away RENAME TO pins"))
     assert pinned.pin(pinned.c1).status_code == 200
+
+
+def test_a_pin_supersedes_the_change_a_subscriber_has_not_received_yet(
+    pinned: Pinned, receiver: Receiver
+) -> None:
+    client = pinned.server.app.test_client()
+    doc = {"url": receiver.url, "environments": ["production"], "services": ["payments"]}
+    made = client.post("/v1/subscriptions", json=doc, headers=bearer(ADMIN))
+    c3 = pinned.publish({PROD: "db:\n  pool: {max: 80}\n"})  # queued, not delivered yet
+    assert pinned.pin(pinned.c1).status_code == 200
+    deliver_until(pinned.server, lambda: len(receiver.accepted()) == 1)
+    data = receiver.accepted()[0].event["data"]
+    assert (data["action"], data["revision"], data["previous_revision"]) == ("pin", pinned.c1, c3)
+    found = client.get(
+        f"/v1/subscriptions/{made.get_json()['id']}/deliveries", headers=bearer(ADMIN)
+    ).get_json()["deliveries"]
+    assert [(d["revision"], d["state"]) for d in found] == [
+        (pinned.c1, "delivered"),
+        (c3, "superseded"),
+    ]
