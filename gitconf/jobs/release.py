@@ -141,7 +141,7 @@ def plan_rollouts(ctx: PollContext, new: ServedRevision, served: ServedRevision 
         return
     rows = ctx.rolled or {}
     now = utcnow()
-    wrote = False
+    tried = False
     for env in sorted(set(new.rollouts) | set(rows)):
         if env not in new.environments:
             continue
@@ -154,16 +154,17 @@ def plan_rollouts(ctx: PollContext, new: ServedRevision, served: ServedRevision 
         )  # fmt: skip
         if planned is None:
             continue
+        tried = True
         try:
             written = ctx.rollouts.write(planned, row.version if row is not None else None)
         except Exception as exc:
             log.error("cannot write the rollout of %s: %s", env, exc)
             continue
         if written is not None:
-            wrote = True
             log.info("rollout %s: %s %s at %d%%", written.id, written.last_action,
                      written.candidate[:12], written.percent)  # fmt: skip
-    if wrote or rows:
+    if tried:
+        # What this replica wrote, or what another one wrote first (its write then lost).
         read_pins(ctx)
 
 
