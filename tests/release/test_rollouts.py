@@ -282,6 +282,7 @@ def test_a_pin_wins_over_a_rollout_and_its_unpin_returns_to_the_rollout(
     )
     assert pin.status_code == 200, pin.get_json()
     assert {rolling.revision_of(i) for i in [None, *IDS]} == {c2}  # everyone: the pin
+    deliver_until(rolling.server, lambda: len(receiver.accepted()) == 1)
     unpin = client.delete(
         "/v1/environments/production/pin", json={"reason": "back to the rollout"},
         headers=bearer(RELEASER),
