@@ -89,7 +89,7 @@ MATRIX: list[tuple[str, str, str, Any, dict[str, int]]] = [
     ("GET", "/ui/diff", "/ui/diff?from={head}&to={head}", None, PAGES),
     ("GET", "/ui/subscriptions", "/ui/subscriptions", None, {**ADMIN_ONLY, "none": 303, "admin": 200}),
     ("GET", "/ui/releases", "/ui/releases", None, PAGES),
-    ("GET", "/ui/audit", "/ui/audit", None, PAGES),
+    ("GET", "/ui/audit", "/ui/audit", None, {**ADMIN_ONLY, "none": 303, "admin": 200}),
     ("GET", "/ui/change", "/ui/change", None, PAGES),
     ("POST", "/ui/change", "/ui/change", FORM, {**{kind: 400 for kind in KINDS}, "none": 303}),
     ("GET", "/ui/static/{filename}", "/ui/static/gitconf.css", None, OPEN),
