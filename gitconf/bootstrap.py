@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Flask
 
 from gitconf import replicas
+from gitconf.audit import Audit, new_request_id
 from gitconf.changes import feature as changes
 from gitconf.feature import Feature, Parts
 from gitconf.git.remote import Mirror, normalize_url
@@ -19,9 +20,12 @@ from gitconf.jobs.poll import PollContext, Poller
 from gitconf.metrics import Metrics
 from gitconf.notify import feature as notifications
 from gitconf.publisher import Publisher
+from gitconf.release import feature as release
+from gitconf.server import audit_api
 from gitconf.server.app import create_app
 from gitconf.server.auth import Auth
 from gitconf.server.deps import Deps
+from gitconf.server.errors import ApiError
 from gitconf.server.fast import FastReads
 from gitconf.server.reads import ConfigReader
 from gitconf.server.refs import RefCache, worker_explainer
@@ -30,6 +34,7 @@ from gitconf.server.waits import LongPolls
 from gitconf.server.watch import Watch
 from gitconf.settings import Settings
 from gitconf.spring import feature as spring
+from gitconf.store.audit import AuditTable
 from gitconf.store.db import StoreSchema, make_engine
 from gitconf.store.revisions import RevisionLog
 from gitconf.store.snapshots import DamagedSnapshot
@@ -135,8 +140,22 @@ class Server:
         replica, self.replica = replicas.feature(parts)
         notify, self.notifier = notifications.feature(parts, self.replica.id)
         change, self.changes = changes.feature(parts)
+        self.audit = Audit(
+            AuditTable(self.engine), keep_days=settings.audit_keep_days, replica=self.replica.id
+        )
+        audit = Feature(
+            "audit",
+            blueprint=audit_api.make_blueprint(self.audit),
+            status=self.audit.status,
+            openapi=audit_api.PATHS,
+            start=self.audit.start,
+            stop=self.audit.stop,
+        )
         self.features: tuple[Feature, ...] = (
             replica,
+            audit,
+            release.feature(parts, key[:16]),
+            release.rollouts(parts, key[:16], self.replica.id),
             hooks.feature(parts),
             spring.feature(parts),
             notify,
@@ -152,6 +171,7 @@ class Server:
             self.poller,
             features=self.features,
             notifier=self.notifier,
+            audit=self.audit,
         )
         # Path prefixes whose request bodies may be larger than the host's default.
         self.body_limits: dict[str, int] = {}
@@ -162,6 +182,18 @@ class Server:
         # The WSGI app: the fast read path in front of Flask (tests call it; the HTTP host
         # below adds long polls and streams on an event loop).
         self.wsgi = FastReads(self.reader, self.metrics, self.app.wsgi_app, self.deps.guard)
+        self.wsgi.on_refused = self._refused_read
+
+    def _refused_read(
+        self, exc: ApiError, method: str, path: str, authorization: str | None
+    ) -> str:
+        """Audit a read the event loop refused for its token; the request id it was given."""
+        rid = new_request_id()
+        who = exc.actor or self.auth.expired(authorization) or "-"
+        self.audit.record(
+            who, "token.refused", f"{method} {path}", f"{exc.status} {exc.code}", request_id=rid
+        )
+        return rid
 
     def rsgi(self, on_stop: Callable[[], None] | None = None) -> GitconfRSGI:
         """The RSGI application granian serves (gitconf.server.rsgi)."""

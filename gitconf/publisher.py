@@ -104,6 +104,7 @@ class Publisher:
                 etags=served.etags(),
                 body_of={b.etag: b.data for b in served.json.values()},
                 redacted=served.redacted,
+                pinned=served.pinned,
             )
         except Exception as exc:
             self.persist.failures += 1

@@ -16,15 +16,17 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitconf.core.render import etag_of, render
+from gitconf.release.bucket import on_candidate
 from gitconf.store.snapshots import PersistedRevision
 from gitconf.worker.messages import Built
 
 __all__ = [
     "Body",
     "Explainer",
+    "LiveRollout",
     "ServedRevision",
     "from_built",
     "from_persisted",
@@ -60,6 +62,16 @@ def make_body(data: bytes, fmt: str) -> Body:
     return Body(data, etag_of(data), CONTENT_TYPES[fmt])
 
 
+class LiveRollout(NamedTuple):
+    """A rollout an environment is in: instances under percent are served candidate (the
+    state with the environment's candidate revision) instead of this one."""
+
+    id: str
+    percent: int
+    state: str  # running | paused | aborted
+    candidate: ServedRevision
+
+
 @dataclass
 class ServedRevision:
     """The bytes of one revision, by (environment, service) and format."""
@@ -82,9 +94,38 @@ class ServedRevision:
     # disk has no plaintext until the compile worker sends it (secret_json is then empty).
     secret_json: dict[ConfigKey, Body] = field(default_factory=dict, repr=False)
     redacted: dict[ConfigKey, int] = field(default_factory=dict)
+    # Environments pinned to an earlier published revision: their configs here are that
+    # revision's (gitconf.release); `revision` is the branch head the others serve.
+    pinned: dict[str, str] = field(default_factory=dict)
+    # With pins: the head revision as compiled, every environment its own (None after a
+    # restart, until it is needed and compiled again).
+    unpinned: ServedRevision | None = field(default=None, repr=False, compare=False)
+    # What made this the served state when it was not a new commit: (pin | unpin, reason).
+    move: tuple[str, str | None] | None = None
+    # The manifest's rollouts (gitconf.yaml `rollouts:`), and the rollouts environments are
+    # in now: this state is their stable one (gitconf.release).
+    rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    live: dict[str, LiveRollout] = field(default_factory=dict)
     _lazy: dict[tuple[str, str, str], Body] = field(default_factory=dict, repr=False)
     _lazy_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def state(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """What is served: the head and the pins (what a served move moves)."""
+        return self.revision, tuple(sorted(self.pinned.items()))
+
+    def revision_of(self, env: str) -> str:
+        """The revision environment env is served from (its pin, else the head)."""
+        return self.pinned.get(env, self.revision)
+
+    def view_for(self, env: str, instance: str | None) -> ServedRevision:
+        """What an instance (X-Gitconf-Instance) reading env is served: the candidate of a
+        rollout it falls in, else this."""
+        live = self.live.get(env)
+        if live is None or live.state == "aborted" or not instance:
+            return self
+        return live.candidate if on_candidate(live.id, instance, live.percent) else self
 
     def has(self, env: str, service: str) -> bool:
         """Whether the revision has a config for (env, service)."""
@@ -164,7 +205,7 @@ class ServedRevision:
             def build() -> bytes:
                 doc = {
                     "environment": env,
-                    "revision": self.revision,
+                    "revision": self.revision_of(env),
                     "services": {
                         svc: self.value(env, svc, svc in shown)
                         for svc in chosen
@@ -186,10 +227,10 @@ class ServedRevision:
             explainer = self.explainer
 
             def build() -> bytes:
-                data = explainer(self.revision, env, service)
+                data = explainer(self.revision_of(env), env, service)
                 if data is None:
                     raise LookupError(
-                        f"the compile worker has no {env}/{service} of {self.revision}"
+                        f"the compile worker has no {env}/{service} of {self.revision_of(env)}"
                     )
                 return data
 
@@ -288,6 +329,7 @@ def from_built(
         base=built.base if based else None,
         changed=built.changed if based else {},
         explainer=explainer,
+        rollouts=dict(built.rollouts),
     )
 
 
@@ -311,4 +353,5 @@ def from_persisted(
         subscriptions=persisted.subscriptions,
         explainer=explainer,
         redacted=dict(persisted.redacted),
+        pinned=dict(persisted.pinned),
     )

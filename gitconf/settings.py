@@ -79,6 +79,12 @@ class Settings:
     secrets: Mapping[str, Any] = field(default_factory=dict)
     changes: Mapping[str, Any] = field(default_factory=dict)
     spring: Mapping[str, Any] = field(default_factory=dict)
+    audit: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def audit_keep_days(self) -> float:
+        """How many days audit rows are kept (audit.keep_days)."""
+        return float(self.audit.get("keep_days", 400))
 
     def age_key_files(self, environ: Mapping[str, str]) -> list[str]:
         """The age identity files to decrypt SOPS files with (secrets.age_key_files, then

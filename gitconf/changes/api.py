@@ -35,6 +35,7 @@ from gitconf.errors import problem_doc
 from gitconf.git.remote import FetchError, Mirror, PushRejected
 from gitconf.jobs.poll import Poller
 from gitconf.package_data import own_schema
+from gitconf.server.audit_api import actor, record
 from gitconf.server.auth import Principal, may_not, visible_problems
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
@@ -263,6 +264,7 @@ def change(ctx: ChangeContext) -> Response:
         body = _body()
     except ApiError as exc:
         _count(ctx, exc.code)
+        record("change", "changes", f"{exc.status} {exc.code}", who=actor(exc))
         raise
     reply, status = submit(ctx, principal, body)
     return json_response(reply, status)
@@ -274,9 +276,11 @@ def submit(
     """One change by principal, as POST /v1/changes makes it (the dashboard's form too): the
     reply and its status (200 for a dry run, 201 committed); ApiError when it is refused."""
     change_id = "chg_" + secrets.token_hex(8)
+    targets = "changes"
     try:
         doc = _checked(body)
         edits = _edits(doc)
+        targets = ", ".join(sorted({f"{e.environment}/{e.service}" for e in edits}))
         _check_scopes(principal, edits)
         mode = doc.get("mode") or ctx.mode
         if ctx.mode == "branch" and mode == "commit":
@@ -294,13 +298,30 @@ def submit(
                 headers={"Retry-After": "5"},
             )  # fmt: skip
         try:
-            return _change(ctx, principal, doc, edits, mode, dry_run, change_id)
+            reply, status = _change(ctx, principal, doc, edits, mode, dry_run, change_id)
         finally:
             ctx._lock.release()
     except ApiError as exc:
         _count(ctx, exc.code)
         log.info("change %s refused: %s %r", change_id, exc.status, exc.message)
+        record("change", targets, f"{exc.status} {exc.code}", who=actor(exc),
+               detail={"change": change_id})  # fmt: skip
         raise
+    record(
+        "change.dry_run" if dry_run else "change",
+        targets,
+        str(status),
+        who=principal.name,
+        # Which keys, not their values: a value may be a secret.
+        detail={
+            "change": change_id,
+            "commit": reply.get("commit"),
+            "branch": reply.get("branch"),
+            "files": reply.get("files"),
+            "keys": sorted({k for e in edits for k in (*e.set, *e.unset)}),
+        },
+    )
+    return reply, status
 
 
 def _change(

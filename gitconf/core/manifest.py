@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
@@ -74,8 +75,28 @@ def parse_manifest(data: bytes) -> tuple[Manifest | None, list[Problem]]:
             )
     if any(p.key_path.startswith("subscriptions") for p in problems):
         return None, problems
+    rollouts: dict[str, dict[str, Any]] = {}
+    for env, spec in (raw.get("rollouts") or {}).items():
+        where = tree.value["rollouts"].value[env]
+        steps = [int(p) for p in spec["steps"]]
+        if env not in environments:
+            problems.append(
+                Problem(where.source, f"rollouts: {env!r} is not an environment", f"rollouts.{env}")
+            )
+        if steps != sorted(set(steps)):
+            problems.append(
+                Problem(
+                    where.source,
+                    f"steps {steps} must rise, each percent higher than the one before",
+                    f"rollouts.{env}.steps",
+                )
+            )
+        if steps[-1] != 100:
+            steps.append(100)
+        rollouts[env] = {"steps": steps, "bake": float(spec.get("bake", 600))}
     manifest = Manifest(
         environments=environments,
+        rollouts=rollouts,
         require_schema=validation.get("require_schema", True),
         limits=Limits(**{k: v for k, v in validation.items() if k in Limits._fields}),
         subscriptions=subscriptions,

@@ -182,6 +182,8 @@ class Manifest:
     require_schema: bool = True
     limits: Limits = field(default_factory=Limits)
     subscriptions: tuple[SubscriptionSpec, ...] = ()
+    # Gradual rollouts by environment: {"steps": [percent, ...], "bake": seconds}.
+    rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Chains are asked for once per (environment, service): thousands of times per compile.
     _chains: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 

@@ -23,6 +23,7 @@ from gitconf.hooks import verify
 from gitconf.hooks.providers import EVENT_HEADERS, PROVIDERS, PayloadError, decide, parse
 from gitconf.hooks.replay import ReplayCache
 from gitconf.metrics import Metrics
+from gitconf.server.audit_api import record
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import nesting_exceeds
 from gitconf.server.responses import json_response
@@ -309,6 +310,7 @@ def make_blueprint(ctx: HookContext) -> Blueprint:
     @bp.post(f"/v1/hooks/<any({', '.join(PROVIDERS)}):provider>")
     def receive(provider: str) -> Response:
         """Receive one Git host webhook."""
+        who = f"hook:{provider}"  # a hook presents a signature, not a token
         try:
             outcome, response = handle(ctx, provider, request)
         except HookRefused as exc:
@@ -317,11 +319,15 @@ def make_blueprint(ctx: HookContext) -> Blueprint:
                     "%s hook from %s refused: %s", provider, request.remote_addr, exc.message
                 )
             ctx.count(provider, exc.outcome, exc.status)
+            record("hook.refused", provider, f"{exc.status} {exc.code}", who=who,
+                   detail={"message": exc.message, "from": request.remote_addr})  # fmt: skip
             raise
         except Exception:
             ctx.count(provider, "error", 500)
+            record("hook.failed", provider, "500 internal", who=who)
             raise
         ctx.count(provider, outcome, response.status_code)
+        record(f"hook.{outcome}", provider, str(response.status_code), who=who)
         return response
 
     return bp

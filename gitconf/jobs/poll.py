@@ -22,14 +22,18 @@ from gitconf.clock import iso, utcnow
 from gitconf.errors import GitconfError, Problem
 from gitconf.gcpause import collector_paused
 from gitconf.git.remote import FetchError, Mirror
+from gitconf.jobs import release
 from gitconf.metrics import Metrics
 from gitconf.publisher import Publisher
+from gitconf.release.compose import compose, plain_head
 from gitconf.served import Explainer, ServedRevision, from_built, with_secrets
+from gitconf.store.pins import Pin, PinStore
 from gitconf.store.revisions import RevisionLog
+from gitconf.store.rollouts import Rollout, RolloutStore
 from gitconf.worker.messages import Adopt, Adopted, Built, Compile, Failed, Refused, Revision
 from gitconf.worker.proxy import CompileWorker, WorkerDied, limit_problem
 
-__all__ = ["PollContext", "PollStatus", "Poller", "tick"]
+__all__ = ["PollContext", "PollStatus", "Poller", "pins_tick", "tick"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,17 @@ class PollContext:
     on_rejected: list[RejectedHook] = field(default_factory=list)
     # The served revision the compile worker was told of, and in which of its lives.
     warmed: tuple[str, int] | None = None
+    # Pins of environments to earlier revisions (gitconf.release), and the served form of
+    # an earlier revision (compiled by the worker) to take a pinned environment's bodies from.
+    pins: PinStore | None = None
+    fetch: Callable[[str], ServedRevision] | None = None
+    # The pins as last read from the store (kept while it is down).
+    pinned: dict[str, Pin] | None = None
+    # Rollouts (gitconf.yaml `rollouts:`), and their rows as last read from the store; told
+    # when this replica moved one a step (the others are asked to poll).
+    rollouts: RolloutStore | None = None
+    rolled: dict[str, Rollout] | None = None
+    on_rollout_moved: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def made_by(self) -> str:
@@ -98,8 +113,12 @@ def tick(ctx: PollContext) -> str:
     finally:
         ctx.metrics.fetch_seconds.observe(time.perf_counter() - started)
     previous_head, status.head = status.head, head
+    release.read_pins(ctx)
     served = ctx.publisher.served
     if served is not None and served.revision == head:
+        release.advance_rollouts(ctx, head)
+        if release.pins_moved(ctx, served):
+            return _repin(ctx, served)
         _warm(ctx, served)
         return _finish(ctx, "error" if fetch_error else "unchanged", fetch_error)
     if _known_rejected(ctx, head, previous_head):
@@ -153,8 +172,57 @@ def _compile(ctx: PollContext, head: str, served: ServedRevision | None) -> str:
     return _finish(ctx, "published")
 
 
+def pins_tick(ctx: PollContext) -> str:
+    """Serve the pins and rollouts of the store now, without fetching: published (what is
+    served moved) or unchanged. (Poller.apply_pins runs it in turn with the ticks.)"""
+    release.read_pins(ctx)
+    served = ctx.publisher.served
+    if served is None:
+        return "unchanged"
+    release.advance_rollouts(ctx, served.revision)
+    if not release.pins_moved(ctx, served):
+        return "unchanged"
+    return _repin(ctx, served)
+
+
+def _repin(ctx: PollContext, served: ServedRevision) -> str:
+    """Serve the head with the store's pins and rollouts (a pin, unpin or promotion is
+    announced with its reason)."""
+    assert ctx.fetch is not None
+    move = release.move_of(ctx, served, release.pin_map(ctx, served))
+    try:
+        with collector_paused():
+            new = release.serve(ctx, plain_head(served, ctx.fetch), served, move)
+            ctx.publisher.publish(new)
+    except Exception as exc:
+        log.exception("serving the pins failed")
+        return _finish(ctx, "error", f"serving the pins failed: {exc.__class__.__name__}: {exc}")
+    log.info(
+        "%s: serving %s with pins %s, rollouts %s",
+        move[0] if move else "rollout",
+        served.revision[:12],
+        new.pinned or "none",
+        {e: f"{r.percent}% {r.state}" for e, r in new.live.items()} or "none",
+    )
+    with collector_paused():
+        for publish_hook in ctx.on_published:
+            _safely(publish_hook, served, new)
+    return _finish(ctx, "published")
+
+
 def _publish(ctx: PollContext, built: Built, served: ServedRevision | None) -> ServedRevision:
+    new = _compiled(ctx, built, served)
+    release.plan_rollouts(ctx, new, served)
+    # A publish while pinned, or during a rollout: compiled and recorded, served to the
+    # pinned environments (and the rollout's stable instances) later.
+    return ctx.publisher.publish(release.serve(ctx, new, served))
+
+
+def _compiled(ctx: PollContext, built: Built, served: ServedRevision | None) -> ServedRevision:
+    """The served form of a compiled head, every environment its own."""
     now = _now_iso()
+    if served is not None and served.unpinned is not None:
+        served = served.unpinned  # what the compile worker holds: the head's own bodies
     new = from_built(built, served, published_at=now, explainer=ctx.explainer)
     if new is None:
         # The worker's idea of the served revision was not ours: take every body.
@@ -165,7 +233,7 @@ def _publish(ctx: PollContext, built: Built, served: ServedRevision | None) -> S
         assert new is not None
         if served is not None and built.base == served.revision:
             new.base, new.changed = built.base, built.changed
-    return ctx.publisher.publish(new)
+    return new
 
 
 def _warm(ctx: PollContext, served: ServedRevision) -> None:
@@ -180,7 +248,12 @@ def _warm(ctx: PollContext, served: ServedRevision) -> None:
         return
     if isinstance(reply, Adopted):
         ctx.warmed = (served.revision, ctx.compiler.restarts)
-        if reply.etags != served.etags():
+        if served.pinned:
+            # The pinned environments' bodies are another revision's: nothing to compare. Read
+            # from disk, the state has no plaintext: compiled again, with it.
+            if reply.secret_etags and not served.secret_json and served.unpinned is None:
+                _reload_pinned(ctx, served)
+        elif reply.etags != served.etags():
             log.warning(
                 "revision %s compiles to other bodies than the persisted ones (a new gitconf?); "
                 "they are served from the next commit on",
@@ -192,6 +265,21 @@ def _warm(ctx: PollContext, served: ServedRevision) -> None:
             log.info("the secrets of revision %s are loaded", served.revision[:12])
     else:
         log.warning("the compile worker could not load the served revision: %s", reply)
+
+
+def _reload_pinned(ctx: PollContext, served: ServedRevision) -> None:
+    """Serve the pinned state read from disk again, compiled, with its secrets' plaintext."""
+    if ctx.fetch is None:
+        return
+    try:
+        with collector_paused():
+            again = compose(ctx.fetch(served.revision), served.pinned, ctx.fetch)
+    except Exception as exc:
+        log.warning("cannot load the secrets of the pinned state: %s", exc)
+        return
+    again.published_at = served.published_at
+    ctx.publisher.publish(again, persist=False)
+    log.info("the secrets of %s (pins %s) are loaded", served.revision[:12], served.pinned)
 
 
 def _failed(ctx: PollContext, head: str, message: str) -> str:
@@ -277,6 +365,11 @@ class Poller:
             else:
                 status.retry_at = 0.0
             return result
+
+    def apply_pins(self) -> str:
+        """Serve the store's pins now (in turn with the ticks); published or unchanged."""
+        with self._lock:
+            return pins_tick(self.ctx)
 
     def request(self, *, broadcast: bool = True) -> None:
         """Ask for a tick as soon as possible; many requests during one tick make one more.

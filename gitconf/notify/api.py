@@ -13,16 +13,18 @@ from flask import Blueprint, Response, request
 from jsonschema import Draft202012Validator
 from sqlalchemy.exc import SQLAlchemyError
 
+from gitconf.audit import safe_url
 from gitconf.notify.events import CHANGED
 from gitconf.notify.notifier import Notifier
 from gitconf.notify.subscriptions import Subscription
 from gitconf.notify.targets import TargetRefused, check_url
 from gitconf.package_data import own_schema
+from gitconf.server.audit_api import audited, record
 from gitconf.server.auth import Principal
 from gitconf.server.deps import Deps, deps
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import check_body, read_object
-from gitconf.server.responses import error_response, json_response
+from gitconf.server.responses import json_response, store_down
 from gitconf.signing import generate_secret, parse_secret
 
 __all__ = ["deliveries_doc", "make_blueprint", "notifier_for", "subscriptions_doc"]
@@ -31,19 +33,6 @@ __all__ = ["deliveries_doc", "make_blueprint", "notifier_for", "subscriptions_do
 MAX_BODY = 64 * 1024
 MAX_DEPTH = 32  # a subscription nests 2 deep: an object of lists
 STATES = ("pending", "delivered", "dead", "gone", "superseded", "cancelled")
-
-
-def _store_down(exc: SQLAlchemyError) -> Response:
-    """A locked, full or unreachable database: 503, and what it said."""
-    message = str(exc).splitlines()[0]
-    return error_response(
-        ApiError(
-            503,
-            "store_unavailable",
-            f"the subscription store is unavailable: {message}",
-            headers={"Retry-After": "5"},
-        )
-    )
 
 
 @cache
@@ -62,7 +51,10 @@ def notifier_for(d: Deps, principal: Principal) -> Notifier:
     notifications are not wired in)."""
     if not principal.admin:
         raise ApiError(
-            403, "forbidden", f"token {principal.name!r} lacks the admin scope subscriptions need"
+            403,
+            "forbidden",
+            f"token {principal.name!r} lacks the admin scope subscriptions need",
+            actor=principal.name,
         )
     found = d.notifier
     if found is None:
@@ -95,6 +87,7 @@ def _doc(sub: Subscription, counts: dict[str, int] | None = None) -> dict[str, A
     return doc
 
 
+@audited("subscription.create", lambda: "subscriptions")
 def create() -> Response:
     """Register a subscriber; 201 with its id and its secret (shown this once)."""
     notifier = _notifier()
@@ -116,6 +109,16 @@ def create() -> Response:
         events=body.get("events", [CHANGED]),
         include_config=body.get("include_config", False),
         name=body.get("name"),
+    )
+    record(
+        "subscription.create",
+        f"subscription {sub.id}",
+        "201 created",
+        detail={
+            "url": safe_url(sub.url),
+            "environments": list(sub.environments),
+            "services": list(sub.services),
+        },
     )
     doc = {**_doc(sub), "secret": secret}
     return json_response(doc, 201, {"Location": f"/v1/subscriptions/{sub.id}"})
@@ -149,6 +152,7 @@ def show(sub_id: str) -> Response:
     return json_response(_doc(sub, notifier.outbox.counts_by_subscription().get(sub.id)))
 
 
+@audited("subscription.delete", lambda sub_id: f"subscription {sub_id}")
 def delete(sub_id: str) -> Response:
     """Delete a subscription; what it has not received yet is cancelled. 204."""
     notifier = _notifier()
@@ -198,7 +202,7 @@ def deliveries_doc(
 def make_blueprint() -> Blueprint:
     """The subscription routes."""
     bp = Blueprint("subscriptions", __name__)
-    bp.register_error_handler(SQLAlchemyError, _store_down)
+    bp.register_error_handler(SQLAlchemyError, store_down("subscription"))
     bp.add_url_rule("/v1/subscriptions", view_func=create, methods=["POST"])
     bp.add_url_rule("/v1/subscriptions", view_func=list_all, methods=["GET"])
     bp.add_url_rule("/v1/subscriptions/<sub_id>", view_func=show, methods=["GET"])

@@ -107,8 +107,13 @@ def changed_event(
     previous_revision: str | None,
     base_url: str,
     include_config: bool = False,
+    action: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """The `io.gitconf.config.changed` CloudEvent of one change."""
+    """The `io.gitconf.config.changed` CloudEvent of one change.
+
+    action says what moved the served revision when it was not a publish of a newer commit
+    (rollback, pin, unpin), with the reason a person gave."""
     data: dict[str, Any] = {
         "environment": change.environment,
         "service": change.service,
@@ -121,6 +126,10 @@ def changed_event(
         "changed_keys_truncated": len(change.keys) > MAX_KEYS,
         "fetch_url": f"{base_url}/v1/config/{change.environment}/{change.service}",
     }
+    if action is not None:
+        data["action"] = action
+    if reason is not None:
+        data["reason"] = reason
     if include_config:
         data["config"] = change.config
     subject = f"{change.environment}/{change.service}"

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from gitconf.brokers import spring_bus
@@ -32,7 +33,7 @@ from gitconf.notify.events import (
     matches,
     rejected_event,
 )
-from gitconf.notify.outbox import Outbox
+from gitconf.notify.outbox import Move, NewMove, Outbox
 from gitconf.notify.policy import DeliveryPolicy
 from gitconf.notify.subscriptions import Subscription, SubscriptionStore
 from gitconf.notify.targets import TargetPolicy
@@ -56,13 +57,27 @@ ChangesFrom = tuple[dict[ConfigKey, str], dict[ConfigKey, str], dict[ConfigKey, 
 
 
 class Base(NamedTuple):
-    """The revision a change set is measured from: its ETags, its configs' identities (which
-    tell a change to a secret alone), and the changed keys if the compile worker was asked."""
+    """The served state a change set is measured from: its head, its pins, its configs' ETags
+    and identities (which tell a change to a secret alone)."""
 
     revision: str
     etags: dict[ConfigKey, str]
     ids: dict[ConfigKey, str]
-    keys: dict[ConfigKey, tuple[str, ...]] | None = None
+    pins: Mapping[str, str] = MappingProxyType({})
+
+    @staticmethod
+    def of(served: ServedRevision) -> Base:
+        """The base of a served revision this process holds."""
+        return Base(served.revision, served.etags(), served.identities(), dict(served.pinned))
+
+    def revision_of(self, env: str) -> str:
+        """The revision env was served from."""
+        return self.pins.get(env, self.revision)
+
+    @property
+    def state(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """The head and the pins, as ServedRevision.state."""
+        return self.revision, tuple(sorted(self.pins.items()))
 
 
 def new_event_id() -> str:
@@ -127,11 +142,14 @@ class Notifier:
         # The ETags of recent revisions (not their bodies: a base/_all.yaml commit changes
         # every body, and four whole revisions would be four times the served bytes).
         self._known: OrderedDict[
-            str, tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]]
+            tuple[str, tuple[tuple[str, str], ...]],
+            tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]],
         ] = OrderedDict()
         # The previous revision of a change set that could not be written to a store without
         # a cursor yet: the next write diffs against it rather than taking a new baseline.
         self._missed_base: ServedRevision | None = None
+        # The compile worker's last comparisons (a change set may need one twice).
+        self._between_memo: OrderedDict[tuple[str, str], ChangesFrom] = OrderedDict()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -173,8 +191,19 @@ class Notifier:
 
     # -- publish listeners ---------------------------------------------------------------
 
-    def published(self, previous: ServedRevision | None, new: ServedRevision) -> None:
-        """Queue one delivery per changed config and matching subscription."""
+    def published(
+        self,
+        previous: ServedRevision | None,
+        new: ServedRevision,
+        *,
+        kind: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Queue one delivery per changed config and matching subscription.
+
+        kind says what moved the served state (publish, rollback, pin, unpin; by default a
+        publish, or a rollback when new is an ancestor of previous) and is in the events with
+        reason."""
         with self._lock:
             self._remember(previous)
             self._remember(new)
@@ -185,10 +214,51 @@ class Notifier:
                     self._schema_ready = True
                 self._sync_brokers()
                 self.subscriptions.sync_manifest(new.subscriptions)
-                self._write(previous, new, adopt_unknown=False)
+                if kind is None and new.move is not None:
+                    kind, reason = new.move  # a pin or unpin (gitconf.release)
+                if kind is None:
+                    kind = "publish"
+                    if (
+                        previous is not None
+                        and previous.revision != new.revision
+                        and self.descends(previous.revision, new.revision)
+                    ):
+                        kind = "rollback"
+                self._write(previous, new, adopt_unknown=False, kind=kind, reason=reason)
             except Exception as exc:
                 self._failed(f"queueing the changes of {new.revision[:12]}", exc)
                 self._missed_base = self._missed_base or previous
+                return
+        self.worker.wake()
+
+    def announce(
+        self,
+        old: ServedRevision,
+        new: ServedRevision,
+        environments: Sequence[str],
+        kind: str,
+        reason: str | None,
+    ) -> None:
+        """Announce the configs of environments that differ from old to new as a served move
+        of its own, though the served state stays (a rollout aborted: the instances that were
+        served its candidate, old, are served the stable revision, new, again). Called by
+        the replica that made the move only."""
+        chosen = set(environments)
+        with self._lock:
+            try:
+                with self.outbox.exclusive(self.cursor_key):
+                    last = self.outbox.last_move(self.cursor_key)
+                    rows = [
+                        r
+                        for r in self._rows(Base.of(old), new, kind, reason)
+                        if r["environment"] in chosen
+                    ]
+                    move = NewMove(
+                        self.cursor_key, new.revision, dict(new.pinned), last, kind, reason
+                    )
+                    self.outbox.enqueue(rows, new.revision, move=move)
+            except Exception as exc:
+                self._failed(f"queueing the {kind} of {', '.join(sorted(chosen))}", exc)
                 return
         self.worker.wake()
 
@@ -241,12 +311,13 @@ class Notifier:
         with self._lock:
             self._remember(served)
             try:
-                if self.outbox.cursor(self.cursor_key) == served.revision:
+                last = self.outbox.last_move(self.cursor_key)
+                if last is not None and last.state == served.state:
                     self.store_error = None  # the store answers, and holds what is served
                     return
                 self._sync_brokers()
                 self.subscriptions.sync_manifest(served.subscriptions)
-                self._write(None, served, adopt_unknown=True)
+                self._write(None, served, adopt_unknown=True, kind="publish", reason=None)
             except Exception as exc:
                 self._failed("catching up on the outbox", exc)
                 return
@@ -263,72 +334,100 @@ class Notifier:
     # -- writing -------------------------------------------------------------------------
 
     def _write(
-        self, previous: ServedRevision | None, new: ServedRevision, *, adopt_unknown: bool
+        self,
+        previous: ServedRevision | None,
+        new: ServedRevision,
+        *,
+        adopt_unknown: bool,
+        kind: str,
+        reason: str | None,
     ) -> None:
-        """Write the change set from the cursor's revision to new, and move the cursor.
+        """Write the change set from the last served move to new, as a new served move.
 
-        The cursor is the truth: the outbox holds every change set up to it. A store without
-        a cursor takes the served revision as its baseline, without events: nothing changed
+        The last move is the truth: the outbox holds every change set up to it. A store
+        without one takes the served state as its baseline, without events: nothing changed
         for a subscriber (which fetches its config when it starts).
         """
         with self.outbox.exclusive(self.cursor_key):
-            self._write_change_set(previous, new, adopt_unknown=adopt_unknown)
+            self._write_change_set(
+                previous, new, adopt_unknown=adopt_unknown, kind=kind, reason=reason
+            )
 
     def _write_change_set(
-        self, previous: ServedRevision | None, new: ServedRevision, *, adopt_unknown: bool
+        self,
+        previous: ServedRevision | None,
+        new: ServedRevision,
+        *,
+        adopt_unknown: bool,
+        kind: str,
+        reason: str | None,
     ) -> None:
-        cursor = self.outbox.cursor(self.cursor_key)
-        if cursor == new.revision:
-            return  # written already: publishing again adds nothing
-        if cursor is not None and self.descends(cursor, new.revision):
-            # The outbox holds a later revision's change set than this (another replica is
-            # ahead of this one, or the branch was rolled back): writing from here would
-            # move the cursor back and tell subscribers of a change back to an older commit.
-            return
+        last = self.outbox.last_move(self.cursor_key)
+        if last is not None and last.state == new.state:
+            return  # written already (by this replica or another): publishing again adds nothing
+        # What this process served before new, as far as the outbox was told (a change set it
+        # could not write keeps the older start).
+        start = self._missed_base or previous
         base: Base | None = None
-        if cursor is None:
-            start = previous or self._missed_base
+        if last is None:
             if start is not None:
-                base = Base(start.revision, start.etags(), start.identities())
-        elif previous is not None and previous.revision == cursor:
-            base = Base(previous.revision, previous.etags(), previous.identities())
-        else:
-            base = self._revision(cursor, new)
-            if base is None and not adopt_unknown and previous is not None:
-                base = Base(previous.revision, previous.etags(), previous.identities())
+                base = Base.of(start)
+        elif start is not None and start.state == last.state:
+            # This process moved from what the outbox announced last: a move, whichever way
+            # it goes (forward, back to an earlier commit, a pin), is announced.
+            base = Base.of(start)
+        elif dict(last.pins) == new.pinned and self.descends(new.revision, last.revision):
+            # A later commit than the outbox's, by a process that missed the moves between:
+            # measured from what subscribers last heard.
+            base = self._revision(last, new)
+            if base is None and not adopt_unknown and start is not None:
+                base = Base.of(start)
             if base is None:
                 log.warning(
                     "cannot read revision %s to diff against; notifications resume from %s",
-                    cursor[:12],
+                    last.revision[:12],
                     new.revision[:12],
                 )
-        if base is None:
-            self.outbox.set_cursor(self.cursor_key, new.revision)
-            self._missed_base = None
+        else:
+            # The outbox announced a state this process has not served (another replica is
+            # ahead, or this one has not fetched the newer commit): writing from here would
+            # move the announced state back. The replica that made the move announced it.
+            log.debug(
+                "not writing %s: the outbox's last move is %s",
+                new.revision[:12],
+                last.revision[:12],
+            )
             return
-        rows = self._rows(base, new)
-        added, superseded = self.outbox.enqueue(
-            rows, new.revision, cursor=(self.cursor_key, new.revision)
+        move = NewMove(
+            self.cursor_key,
+            new.revision,
+            dict(new.pinned),
+            last,
+            kind if base is not None else "baseline",
+            reason,
         )
+        rows = self._rows(base, new, kind, reason) if base is not None else []
+        added, superseded = self.outbox.enqueue(rows, new.revision, move=move)
         self._missed_base = None
         self.store_error = None
         if superseded:
             self.metrics.webhook_deliveries.labels("superseded").inc(superseded)
         if rows:
             log.info(
-                "queued %d delivery(ies) for %s (%d superseded)",
+                "queued %d delivery(ies) for %s (%s; %d superseded)",
                 added,
                 new.revision[:12],
+                kind,
                 superseded,
             )
 
-    def _rows(self, base: Base, new: ServedRevision) -> list[dict[str, Any]]:
+    def _rows(
+        self, base: Base, new: ServedRevision, kind: str, reason: str | None
+    ) -> list[dict[str, Any]]:
         subs = [s for s in self.subscriptions.all(active_only=True) if CHANGED in s.events]
         if not subs:
             return []
-        keys = base.keys
-        if keys is None:
-            keys = new.changed if new.base == base.revision else self._keys(base.revision, new)
+        keys = self._keys(base, new)
         with_config = any(s.include_config for s in subs)
         changes = change_set(
             base.etags,
@@ -338,7 +437,6 @@ class Notifier:
             old_ids=base.ids,
             new_ids=new.identities(),
         )
-        previous = base.revision
         now = utcnow()
         stamp = iso(now) or ""
         rows = []
@@ -349,15 +447,19 @@ class Notifier:
                 if not matches(sub.environments, sub.services, change.environment, change.service):
                     continue
                 event_id = new_event_id()
+                revision = new.revision_of(change.environment)
+                previous = base.revision_of(change.environment)
                 event = changed_event(
                     change,
                     event_id=event_id,
                     source=self.base_url,
                     time=stamp,
-                    revision=new.revision,
+                    revision=revision,
                     previous_revision=previous,
                     base_url=self.base_url,
                     include_config=sub.include_config,
+                    action=kind if kind != "publish" else None,
+                    reason=reason,
                 )
                 rows.append(
                     self._row(
@@ -366,13 +468,13 @@ class Notifier:
                         CHANGED,
                         change.environment,
                         change.service,
-                        new.revision,
+                        revision,
                         previous,
                         event,
                     )
                 )
         for sub in buses:
-            rows += self._refresh_rows(sub, changes, new.revision, previous, now)
+            rows += self._refresh_rows(sub, changes, new.revision, base.revision, now)
         return rows
 
     def _format(self, sub: Subscription) -> str | None:
@@ -441,32 +543,67 @@ class Notifier:
     def _remember(self, served: ServedRevision | None) -> None:
         if served is None:
             return
-        self._known[served.revision] = (served.etags(), served.identities())
-        self._known.move_to_end(served.revision)
+        self._known[served.state] = (served.etags(), served.identities())
+        self._known.move_to_end(served.state)
         while len(self._known) > KNOWN_REVISIONS:
             self._known.popitem(last=False)
 
-    def _revision(self, sha: str, new: ServedRevision) -> Base | None:
-        """The ETags of revision sha (and the keys changed from it to new, if the compile
-        worker had to be asked anyway)."""
-        known = self._known.get(sha)
+    def _revision(self, move: Move, new: ServedRevision) -> Base | None:
+        """The ETags and identities of the state move served (from the compile worker if
+        this process did not serve it lately)."""
+        known = self._known.get(move.state)
         if known is not None:
-            return Base(sha, *known)
-        found = self._changes(sha, new)
-        return Base(sha, *found) if found is not None else None
+            return Base(move.revision, *known, pins=dict(move.pins))
+        found = self._between(move.revision, new.revision)
+        if found is None:
+            return None
+        etags, ids = dict(found[0]), dict(found[1])
+        for env, sha in move.pins.items():
+            pinned = self._between(sha, new.revision)
+            if pinned is None:
+                return None
+            etags = {k: v for k, v in etags.items() if k[0] != env}
+            ids = {k: v for k, v in ids.items() if k[0] != env}
+            etags.update((k, v) for k, v in pinned[0].items() if k[0] == env)
+            ids.update((k, v) for k, v in pinned[1].items() if k[0] == env)
+        return Base(move.revision, etags, ids, dict(move.pins))
 
-    def _keys(self, sha: str, new: ServedRevision) -> dict[tuple[str, str], tuple[str, ...]]:
-        found = self._changes(sha, new)
-        return found[2] if found is not None else {}
+    def _keys(self, base: Base, new: ServedRevision) -> dict[ConfigKey, tuple[str, ...]]:
+        """The changed key paths of each config from base to new: each environment from the
+        revision it was served from to the one it is served from now."""
+        pairs: dict[tuple[str, str], list[str]] = {}
+        for env in set(new.environments) | {k[0] for k in base.etags}:
+            pairs.setdefault((base.revision_of(env), new.revision_of(env)), []).append(env)
+        keys: dict[ConfigKey, tuple[str, ...]] = {}
+        for (old, now), envs in pairs.items():
+            if old == now:
+                continue
+            if now == new.revision and new.base == old:
+                found = new.changed
+            else:
+                changes = self._between(old, now)
+                found = changes[2] if changes is not None else {}
+            chosen = set(envs)
+            keys.update((k, v) for k, v in found.items() if k[0] in chosen)
+        return keys
 
-    def _changes(self, sha: str, new: ServedRevision) -> ChangesFrom | None:
+    def _between(self, old: str, new: str) -> ChangesFrom | None:
+        """old's ETags and identities and the keys changed from it to new (compile worker)."""
         if self.changes_between is None:
             return None
+        memo = self._between_memo.get((old, new))
+        if memo is not None:
+            return memo
         try:
-            return self.changes_between(sha, new.revision)
+            found = self.changes_between(old, new)
         except Exception as exc:
-            log.warning("cannot compare revision %s with %s: %s", sha[:12], new.revision[:12], exc)
+            log.warning("cannot compare revision %s with %s: %s", old[:12], new[:12], exc)
             return None
+        if found is not None:
+            self._between_memo[(old, new)] = found
+            while len(self._between_memo) > KNOWN_REVISIONS:
+                self._between_memo.popitem(last=False)
+        return found
 
     def _failed(self, what: str, exc: Exception) -> None:
         log.error("notifications: %s failed: %s", what, exc)

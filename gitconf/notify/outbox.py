@@ -20,9 +20,15 @@ from gitconf.clock import aware, iso, utcnow
 from gitconf.notify.events import CHANGED
 from gitconf.notify.subscriptions import cancel_pending
 from gitconf.store.db import insert_ignore
-from gitconf.store.outbox import attempts, deliveries, outbox_cursor, subscriptions
+from gitconf.store.outbox import (
+    attempts,
+    deliveries,
+    outbox_cursor,
+    served_moves,
+    subscriptions,
+)
 
-__all__ = ["Attempt", "Delivery", "Outbox"]
+__all__ = ["Attempt", "Delivery", "Move", "NewMove", "Outbox"]
 
 Outcome = Literal["delivered", "retry", "dead", "gone"]
 
@@ -40,6 +46,30 @@ class Delivery(NamedTuple):
     body: bytes
     attempts: int
     created_at: dt.datetime
+
+
+class Move(NamedTuple):
+    """The served state whose change set the outbox last holds, and its sequence number."""
+
+    seq: int  # 0: written by a gitconf before served moves
+    revision: str
+    pins: dict[str, str]
+
+    @property
+    def state(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """What the move served: the head and the pins, comparable with ServedRevision.state."""
+        return self.revision, tuple(sorted(self.pins.items()))
+
+
+class NewMove(NamedTuple):
+    """A move of the served state to write with its change set."""
+
+    key: str
+    revision: str
+    pins: dict[str, str]
+    previous: Move | None
+    kind: str  # publish | rollback | pin | unpin | baseline
+    reason: str | None = None
 
 
 class Attempt(NamedTuple):
@@ -75,16 +105,22 @@ class Outbox:
         rows: Sequence[dict[str, Any]],
         revision: str,
         cursor: tuple[str, str] | None = None,
+        move: NewMove | None = None,
     ) -> tuple[int, int]:
         """Add delivery rows in one transaction; (rows added, older deliveries superseded).
 
-        A row whose (subscription, environment, service, revision) exists is skipped, so a
-        change set written twice adds nothing. An undelivered older event for the same
+        A row whose (subscription, environment, service, revision, move) exists is skipped,
+        so a change set written twice adds nothing. An undelivered older event for the same
         subscription and config is superseded by the new one, except a broker's: a broker
-        gets every change set. `cursor` (key, revision) is moved in the same transaction.
+        gets every change set. `cursor` (key, revision) is moved in the same transaction;
+        `move` is recorded in it, the rows get its sequence number, and the cursor points at it.
         """
         added = superseded = 0
         with self._writing() as conn:
+            seq = 0
+            if move is not None:
+                seq = _record_move(conn, move)
+                rows = [{**r, "move": seq} for r in rows]
             if rows:
                 insert = insert_ignore(self.engine, deliveries)
                 if self.engine.dialect.insert_executemany_returning:
@@ -95,13 +131,17 @@ class Outbox:
                     added = max(conn.execute(insert, list(rows)).rowcount, 0)
                 brokers = sa.select(subscriptions.c.id).where(subscriptions.c.origin == "broker")
                 newer = deliveries.alias("newer")
+                # The rows just added: those of this move (a pinned environment's name its pin,
+                # not the head), or those of revision when no move is recorded.
+                this_batch = newer.c.move == seq if seq else newer.c.revision == revision
                 has_newer = (
                     sa.select(newer.c.id)
                     .where(
                         newer.c.subscription_id == deliveries.c.subscription_id,
                         newer.c.environment == deliveries.c.environment,
                         newer.c.service == deliveries.c.service,
-                        newer.c.revision == revision,
+                        this_batch,
+                        newer.c.move == seq,
                         newer.c.id > deliveries.c.id,
                     )
                     .exists()
@@ -111,7 +151,7 @@ class Outbox:
                     .where(
                         deliveries.c.state == "pending",
                         deliveries.c.type == CHANGED,
-                        deliveries.c.revision != revision,
+                        sa.or_(deliveries.c.revision != revision, deliveries.c.move != seq),
                         deliveries.c.subscription_id.not_in(brokers),
                         has_newer,
                     )
@@ -119,6 +159,8 @@ class Outbox:
                 ).rowcount
             if cursor is not None:
                 _set_cursor(conn, *cursor)
+            if move is not None:
+                _set_cursor(conn, move.key, move.revision, seq)
         return added, superseded
 
     @contextlib.contextmanager
@@ -146,6 +188,45 @@ class Outbox:
                 sa.select(outbox_cursor.c.revision).where(outbox_cursor.c.key == key)
             ).scalar()
         return found
+
+    def last_move(self, key: str) -> Move | None:
+        """The served state whose change set was last written for key (None: none yet)."""
+        query = (
+            sa.select(outbox_cursor.c.revision, outbox_cursor.c.move, served_moves.c.pins)
+            .select_from(
+                outbox_cursor.outerjoin(served_moves, served_moves.c.seq == outbox_cursor.c.move)
+            )
+            .where(outbox_cursor.c.key == key)
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).first()
+        if found is None:
+            return None
+        return Move(found.move or 0, found.revision, dict(found.pins or {}))
+
+    def moves(self, key: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest served moves of key first."""
+        query = (
+            sa.select(served_moves)
+            .where(served_moves.c.key == key)
+            .order_by(served_moves.c.seq.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            {
+                "seq": r["seq"],
+                "revision": r["revision"],
+                "pins": r["pins"] or {},
+                "previous_revision": r["previous_revision"],
+                "previous_pins": r["previous_pins"],
+                "kind": r["kind"],
+                "reason": r["reason"],
+                "at": iso(r["at"]),
+            }
+            for r in rows
+        ]
 
     def set_cursor(self, key: str, revision: str) -> None:
         """Record that revision's change set is in the outbox."""
@@ -455,14 +536,34 @@ def _due(now: dt.datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def _set_cursor(conn: sa.Connection, key: str, revision: str) -> None:
+def _record_move(conn: sa.Connection, move: NewMove) -> int:
+    """Insert a served move; the sequence number the store gave it."""
+    previous = move.previous
+    seq: int = conn.execute(
+        served_moves.insert().returning(served_moves.c.seq),
+        {
+            "key": move.key,
+            "revision": move.revision,
+            "pins": dict(move.pins),
+            "previous_revision": previous.revision if previous is not None else None,
+            "previous_pins": dict(previous.pins) if previous is not None else None,
+            "kind": move.kind,
+            "reason": move.reason,
+            "at": utcnow(),
+        },
+    ).scalar_one()
+    return seq
+
+
+def _set_cursor(conn: sa.Connection, key: str, revision: str, move: int | None = None) -> None:
     now = utcnow()
     moved = conn.execute(
         outbox_cursor.update()
         .where(outbox_cursor.c.key == key)
-        .values(revision=revision, updated_at=now)
+        .values(revision=revision, updated_at=now, move=move)
     ).rowcount
     if not moved:
         conn.execute(
-            outbox_cursor.insert(), [{"key": key, "revision": revision, "updated_at": now}]
+            outbox_cursor.insert(),
+            [{"key": key, "revision": revision, "updated_at": now, "move": move}],
         )

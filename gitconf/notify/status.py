@@ -80,7 +80,17 @@ def section(notifier: Notifier) -> dict[str, Any]:
         "superseded": counts.get("superseded", 0),
         "store": {"ok": notifier.store_error is None, "error": notifier.store_error},
         "brokers": notifier.brokers.section() if notifier.brokers is not None else [],
+        # The latest moves of the served revision (publish, rollback, pin, unpin), each
+        # announced once under its sequence number.
+        "moves": _moves(notifier),
     }
+
+
+def _moves(notifier: Notifier) -> list[dict[str, Any]] | None:
+    try:
+        return notifier.outbox.moves(notifier.cursor_key, limit=5)
+    except Exception:  # the store being down is in "store" and problems already
+        return None
 
 
 def _problem(code: str, message: str, subscription: str | None = None) -> dict[str, Any]:

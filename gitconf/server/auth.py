@@ -347,6 +347,7 @@ def may_not(principal: Principal, kind: str, env: str, service: str | None = Non
         "forbidden",
         f"token {principal.name!r} may not {what.get(kind, kind)} {target}; it needs the scope "
         f"{scope!r} (or one whose globs cover it)",
+        actor=principal.name,
     )
 
 

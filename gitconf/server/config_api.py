@@ -33,6 +33,7 @@ def config(env: str, service: str) -> Response:
         wait=args.get("wait"),
         if_none_match=request.headers.get("If-None-Match"),
         authorization=request.headers.get("Authorization"),
+        instance=request.headers.get("X-Gitconf-Instance"),
     )
     return to_response(reply)
 

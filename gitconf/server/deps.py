@@ -18,6 +18,7 @@ from gitconf.settings import Settings
 from gitconf.spring.cache import BodyCache
 
 if TYPE_CHECKING:
+    from gitconf.audit import Audit
     from gitconf.notify.notifier import Notifier
 
 __all__ = ["Deps", "deps"]
@@ -37,6 +38,8 @@ class Deps:
     features: tuple[Feature, ...] = ()
     # What the subscription routes use (None: notifications are not wired in).
     notifier: Notifier | None = None
+    # Where every write is recorded (None: this server keeps no audit log).
+    audit: Audit | None = None
     # The Spring routes' bodies, built once per (revision, request).
     spring_bodies: BodyCache = field(default_factory=BodyCache)
 

@@ -17,6 +17,8 @@ class ApiError(Exception):
         code: str,
         message: str,
         headers: dict[str, str] | None = None,
+        *,
+        actor: str | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(message)
@@ -24,6 +26,8 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
+        # The name of the token refused (for the audit log; never in the body).
+        self.actor = actor
         self.extra = extra
 
 

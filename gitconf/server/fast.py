@@ -35,6 +35,7 @@ _MAX_GRANTS = 10_000
 _MAX_HOSTS = 256  # loopback Host values seen (names, addresses and ports vary)
 _MAX_MEMO_BYTES = 64 * 1024 * 1024  # bytes of remembered replies of other routes
 _WSGI_HEADERS = {
+    "x-gitconf-instance": "HTTP_X_GITCONF_INSTANCE",
     "host": "HTTP_HOST",
     "accept": "HTTP_ACCEPT",
     "authorization": "HTTP_AUTHORIZATION",
@@ -109,6 +110,9 @@ class FastReads:
         self._synced: dict[int, int] = {}
         self._sync_lock = threading.Lock()
         metrics.before_scrape.append(self.sync_metrics)
+        # Told of each read refused for its token (401, 403): the audit log (gitconf.audit),
+        # with (error, method, path, Authorization); it answers the request id to send.
+        self.on_refused: Callable[[ApiError, str, str, str | None], str] | None = None
 
     def answer(self, environ: Mapping[str, Any]) -> Reply | None:
         """The reply to a plain config read in a WSGI environ; None for any other request."""
@@ -235,9 +239,13 @@ class FastReads:
                 fmt=fmt,
                 if_none_match=header("if-none-match"),
                 authorization=authorization,
+                instance=header("x-gitconf-instance"),
             )
         except ApiError as exc:
             reply = Reply(*error_parts(exc))
+            if exc.status in (401, 403) and self.on_refused is not None:
+                rid = self.on_refused(exc, "HEAD" if head else "GET", path, authorization)
+                reply = Reply(reply.status, [*reply.headers, ("X-Request-Id", rid)], reply.body)
         else:
             self._remember(cache, key, env, service, fmt, authorization)
         self._count(reply.status)
@@ -255,8 +263,8 @@ class FastReads:
         authorization: str | None,
     ) -> None:
         served = cache.served
-        if served is None or not served.has(env, service):
-            return
+        if served is None or not served.has(env, service) or env in served.live:
+            return  # in a rollout, the reply depends on X-Gitconf-Instance: not remembered
         if served.has_secrets(env, service):
             # Its reply depends on the token (plaintext or redacted): remembered per token.
             self._remember_for(cache, key, env, service, fmt, authorization)
@@ -270,7 +278,8 @@ class FastReads:
         cache.grants.add((authorization, env, service))
         if len(cache.entries) >= _MAX_ENTRIES:
             cache.entries.clear()
-        cache.entries[key] = _entry(env, service, self.reader.reply(200, body, served.revision))
+        revision = served.revision_of(env)
+        cache.entries[key] = _entry(env, service, self.reader.reply(200, body, revision))
 
     def _remember_for(
         self,

@@ -35,6 +35,13 @@ FORMAT = {
     "schema": {"enum": ["json", "yaml", "env"], "default": "json"},
 }
 IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
+INSTANCE = {
+    "name": "X-Gitconf-Instance",
+    "in": "header",
+    "description": "A stable name of the calling instance: during a rollout of the environment "
+    "(gitconf.yaml `rollouts:`), it decides whether the candidate is served (docs/releases.md).",
+    "schema": {"type": "string"},
+}
 
 ERRORS = {
     "400": _ref("responses/Error"),
@@ -83,6 +90,7 @@ CORE_PATHS: dict[str, Any] = {
                     "schema": {"type": "number", "minimum": 0},
                 },
                 IF_NONE_MATCH,
+                INSTANCE,
             ],
             "responses": {
                 "200": {
@@ -210,6 +218,7 @@ CORE_PATHS: dict[str, Any] = {
                     "schema": {"type": "string"},
                 },
                 {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                INSTANCE,
             ],
             "responses": {
                 "200": {

@@ -43,6 +43,8 @@ def readyz() -> Response:
             {"status": "not_ready", "message": "no valid revision loaded yet"}, 503
         )
     doc: dict[str, Any] = {"status": "ready", "revision": served.revision}
+    if served.pinned:
+        doc["pins"] = dict(served.pinned)  # environments served from an earlier revision
     if publisher.persist_behind:
         # Serving is fine; a restart now would serve an older revision (or none).
         doc["persistence"] = "behind"
@@ -133,6 +135,13 @@ def status_doc(d: Deps, principal: Principal) -> dict[str, Any]:
             "last_exit": d.poll.compiler.last_death,
         },
         "rejected": _visible(principal, rejected),
+        # Environments served from an earlier revision than the head (PUT .../pin), of those
+        # the caller may read; admins see who pinned them and why in "pins" below.
+        "pinned": {
+            env: sha
+            for env, sha in sorted((served.pinned if served else {}).items())
+            if principal.can_read(env)
+        },
     }
     problems = _serving_problems(d.publisher)
     # What the features report names subscribers' URLs, replicas' addresses and the like:

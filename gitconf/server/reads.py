@@ -54,6 +54,7 @@ class Wait(NamedTuple):
     served: ServedRevision
     body: Body
     plaintext: bool = False  # the token may read the config's secrets
+    instance: str | None = None  # X-Gitconf-Instance: which side of a rollout it is on
 
 
 def secrets_loading(env: str, service: str) -> ApiError:
@@ -91,6 +92,9 @@ class ConfigReader:
         self.publisher = publisher
         self.auth = auth
         self.refs = refs
+        # Told of each instance reading an environment in a rollout: (rollout id, instance,
+        # the revision it was served), for GET /v1/rollouts/<env> (gitconf.release).
+        self.seen: Callable[[str, str, str], None] | None = None
         self.max_wait = max_wait
         self._waiters = threading.BoundedSemaphore(max_waiters) if max_waiters > 0 else None
         self._waiting = 0
@@ -143,6 +147,14 @@ class ConfigReader:
             )
         return served
 
+    def _view(self, served: ServedRevision, env: str, instance: str | None) -> ServedRevision:
+        """The side of env's rollout the instance is on; the instance is noted as seen."""
+        view = served.view_for(env, instance)
+        live = served.live.get(env)
+        if live is not None and instance and self.seen is not None:
+            self.seen(live.id, instance, view.revision_of(env))
+        return view
+
     def not_found(self, served: ServedRevision, env: str, service: str | None) -> ApiError:
         """The 404 for an unknown environment or service, naming what exists."""
         if env not in served.environments:
@@ -163,6 +175,7 @@ class ConfigReader:
         wait: str | None = None,
         if_none_match: str | None = None,
         authorization: str | None = None,
+        instance: str | None = None,
     ) -> Reply:
         """GET /v1/config/<env>/<service>, waiting in this thread for a long poll.
 
@@ -177,6 +190,7 @@ class ConfigReader:
             wait=wait,
             if_none_match=if_none_match,
             authorization=authorization,
+            instance=instance,
         )
         if isinstance(outcome, Reply):
             return outcome
@@ -192,25 +206,31 @@ class ConfigReader:
         wait: str | None = None,
         if_none_match: str | None = None,
         authorization: str | None = None,
+        instance: str | None = None,
     ) -> Reply | Wait:
         """A config read answered now (a Reply), or the long poll it asks for (a Wait).
 
-        ApiError for everything refused: auth, a bad wait, an unknown config.
+        ApiError for everything refused: auth, a bad wait, an unknown config. instance
+        (X-Gitconf-Instance) picks the side of a rollout the reader is on.
         """
         principal = self.require_read(authorization, env, service)
         seconds = self._wait_seconds(wait)
         served = self.revision(ref, principal)
+        if not ref and served.live:
+            served = self._view(served, env, instance)
         plaintext = principal.may("secrets", env, service)
         body = self.body_for(served, env, service, principal, fmt)
         if body is None:
             raise self.not_found(served, env, service)
         shown = self._secret_headers(served, env, service, plaintext)
         if not etag_matches(if_none_match, body.etag):
-            return self.reply(200, body, served.revision, shown)
+            return self.reply(200, body, served.revision_of(env), shown)
         # `*` matches every version, so no change could end the wait: answer at once.
         if seconds and not ref and (if_none_match or "").strip() != "*":
-            return Wait(env, service, fmt, if_none_match, seconds, served, body, plaintext)
-        return self.reply(304, body, served.revision, shown)
+            return Wait(
+                env, service, fmt, if_none_match, seconds, served, body, plaintext, instance
+            )
+        return self.reply(304, body, served.revision_of(env), shown)
 
     def body_for(
         self,
@@ -247,18 +267,22 @@ class ConfigReader:
         (measured from current); ApiError 404 if the config is gone."""
         if current is None or current is wait.served:
             return wait
+        if current.live:
+            current = self._view(current, wait.env, wait.instance)
+            if current is wait.served:
+                return wait
         new = self._body(current, wait.env, wait.service, wait.fmt, wait.plaintext)
         if new is None:
             raise self.not_found(current, wait.env, wait.service)
         if not etag_matches(wait.if_none_match, new.etag):
             shown = self._secret_headers(current, wait.env, wait.service, wait.plaintext)
-            return self.reply(200, new, current.revision, shown)
+            return self.reply(200, new, current.revision_of(wait.env), shown)
         return wait._replace(served=current, body=new)
 
     def timed_out(self, wait: Wait) -> Reply:
         """The 304 of a long poll whose wait ended with nothing changed."""
         shown = self._secret_headers(wait.served, wait.env, wait.service, wait.plaintext)
-        return self.reply(304, wait.body, wait.served.revision, shown)
+        return self.reply(304, wait.body, wait.served.revision_of(wait.env), shown)
 
     def _wait_seconds(self, wait: str | None) -> float:
         if wait is None:
@@ -320,7 +344,7 @@ class ConfigReader:
         """A reply for another prepared body (a whole environment, an explain)."""
         body = self.prepared(build, served, env, service, fmt)
         status = 304 if etag_matches(if_none_match, body.etag) else 200
-        return self.reply(status, body, served.revision)
+        return self.reply(status, body, served.revision_of(env))
 
     def prepared(
         self,

@@ -118,7 +118,10 @@ class RefCache:
         """The revision a ref names; ApiError 404 if unknown, 422 if that commit is invalid."""
         sha = self.resolve(ref)
         if served is not None and served.revision == sha:
-            return served
+            if not served.pinned:
+                return served
+            if served.unpinned is not None:
+                return served.unpinned  # ?ref= names a commit: its own configs, not the pins
         while True:
             with self._lock:
                 hit = self._cache.get(sha)

@@ -175,6 +175,7 @@ class GitconfRSGI:
             "HTTP_AUTHORIZATION": headers.get("authorization"),
             "HTTP_IF_NONE_MATCH": headers.get("if-none-match"),
             "HTTP_HOST": headers.get("host") or scope.authority,
+            "HTTP_X_GITCONF_INSTANCE": headers.get("x-gitconf-instance"),
         }
         try:
             if method == "GET" or method == "HEAD":
@@ -187,6 +188,9 @@ class GitconfRSGI:
             await self._through_app(scope, proto, environ, path)
         except ApiError as exc:
             status, reply_headers, body = error_parts(exc)
+            if status in (401, 403) and self.fast.on_refused is not None:
+                rid = self.fast.on_refused(exc, method, path, headers.get("authorization"))
+                reply_headers.append(("X-Request-Id", rid))
             self.fast.count(status)
             proto.response_bytes(status, reply_headers, b"" if method == "HEAD" else body)
 
@@ -211,6 +215,7 @@ class GitconfRSGI:
                 wait=args["wait"][0],
                 if_none_match=environ["HTTP_IF_NONE_MATCH"],
                 authorization=environ["HTTP_AUTHORIZATION"],
+                instance=environ["HTTP_X_GITCONF_INSTANCE"],
             )
 
         reply = await self.long_polls.serve(begin, proto.client_disconnect)
@@ -239,7 +244,12 @@ class GitconfRSGI:
                 raise may_not_read(principal, env)
         self.fast.count(200)
         await self.watch.serve(
-            principal, envs, services, headers.get("last-event-id"), proto.response_stream
+            principal,
+            envs,
+            services,
+            headers.get("last-event-id"),
+            proto.response_stream,
+            instance=headers.get("x-gitconf-instance"),
         )
 
     def _refuse(self, environ: Mapping[str, Any]) -> None:

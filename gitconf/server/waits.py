@@ -40,6 +40,8 @@ class LongPolls:
         # config -> waiting future -> the ETag of the JSON body it waits to see change
         self._by_key: dict[ConfigKey, dict[asyncio.Future[Any], str]] = {}
         self._closing = False
+        # Environments in a rollout at the last publish (their waiters are all woken).
+        self._rolling: frozenset[str] = frozenset()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wait on this loop from now on."""
@@ -65,8 +67,14 @@ class LongPolls:
     def _wake(self, new: ServedRevision) -> None:
         due: list[asyncio.Future[Any]] = []
         for key, futures in self._by_key.items():
+            if key[0] in new.live or key[0] in self._rolling:
+                # A rollout's step may move an instance to the candidate (or back): each
+                # settles on its own side, and waits again if its config is the same.
+                due.extend(futures)
+                continue
             etag = new.identity(key)
             due.extend(future for future, seen in futures.items() if seen != etag)
+        self._rolling = frozenset(new.live)
         self._resolve(due, new, 0)
 
     def _wake_all(self) -> None:

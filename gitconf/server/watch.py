@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from gitconf.notify.events import Change, change_set, changed_event
+from gitconf.release.bucket import on_candidate
 from gitconf.served import ServedRevision
 from gitconf.server.auth import Principal
 from gitconf.server.errors import ApiError
@@ -47,26 +48,58 @@ class Event(NamedTuple):
     data: bytes  # the whole `id:/event:/data:` block
 
 
+# An environment in a rollout at either end of a publish: its rollout then and now, as
+# (id, percent, state) or None, and its events for each (was on the candidate, is on it).
+Split = tuple[tuple[tuple[str, int, str] | None, tuple[str, int, str] | None],
+              dict[tuple[bool, bool], tuple[Event, ...]]]  # fmt: skip
+
+
+def _side(spec: tuple[str, int, str] | None, instance: str) -> bool:
+    return spec is not None and spec[2] != "aborted" and on_candidate(spec[0], instance, spec[1])
+
+
 class Batch:
     """The events of one publish, and each stream filter's share of them, made once: streams
-    with the same token scopes and globs (most of a fleet) share one rendering."""
+    with the same token scopes and globs (most of a fleet) share one rendering. A stream of
+    an identified instance (X-Gitconf-Instance) gets, for an environment in a rollout, the
+    events of the side it was and is on."""
 
-    __slots__ = ("events", "previous", "rendered", "revision", "size")
+    __slots__ = ("events", "previous", "rendered", "revision", "size", "splits")
 
-    def __init__(self, revision: str, previous: str | None, events: tuple[Event, ...]) -> None:
+    def __init__(
+        self,
+        revision: str,
+        previous: str | None,
+        events: tuple[Event, ...],
+        splits: dict[str, Split] | None = None,
+    ) -> None:
         self.revision = revision
         self.previous = previous
         self.events = events
-        self.size = sum(len(e.data) for e in events)
+        self.splits = splits or {}
+        self.size = sum(len(e.data) for e in events) + sum(
+            len(e.data) for _, sides in self.splits.values() for ev in sides.values() for e in ev
+        )
         self.rendered: dict[tuple[Any, ...], bytes] = {}
 
     def for_stream(self, stream: _Stream) -> bytes:
         """The events a stream is to get, as the bytes to send."""
-        found = self.rendered.get(stream.signature)
+        key: tuple[Any, ...] = stream.signature
+        chosen: Iterable[Event] = self.events
+        if stream.instance and self.splits:
+            sides = {
+                env: (_side(then, stream.instance), _side(now, stream.instance))
+                for env, ((then, now), _) in self.splits.items()
+            }
+            key = (*key, tuple(sorted(sides.items())))
+            chosen = [e for e in self.events if e.environment not in self.splits]
+            for env, side in sorted(sides.items()):
+                chosen += self.splits[env][1].get(side, ())
+        found = self.rendered.get(key)
         if found is None:
-            found = b"".join(e.data for e in self.events if stream.wants(e))
+            found = b"".join(e.data for e in chosen if stream.wants(e))
             if len(self.rendered) < 1024:
-                self.rendered[stream.signature] = found
+                self.rendered[key] = found
         return found
 
 
@@ -89,6 +122,31 @@ def _matcher(globs: Iterable[str]) -> Callable[[str], bool]:
 
 
 def make_batch(old: ServedRevision | None, new: ServedRevision, base_url: str) -> Batch:
+    """The events of publishing new over old, and of each side of the rollouts in either."""
+    batch = _events(old, new, base_url)
+    rolling = set(new.live) | (set(old.live) if old is not None else set())
+    if not rolling:
+        return batch
+    splits: dict[str, Split] = {}
+    for env in sorted(rolling):
+        then = old.live.get(env) if old is not None else None
+        now = new.live.get(env)
+        sides: dict[tuple[bool, bool], tuple[Event, ...]] = {}
+        for was in (False, True):
+            for is_ in (False, True):
+                if (was and then is None) or (is_ and now is None):
+                    continue
+                before = then.candidate if was and then is not None else old
+                after = now.candidate if is_ and now is not None else new
+                events = _events(before, after, base_url).events
+                sides[(was, is_)] = tuple(e for e in events if e.environment == env)
+        spec_then = (then.id, then.percent, then.state) if then is not None else None
+        spec_now = (now.id, now.percent, now.state) if now is not None else None
+        splits[env] = ((spec_then, spec_now), sides)
+    return Batch(batch.revision, batch.previous, batch.events, splits)
+
+
+def _events(old: ServedRevision | None, new: ServedRevision, base_url: str) -> Batch:
     """The events of publishing new over old (keys as the compile worker found them)."""
     keys = new.changed if old is not None and new.base == old.revision else {}
     changes: list[Change] = change_set(
@@ -106,8 +164,8 @@ def make_batch(old: ServedRevision | None, new: ServedRevision, base_url: str) -
             event_id="",
             source=base_url,
             time="",
-            revision=new.revision,
-            previous_revision=previous,
+            revision=new.revision_of(change.environment),
+            previous_revision=old.revision_of(change.environment) if old is not None else None,
             base_url=base_url,
         )
         data = dict(event["data"])
@@ -123,9 +181,14 @@ def make_batch(old: ServedRevision | None, new: ServedRevision, base_url: str) -
 
 class _Stream:
     def __init__(
-        self, principal: Principal, environments: tuple[str, ...], services: tuple[str, ...]
+        self,
+        principal: Principal,
+        environments: tuple[str, ...],
+        services: tuple[str, ...],
+        instance: str | None = None,
     ) -> None:
         self.queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE)
+        self.instance = instance
         self.signature = (principal.scopes, environments, services)
         self._env = _matcher(environments)
         self._service = _matcher(services)
@@ -242,6 +305,7 @@ class Watch:
         services: tuple[str, ...],
         last_event_id: str | None,
         start: Callable[[int, list[tuple[str, str]]], Any],
+        instance: str | None = None,
     ) -> None:
         """Stream events until the client goes or the server stops.
 
@@ -251,7 +315,7 @@ class Watch:
             raise ApiError(503, "stopping", "the server is stopping", headers={"Retry-After": "1"})
         if len(self._streams) >= self.max_streams:
             raise too_many_waiters()
-        stream = _Stream(principal, environments, services)
+        stream = _Stream(principal, environments, services, instance)
         self._streams.add(stream)
         try:
             transport = start(

@@ -118,7 +118,7 @@ def _environment(service: str, text: str, label: str | None) -> Response:
         # Spring answers an application it has no files for with 200 and no property sources
         # (spring.cloud.config.server.accept-empty, true by default): so does gitconf.
         body = _cache().get(
-            ("no-service", served.revision, service, profiles, label),
+            ("no-service", served.state, service, profiles, label),
             content_type,
             lambda: to_json(environment(service, profiles, label, served.revision, [])),
         )
@@ -151,18 +151,20 @@ def _environment(service: str, text: str, label: str | None) -> Response:
                 property_source(
                     env,
                     service,
-                    served.revision,
+                    served.revision_of(env),
                     value_for(principal, served, env, service),
                     origins(env) if v2 else None,
                 )
                 for env in reversed(target.envs)  # the last profile wins, so it comes first
             ]
-        return to_json(environment(service, profiles, label, served.revision, sources))
+        version = _version(served, target.envs)
+        return to_json(environment(service, profiles, label, version, sources))
 
     plain = plaintext_of(principal, served, service, target)
-    key = ("environment", served.revision, service, profiles, label, v2, target, plain)
+    # By the served state, not the head alone: a pin serves other bodies at the same head.
+    key = ("environment", served.state, service, profiles, label, v2, target, plain)
     body = _cache().get(key, content_type, build)
-    return _reply(body, served, target.ignored, memo)
+    return _reply(body, served, target.ignored, memo, target.envs)
 
 
 def _document(name: str, label: str | None) -> Response:
@@ -203,7 +205,7 @@ def _document(name: str, label: str | None) -> Response:
         return merge_profiles([value_for(principal, served, env, service) for env in target.envs])
 
     key = (service, target, plaintext_of(principal, served, service, target))
-    return _render_document(served, key, fmt, target.ignored, memo, value)
+    return _render_document(served, key, fmt, target.ignored, memo, value, target.envs)
 
 
 def _render_document(
@@ -213,6 +215,7 @@ def _render_document(
     ignored: tuple[str, ...],
     memo: bool,
     value: Callable[[], Any],
+    envs: tuple[str, ...] = (),
 ) -> Response:
     """One document of a revision in a format, from its body cache."""
 
@@ -222,17 +225,29 @@ def _render_document(
             return to_json(found)
         return to_yaml(found) if fmt == "yaml" else to_properties(found)
 
-    cache_key = ("document", served.revision, *key, fmt)
+    cache_key = ("document", served.state, *key, fmt)
     body = _cache().get(cache_key, "application/json" if fmt == "json" else TEXT, build)
-    return _reply(body, served, ignored, memo)
+    return _reply(body, served, ignored, memo, envs)
 
 
 def _cache() -> BodyCache:
     return deps().spring_bodies
 
 
-def _reply(body: Body, served: ServedRevision, ignored: tuple[str, ...], memo: bool) -> Response:
-    headers: dict[str, Any] = dict(revision_headers(body.etag, served.revision))
+def _version(served: ServedRevision, envs: tuple[str, ...]) -> str:
+    """The revision a Spring reply is from: the highest-precedence profile's (a pinned
+    environment is served from its pin)."""
+    return served.revision_of(envs[-1]) if envs else served.revision
+
+
+def _reply(
+    body: Body,
+    served: ServedRevision,
+    ignored: tuple[str, ...],
+    memo: bool,
+    envs: tuple[str, ...] = (),
+) -> Response:
+    headers: dict[str, Any] = dict(revision_headers(body.etag, _version(served, envs)))
     if ignored:
         headers["X-Gitconf-Ignored-Profiles"] = ",".join(ignored)
     # The same request gets the same body until the next publish: the host may answer it

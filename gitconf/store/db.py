@@ -65,7 +65,7 @@ def make_engine(url: str) -> Engine:
 def create_schema(engine: Engine) -> None:
     """Create the tables that are missing (under an advisory lock on PostgreSQL)."""
     # Every module that defines a table, so the metadata holds them all whoever imported what.
-    from gitconf.store import heartbeats, outbox  # noqa: F401
+    from gitconf.store import audit, heartbeats, outbox, pins, rollouts  # noqa: F401
 
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":

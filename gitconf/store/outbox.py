@@ -9,13 +9,21 @@ every retry sends the same bytes, and the columns a claim needs (`next_attempt_a
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from gitconf.store.db import metadata
 
-__all__ = ["attempts", "deliveries", "migrate", "outbox_cursor", "subscriptions"]
+__all__ = [
+    "attempts",
+    "deliveries",
+    "migrate",
+    "outbox_cursor",
+    "served_moves",
+    "subscriptions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,10 @@ subscriptions = sa.Table(
     sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
 )
 
+# The unique key of a delivery; before served moves it lacked `move` (OLD_KEY).
+MOVE_KEY = "uq_deliveries_move"
+OLD_KEY = "uq_deliveries_key"
+
 deliveries = sa.Table(
     "deliveries",
     metadata,
@@ -66,8 +78,12 @@ deliveries = sa.Table(
     sa.Column("superseded_by", sa.String(64), nullable=True),
     sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("claimed_by", sa.String(128), nullable=True),
+    # The served move (served_moves.seq) whose change set holds the row; 0 for events that
+    # are no move (a rejection). Part of the key, so that a move back to a revision that was
+    # announced before (a rollback, a pin) is a new delivery, not a duplicate of the old one.
+    sa.Column("move", sa.BigInteger, nullable=False, default=0, server_default="0"),
     sa.UniqueConstraint(
-        "subscription_id", "environment", "service", "revision", name="uq_deliveries_key"
+        "subscription_id", "environment", "service", "revision", "move", name=MOVE_KEY
     ),
     sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
     sa.Index("ix_deliveries_subscription", "subscription_id", "state", "id"),
@@ -93,9 +109,30 @@ outbox_cursor = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("revision", sa.String(64), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The served move of that change set (served_moves.seq); None: written before moves.
+    sa.Column("move", sa.BigInteger, nullable=True),
 )
 
-OWN_TABLES = (subscriptions, deliveries, attempts, outbox_cursor)
+# Every move of the served state (the branch head, and the pins of environments), in the
+# order the store handed out their sequence numbers: what the outbox announced, and from
+# what. A move back to an earlier state is a move like any other.
+served_moves = sa.Table(
+    "served_moves",
+    metadata,
+    sa.Column("seq", _Id, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("revision", sa.String(64), nullable=False),
+    sa.Column("pins", sa.JSON, nullable=False, default=dict),  # environment -> revision
+    sa.Column("previous_revision", sa.String(64), nullable=True),
+    sa.Column("previous_pins", sa.JSON, nullable=True),
+    # publish | rollback | pin | unpin | baseline
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_served_moves_key", "key", "seq"),
+)
+
+OWN_TABLES = (subscriptions, deliveries, attempts, outbox_cursor, served_moves)
 
 
 def migrate(engine: Engine) -> list[str]:
@@ -119,8 +156,13 @@ def migrate(engine: Engine) -> list[str]:
                 if column.name in have:
                     continue
                 kind = column.type.compile(dialect=engine.dialect)
+                if column.server_default is not None:
+                    default = column.server_default.arg  # type: ignore[attr-defined]
+                    kind += f" NOT NULL DEFAULT {default}"
                 conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
                 done.append(f"added column {table.name}.{column.name}")
+        if deliveries.name in existing and _rekey(conn):
+            done.append(f"keyed deliveries by served move ({OLD_KEY} -> {MOVE_KEY})")
         if deliveries.name in existing:
             # A 410 ends a delivery at once, so a dead one whose last answer was 410 is gone.
             regone = conn.execute(
@@ -130,6 +172,76 @@ def migrate(engine: Engine) -> list[str]:
             ).rowcount
             if regone:
                 done.append(f"marked {regone} delivery(ies) ended by a 410 gone, not dead")
+    if engine.dialect.name == "sqlite" and _rekey_sqlite(engine):
+        done.append(f"keyed deliveries by served move ({OLD_KEY} -> {MOVE_KEY})")
     for change in done:
         log.info("store: %s", change)
     return done
+
+
+def _has_old_key(conn: sa.Connection) -> bool:
+    uniques = sa.inspect(conn).get_unique_constraints(deliveries.name)
+    return any(u["name"] == OLD_KEY for u in uniques)
+
+
+def _rekey(conn: sa.Connection) -> bool:
+    """Replace the key without `move` by the one with it (PostgreSQL); whether it did."""
+    if conn.dialect.name == "sqlite" or not _has_old_key(conn):
+        return False
+    conn.execute(sa.text(f"ALTER TABLE {deliveries.name} DROP CONSTRAINT {OLD_KEY}"))
+    conn.execute(
+        sa.text(
+            f"ALTER TABLE {deliveries.name} ADD CONSTRAINT {MOVE_KEY} "
+            "UNIQUE (subscription_id, environment, service, revision, move)"
+        )
+    )
+    return True
+
+
+def _rekey_sqlite(engine: Engine) -> bool:
+    """SQLite cannot drop a table's constraint: make the deliveries table again under its
+    name (rows and ids kept), with foreign keys off as SQLite's own procedure says, and
+    checked before the commit."""
+    with engine.connect() as conn:
+        if not _has_old_key(conn):
+            return False
+    scratch = sa.MetaData()
+    subscriptions.to_metadata(scratch)  # what the copy's foreign key names
+    fresh = deliveries.to_metadata(scratch, name="deliveries_rekeyed")
+    names = ", ".join(f'"{c.name}"' for c in deliveries.columns)
+    statements = [
+        str(sa.schema.CreateTable(fresh).compile(dialect=engine.dialect)),
+        f"INSERT INTO {fresh.name} ({names}) SELECT {names} FROM {deliveries.name}",
+        f"DROP TABLE {deliveries.name}",
+        f"ALTER TABLE {fresh.name} RENAME TO {deliveries.name}",
+        *(
+            str(sa.schema.CreateIndex(i).compile(dialect=engine.dialect))
+            for i in deliveries.indexes
+        ),
+    ]
+    raw = engine.raw_connection()
+    try:
+        dbapi: Any = raw.driver_connection
+        level = dbapi.isolation_level
+        dbapi.isolation_level = None  # this transaction is ours to begin and end
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=OFF")
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in statements:
+                    cursor.execute(statement)
+                broken = cursor.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"rebuilding {deliveries.name} broke references: {broken}")
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+        finally:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+            dbapi.isolation_level = level
+    finally:
+        raw.close()
+    return True

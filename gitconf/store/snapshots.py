@@ -55,6 +55,8 @@ class PersistedRevision(NamedTuple):
     # Configs whose secrets were left out of their body, and how many (their plaintext is
     # never written here).
     redacted: dict[ConfigKey, int]
+    # Environments served from an earlier revision (a pin): their configs are that one's.
+    pinned: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple default, never mutated
 
 
 def _digest(data: bytes) -> str:
@@ -108,6 +110,7 @@ class SnapshotStore:
         etags: Mapping[ConfigKey, str],
         body_of: Mapping[str, bytes],
         redacted: Mapping[ConfigKey, int] | None = None,
+        pinned: Mapping[str, str] | None = None,
     ) -> int:
         """Make revision the persisted one; the bodies it names that the file lacks are taken
         from body_of (by ETag). Returns how many bodies were written."""
@@ -121,6 +124,7 @@ class SnapshotStore:
                 "subscriptions": list(subscriptions),
                 "configs": [[env, svc, etag.strip('"')] for (env, svc), etag in etags.items()],
                 "redacted": [[env, svc, n] for (env, svc), n in (redacted or {}).items()],
+                "pinned": dict(pinned or {}),
             },
             separators=(",", ":"),
             ensure_ascii=False,
@@ -229,6 +233,7 @@ class SnapshotStore:
                     etags={(env, svc): _etag(d) for env, svc, d in index["configs"]},
                     bodies=bodies,
                     redacted={(env, svc): int(n) for env, svc, n in index.get("redacted", [])},
+                    pinned={str(e): str(sha) for e, sha in index.get("pinned", {}).items()},
                 )
             except sqlite3.DatabaseError as exc:
                 raise DamagedSnapshot(f"{self.path}: {exc}") from None

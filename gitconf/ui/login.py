@@ -6,6 +6,7 @@ import logging
 
 from flask import Response, g, redirect, request
 
+from gitconf.server.audit_api import record
 from gitconf.server.auth import ANONYMOUS_ADMIN
 from gitconf.ui.session import Session
 from gitconf.ui.web import check_form, page, session, set_session, ui
@@ -63,6 +64,8 @@ def login_post() -> Response:
             request.remote_addr,
             f"token {expired!r} expired" if expired else "no such token",
         )
+        record("token.refused", "POST /ui/login", "401 unauthorized", who=expired or "-",
+               detail={"from": request.remote_addr})  # fmt: skip
         return page("login.html", status=401, error=error)
     principal, binding = found
     log.info("dashboard login: %r from %s", principal.name, request.remote_addr)

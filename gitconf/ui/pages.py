@@ -18,6 +18,7 @@ from gitconf.ui.web import page, ui
 __all__ = ["audit", "config", "diff", "overview", "releases", "revisions", "subscriptions"]
 
 DELIVERIES_SHOWN = 20  # per subscription, newest first
+AUDIT_SHOWN = 200  # audit rows, newest first (GET /v1/audit pages through all of them)
 
 
 def overview() -> Response:
@@ -98,10 +99,45 @@ def subscriptions() -> Response:
 
 
 def releases() -> Response:
-    """Pins and rollouts: not part of this version (DESIGN 13)."""
-    return page("unavailable.html", title="Releases", what="releases")
+    """Pins and rollouts of the environments the caller may read, and how to act on them."""
+    d = deps()
+    principal = g.ui_principal
+    served = d.publisher.served
+    known = d.poll.pinned or {}
+    pins = [
+        {"environment": env, "revision": sha, **(known[env].doc() if env in known else {})}
+        for env, sha in sorted((served.pinned if served is not None else {}).items())
+        if principal.can_read(env) and (env in known or env not in (d.poll.rolled or {}))
+    ]
+    rollouts = [
+        row.doc() for env, row in sorted((d.poll.rolled or {}).items()) if principal.can_read(env)
+    ]
+    return page(
+        "releases.html",
+        pins=pins,
+        rollouts=rollouts,
+        base_url=d.settings.base_url(),
+        head=served.revision if served is not None else None,
+    )
 
 
 def audit() -> Response:
-    """The audit log: not part of this version (DESIGN 13)."""
-    return page("unavailable.html", title="Audit log", what="audit")
+    """The newest audit rows, filtered by actor and action (admin only, as in the API)."""
+    d = deps()
+    principal = g.ui_principal
+    if not principal.admin:
+        raise ApiError(
+            403, "forbidden", f"token {principal.name!r} lacks the admin scope the audit log needs"
+        )
+    actor = (request.args.get("actor") or "").strip()[:255] or None
+    action = (request.args.get("action") or "").strip()[:64] or None
+    entries: list[dict[str, Any]] = []
+    error = None
+    if d.audit is not None:
+        d.audit.flush(5.0)
+        try:
+            entries = d.audit.table.latest(actor=actor, action=action, limit=AUDIT_SHOWN)
+        except Exception as exc:  # the store being down is what to show
+            error = f"the audit log cannot be read now: {str(exc).splitlines()[0]}"
+    return page("audit.html", entries=entries, actor=actor, action=action, error=error,
+                shown=AUDIT_SHOWN)  # fmt: skip

@@ -136,6 +136,8 @@ class Built(NamedTuple):
     secret_etags: dict[ConfigKey, str]
     secret_bodies: dict[str, bytes]
     redacted: dict[ConfigKey, int]
+    # The manifest's rollouts: {environment: {"steps": [...], "bake": seconds}}.
+    rollouts: dict[str, dict[str, Any]] = {}  # noqa: RUF012 - a NamedTuple default, never mutated
 
 
 class Adopted(NamedTuple):

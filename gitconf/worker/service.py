@@ -395,6 +395,7 @@ def _built(
         secret_etags=compiled.secret_etags,
         secret_bodies=secret_bodies,
         redacted=compiled.redacted,
+        rollouts=revision.manifest.rollouts,
     )
 
 

@@ -548,3 +548,25 @@ def test_a_push_a_remote_hook_refuses_is_409_at_once(
     assert error["code"] == "push_refused"
     assert server.compiler.sent["ApplyChange"] == 1  # not retried as if it were a race
     assert git(bare, "rev-parse", "main") == base
+
+
+def test_changes_are_audited_with_their_author_and_keys_but_not_values(
+    serve: Callable[..., Server], remote: Path
+) -> None:
+    server = serve()
+    base = head_of(remote)
+    made = post(server, change(base, set={"db.pool.max": 61}))
+    assert made.status_code == 201
+    refused = post(server, change(base, set={"db.pool.max": 62}), token="reader-token-0001")
+    assert refused.status_code == 403
+    audit = server.app.test_client().get("/v1/audit?action=change", headers=bearer(ADMIN["token"]))
+    rows = audit.get_json()["entries"]
+    assert [(r["actor"], r["action"], r["target"], r["result"]) for r in rows] == [
+        ("Ada Operator", "change", "production/payments", "201"),
+        ("reader", "change", "production/payments", "403 forbidden"),
+    ]
+    detail = rows[0]["detail"]
+    assert detail["commit"] == made.get_json()["commit"] and detail["keys"] == ["db.pool.max"]
+    assert rows[0]["request_id"] == made.headers["X-Request-Id"]
+    assert set(detail) == {"change", "commit", "branch", "files", "keys"}  # no values
+    assert "writer-token" not in json.dumps(rows)

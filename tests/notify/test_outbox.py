@@ -14,10 +14,10 @@ from sqlalchemy.engine import Engine
 
 from gitconf.clock import utcnow
 from gitconf.notify.events import CHANGED
-from gitconf.notify.outbox import Attempt, Outbox
+from gitconf.notify.outbox import Attempt, Move, NewMove, Outbox
 from gitconf.notify.subscriptions import SubscriptionStore
 from gitconf.store.db import create_schema, make_engine
-from gitconf.store.outbox import deliveries, migrate
+from gitconf.store.outbox import MOVE_KEY, OLD_KEY, attempts, deliveries, migrate, subscriptions
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 R1, R2, R3 = "1" * 40, "2" * 40, "3" * 40
@@ -231,10 +231,70 @@ def test_migrate_adds_columns_a_newer_version_defines(tmp_path: Path) -> None:
         conn.exec_driver_sql(
             "CREATE TABLE outbox_cursor (key VARCHAR(64) PRIMARY KEY, revision VARCHAR(64) NOT NULL)"
         )
-    assert migrate(engine) == ["added column outbox_cursor.updated_at"]
+    assert migrate(engine) == [
+        "added column outbox_cursor.updated_at",
+        "added column outbox_cursor.move",
+    ]
     assert migrate(engine) == []
     Outbox(engine).set_cursor("k", R1)
     assert Outbox(engine).cursor("k") == R1
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrate_keys_an_older_outbox_by_served_move_keeping_its_rows(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    url = (
+        request.getfixturevalue("pg_url")
+        if backend == "postgresql"
+        else f"sqlite:///{tmp_path / 'old.db'}"
+    )
+    engine = make_engine(url)
+    # The tables as a gitconf before served moves made them: no `move`, the old key.
+    old = sa.MetaData()
+    subscriptions.to_metadata(old)
+    columns = [
+        sa.Column(
+            c.name,
+            c.type,
+            *[sa.ForeignKey(fk.target_fullname) for fk in c.foreign_keys],
+            primary_key=c.primary_key,
+            nullable=c.nullable,
+        )
+        for c in deliveries.columns
+        if c.name != "move"
+    ]
+    sa.Table(
+        "deliveries",
+        old,
+        *columns,
+        sa.UniqueConstraint("subscription_id", "environment", "service", "revision", name=OLD_KEY),
+        sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
+    )
+    attempts.to_metadata(old)
+    old.create_all(engine)
+    sub = SubscriptionStore(engine).create(url="http://127.0.0.1/", secret=SECRET).id
+    with engine.begin() as conn:
+        conn.execute(old.tables["deliveries"].insert(), [row(sub, "prod", "pay", R1)])
+        delivery_id = conn.execute(sa.select(old.tables["deliveries"].c.id)).scalar_one()
+        conn.execute(
+            attempts.insert(), [{"delivery_id": delivery_id, "number": 1, "attempted_at": utcnow()}]
+        )
+    done = migrate(engine)
+    assert "added column deliveries.move" in done
+    assert f"keyed deliveries by served move ({OLD_KEY} -> {MOVE_KEY})" in done
+    assert migrate(engine) == []
+    names = {u["name"] for u in sa.inspect(engine).get_unique_constraints("deliveries")}
+    assert MOVE_KEY in names and OLD_KEY not in names
+    outbox = Outbox(engine)
+    # The old row and its attempt are there; the same revision in a later move is a new row.
+    assert [d["attempts"][0]["number"] for d in outbox.deliveries(sub)] == [1]
+    move = NewMove("k", R1, {}, None, "rollback")
+    # (and supersedes the old one, still pending)
+    assert outbox.enqueue([row(sub, "prod", "pay", R1, n=2)], R1, move=move) == (1, 1)
+    last = outbox.last_move("k")
+    assert last is not None and last.seq > 0 and last == Move(last.seq, R1, {})
     engine.dispose()
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from gitconf.bootstrap import Server
 from gitconf.store.db import create_schema, make_engine
-from gitconf.testing import commit_all, make_repo
+from gitconf.testing import commit_all, git, make_repo
 from gitconf.testing.server import wait_until
 from tests.conftest import BASE_FILES
 
@@ -136,3 +136,39 @@ def test_a_replica_that_is_behind_never_writes_a_change_back(
     assert outbox() == (newer, [(newer, "pending")])
     assert behind.poller.run_once() == "published"
     assert outbox() == (newer, [(newer, "pending")])
+
+
+def test_a_replica_that_has_not_fetched_the_newer_commit_leaves_the_outbox_and_a_rollback_is_written_once(
+    tmp_path: Path, pg_url: str, make_server: Callable[..., Server]
+) -> None:
+    repo = make_repo(tmp_path / "config", dict(BASE_FILES))
+    ahead = make_server(repo, state_dir=str(tmp_path / "ahead"), database_url=pg_url)
+    behind = make_server(repo, state_dir=str(tmp_path / "behind"), database_url=pg_url)
+    for server in (ahead, behind):
+        assert server.poller.run_once() == "published"
+    client = ahead.app.test_client()
+    doc = {"url": "http://127.0.0.1:9/x", "environments": ["staging"], "services": ["search"]}
+    assert client.post("/v1/subscriptions", json=doc).status_code == 201
+    first = ahead.publisher.served.revision
+    newer = commit_all(repo, "more shards", {"base/search.yaml": "shards: [s9]\n"})
+    assert ahead.poller.run_once() == "published"
+
+    def outbox() -> tuple[str, list[tuple[str, str | None, str]]]:
+        with ahead.engine.connect() as conn:
+            cursor = conn.execute(sa.text("SELECT revision FROM outbox_cursor")).scalar_one()
+            rows = conn.execute(
+                sa.text("SELECT revision, previous_revision, state FROM deliveries ORDER BY id")
+            )
+            return cursor, [(r, p, s) for r, p, s in rows]
+
+    assert outbox() == (newer, [(newer, first, "pending")])
+    behind.notifier.catch_up()  # its clone does not know `newer`: it cannot tell, so it waits
+    assert outbox() == (newer, [(newer, first, "pending")])
+    git(repo, "reset", "-q", "--hard", first)  # a force-push back
+    assert ahead.poller.run_once() == "published"
+    expected = (first, [(newer, first, "superseded"), (first, newer, "pending")])
+    assert outbox() == expected
+    assert behind.poller.run_once() == "unchanged"  # it serves `first` already
+    behind.notifier.catch_up()
+    ahead.notifier.catch_up()
+    assert outbox() == expected  # one rollback, written by the replica that made it

@@ -244,6 +244,43 @@ def test_a_tampered_or_undecryptable_file_rejects_the_commit_naming_it(
     )
 
 
+def test_a_pinned_secret_is_served_in_plaintext_again_after_a_restart(
+    served: tuple[ServeProcess, Path], sops: Sops
+) -> None:
+    server, repo = served
+    first = get(server, "/readyz", ADMIN).json()["revision"]
+    sha = commit_all(
+        repo,
+        "rotate the password",
+        {"environments/production/payments.yaml": overlay(sops, NEW_PASSWORD)},
+    )
+    wait_until(lambda: get(server, "/readyz", ADMIN).json()["revision"] == sha, what="published")
+    pin = requests.put(
+        f"{server.url}/v1/environments/production/pin",
+        json={"revision": first, "reason": "the new password is not rolled out"},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        timeout=20,
+    )
+    assert pin.status_code == 200, pin.text
+    path = "/v1/config/production/payments"
+    assert get(server, path, SECRETS).json()["db"]["password"] == PASSWORD
+    server.stop()
+    server.start()
+
+    def plaintext() -> Any:
+        reply = get(server, path, SECRETS)
+        return reply.status_code == 200 and reply.json()["db"].get("password")
+
+    assert wait_until(plaintext, 20, what="the pinned secret after the restart") == PASSWORD
+    assert get(server, path, SECRETS).headers["X-Gitconf-Revision"] == first
+    reader = get(server, path, READER)
+    assert reader.headers["X-Gitconf-Revision"] == first
+    assert PASSWORD.encode() not in reader.content
+    for place in server.state_dir.rglob("*"):
+        if place.is_file():
+            assert PASSWORD.encode() not in place.read_bytes(), place
+
+
 def test_the_change_api_never_edits_an_encrypted_file_nor_writes_a_secret_in_plaintext(
     served: tuple[ServeProcess, Path],
 ) -> None:

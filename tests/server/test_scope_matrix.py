@@ -38,6 +38,8 @@ READS = {"none": 401, "read": 200, "other": 403, "write": 200, "secrets": 200, "
 LISTS = {"none": 401, **{kind: 200 for kind in SCOPES}}  # filtered by the scopes, never refused
 OPEN = {kind: 200 for kind in KINDS}
 ADMIN_ONLY = {"none": 401, **{kind: 403 for kind in SCOPES}}
+RELEASE = ADMIN_ONLY  # release:production or admin, each answered past the scopes below
+PIN = {"revision": "{head}", "reason": "the matrix"}
 PAGES = {"none": 303, **{kind: 200 for kind in SCOPES}}  # each page shows what the scopes allow
 FORM = "form"  # an HTML form body (without the CSRF token)
 
@@ -67,6 +69,14 @@ MATRIX: list[tuple[str, str, str, Any, dict[str, int]]] = [
     ("DELETE", "/v1/subscriptions/{sub_id}", "/v1/subscriptions/sub_unknown", None, {**ADMIN_ONLY, "admin": 404}),
     ("GET", "/v1/subscriptions/{sub_id}/deliveries", "/v1/subscriptions/sub_unknown/deliveries", None, {**ADMIN_ONLY, "admin": 404}),
     ("POST", "/v1/changes", "/v1/changes", CHANGE, {**READS, "read": 403, "secrets": 403, "write": 200}),
+    ("GET", "/v1/audit", "/v1/audit", None, {**ADMIN_ONLY, "admin": 200}),
+    # Past the scopes, pinning the head itself is a 409, unpinning what is not pinned a 404.
+    ("PUT", "/v1/environments/{env}/pin", "/v1/environments/production/pin", PIN, RELEASE | {"release": 409, "admin": 409}),
+    ("DELETE", "/v1/environments/{env}/pin", "/v1/environments/production/pin", None, RELEASE | {"release": 404, "admin": 404}),
+    ("GET", "/v1/environments/{env}/pin", "/v1/environments/production/pin", None, {**READS, "release": 200}),
+    # No rollout was ever made here: 404 past the scopes.
+    ("GET", "/v1/rollouts/{env}", "/v1/rollouts/production", None, {**READS, "read": 404, "write": 404, "secrets": 404, "release": 404, "admin": 404}),
+    ("POST", "/v1/rollouts/{env}/{action}", "/v1/rollouts/production/promote", None, RELEASE | {"release": 404, "admin": 404}),
     # The dashboard: without a token, its pages send to the login form (303); its forms take
     # a CSRF token before anything else (400 without one: tests/ui covers them signed in, and
     # the change form's scopes are the change API's, above).
@@ -79,7 +89,7 @@ MATRIX: list[tuple[str, str, str, Any, dict[str, int]]] = [
     ("GET", "/ui/diff", "/ui/diff?from={head}&to={head}", None, PAGES),
     ("GET", "/ui/subscriptions", "/ui/subscriptions", None, {**ADMIN_ONLY, "none": 303, "admin": 200}),
     ("GET", "/ui/releases", "/ui/releases", None, PAGES),
-    ("GET", "/ui/audit", "/ui/audit", None, PAGES),
+    ("GET", "/ui/audit", "/ui/audit", None, {**ADMIN_ONLY, "none": 303, "admin": 200}),
     ("GET", "/ui/change", "/ui/change", None, PAGES),
     ("POST", "/ui/change", "/ui/change", FORM, {**{kind: 400 for kind in KINDS}, "none": 303}),
     ("GET", "/ui/static/{filename}", "/ui/static/gitconf.css", None, OPEN),
@@ -116,6 +126,8 @@ def test_scope_matrix(
     headers = {} if kind == "none" else {"Authorization": f"Bearer {token(kind)}"}
     if isinstance(body, dict) and "edits" in body:
         body = {**body, "base": head}
+    if isinstance(body, dict) and body.get("revision") == "{head}":
+        body = {**body, "revision": head}
     form = {"token": token("admin")} if body == FORM else None
     with requests.request(
         method, server.url + path.format(head=head), json=None if form else body, data=form,

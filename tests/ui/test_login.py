@@ -79,6 +79,15 @@ def test_a_wrong_or_missing_token_is_refused_with_what_to_do(
     assert client.get("/ui/").status_code == 303
     empty = login(client, "")
     assert empty.status_code == 401 and "Enter a token" in text(empty)
+    # Each refusal is in the audit log, without the token that was tried.
+    audit = (
+        secured[0]
+        .app.test_client()
+        .get("/v1/audit?action=token", headers={"Authorization": f"Bearer {ADMIN}"})
+    )
+    refused = [e for e in audit.get_json()["entries"] if e["target"] == "POST /ui/login"]
+    assert [(e["actor"], e["result"]) for e in refused] == [("-", "401 unauthorized")] * 2
+    assert "x" * 32 not in audit.get_data(as_text=True)
 
 
 def test_an_expired_token_cannot_log_in(repo: Path, make_server: Any) -> None:

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from gitconf.bootstrap import Server
-from tests.ui.conftest import History
+from tests.ui.conftest import ADMIN, PROD, History, login
 
 
 def text(response: Any) -> str:
@@ -153,14 +153,46 @@ def test_subscriptions_show_their_deliveries(
     assert shown.count("io.gitconf.config.changed") == len(api)
 
 
-def test_releases_and_audit_say_they_are_not_in_this_version(
+def test_releases_shows_each_pin_with_its_reason_and_the_way_to_act(
     open_server: tuple[Server, History],
 ) -> None:
-    client = open_server[0].app.test_client()
-    for path in ("/ui/releases", "/ui/audit"):
-        page = client.get(path)
-        assert page.status_code == 200
-        assert "Not available in this version" in text(page)
+    server, history = open_server
+    client = server.app.test_client()
+    assert "No environment is pinned" in text(client.get("/ui/releases"))
+    pinned = client.put(
+        "/v1/environments/production/pin",
+        json={"revision": history.first, "reason": "pool 60 starves the db"},
+    )
+    assert pinned.status_code == 200, pinned.get_json()
+    shown = text(client.get("/ui/releases"))
+    assert f'title="{history.first}"' in shown and "pool 60 starves the db" in shown
+    assert "No rollout yet" in shown
+    assert "/v1/environments/ENV/pin" in shown  # how to act: the API, scope release
+
+
+def test_the_audit_page_lists_the_newest_writes_for_admins_only(
+    secured: tuple[Server, History],
+) -> None:
+    server, _ = secured
+    api = server.app.test_client()
+    made = api.post(
+        "/v1/subscriptions",
+        json={"url": "http://127.0.0.1:9/hook"},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert made.status_code == 201
+    assert api.get("/v1/status").status_code == 401  # a refused token: audited too
+    admin = server.app.test_client()
+    login(admin, ADMIN)
+    shown = text(admin.get("/ui/audit"))
+    assert "subscription.create" in shown and "token.refused" in shown
+    assert made.headers["X-Request-Id"] in shown
+    assert ADMIN not in shown and made.get_json()["secret"] not in shown
+    filtered = text(admin.get("/ui/audit?action=token"))
+    assert "token.refused" in filtered and "subscription.create" not in filtered
+    reader = server.app.test_client()
+    login(reader, PROD)
+    assert reader.get("/ui/audit").status_code == 403
 
 
 def test_pages_are_not_cached_framed_or_scripted_from_elsewhere(

@@ -1,0 +1,2 @@
+"""Release safety: pins (an environment served from an earlier published revision), and the
+routes that set and clear them."""
