@@ -16,7 +16,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from gitconf.audit import safe_url
 from gitconf.notify.events import CHANGED
 from gitconf.notify.notifier import Notifier
-from gitconf.notify.subscriptions import Subscription
 from gitconf.notify.targets import TargetRefused, check_url
 from gitconf.package_data import own_schema
 from gitconf.server.audit_api import audited, record
@@ -26,6 +25,7 @@ from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import check_body, read_object
 from gitconf.server.responses import json_response, store_down
 from gitconf.signing import generate_secret, parse_secret
+from gitconf.store.subscriptions import Subscription
 
 __all__ = ["deliveries_doc", "make_blueprint", "notifier_for", "subscriptions_doc"]
 

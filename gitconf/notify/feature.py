@@ -10,11 +10,11 @@ from gitconf.notify import api, status
 from gitconf.notify.brokers import Brokers
 from gitconf.notify.notifier import ChangesFrom, Notifier
 from gitconf.notify.openapi import PATHS
-from gitconf.notify.outbox import Outbox
 from gitconf.notify.policy import DeliveryPolicy
-from gitconf.notify.subscriptions import SubscriptionStore
 from gitconf.notify.targets import TargetPolicy
+from gitconf.store.deliveries import Outbox
 from gitconf.store.outbox import migrate
+from gitconf.store.subscriptions import SubscriptionStore
 from gitconf.worker.messages import ChangesBetween
 
 if TYPE_CHECKING:

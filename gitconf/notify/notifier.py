@@ -33,13 +33,13 @@ from gitconf.notify.events import (
     matches,
     rejected_event,
 )
-from gitconf.notify.outbox import Move, NewMove, Outbox
 from gitconf.notify.policy import DeliveryPolicy
-from gitconf.notify.subscriptions import Subscription, SubscriptionStore
 from gitconf.notify.targets import TargetPolicy
 from gitconf.notify.worker import Worker
 from gitconf.publisher import Publisher
 from gitconf.served import ServedRevision
+from gitconf.store.deliveries import Move, NewMove, Outbox
+from gitconf.store.subscriptions import Subscription, SubscriptionStore
 
 __all__ = ["Notifier"]
 

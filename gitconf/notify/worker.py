@@ -33,10 +33,10 @@ from gitconf.brokers.message import BrokerUnavailable
 from gitconf.clock import utcnow
 from gitconf.metrics import Metrics
 from gitconf.notify.brokers import Brokers
-from gitconf.notify.outbox import Attempt, Delivery, Outbox, Outcome
 from gitconf.notify.policy import DeliveryPolicy, backoff, judge, retry_after
-from gitconf.notify.subscriptions import Subscription, SubscriptionStore
 from gitconf.notify.targets import TargetPolicy, TargetRefused, check_url, checked_session
+from gitconf.store.deliveries import Attempt, Delivery, Outbox, Outcome
+from gitconf.store.subscriptions import Subscription, SubscriptionStore
 
 __all__ = ["Worker"]
 

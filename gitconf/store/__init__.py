@@ -1,1 +1,2 @@
-"""Durable state in SQLAlchemy Core: the revision log (and, with notifications, the outbox)."""
+"""Durable state in SQLAlchemy Core, every table and every query: revisions, snapshots, the outbox
+and its deliveries, subscriptions, heartbeats, pins, rollouts, the audit log."""

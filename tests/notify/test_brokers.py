@@ -21,8 +21,8 @@ import yaml
 from gitconf.bootstrap import Server
 from gitconf.brokers.spec import from_settings
 from gitconf.clock import utcnow
-from gitconf.notify.outbox import Attempt
 from gitconf.settings import load_settings
+from gitconf.store.deliveries import Attempt
 from gitconf.testing.brokers import JetStream, Rabbit
 from gitconf.testing.proxy import TcpProxy
 from gitconf.testing.server import wait_until

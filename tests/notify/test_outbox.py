@@ -14,10 +14,10 @@ from sqlalchemy.engine import Engine
 
 from gitconf.clock import utcnow
 from gitconf.notify.events import CHANGED
-from gitconf.notify.outbox import Attempt, Move, NewMove, Outbox
-from gitconf.notify.subscriptions import SubscriptionStore
 from gitconf.store.db import create_schema, make_engine
+from gitconf.store.deliveries import Attempt, Move, NewMove, Outbox
 from gitconf.store.outbox import MOVE_KEY, OLD_KEY, attempts, deliveries, migrate, subscriptions
+from gitconf.store.subscriptions import SubscriptionStore
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 R1, R2, R3 = "1" * 40, "2" * 40, "3" * 40

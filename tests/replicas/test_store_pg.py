@@ -69,7 +69,7 @@ def test_revision_log_heartbeats_and_broadcast(
 
 
 def test_change_set_writers_take_turns_across_replicas(pg_url: str) -> None:
-    from gitconf.notify.outbox import Outbox
+    from gitconf.store.deliveries import Outbox
 
     engines = [make_engine(pg_url) for _ in range(2)]
     create_schema(engines[0])

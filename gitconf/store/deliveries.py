@@ -18,7 +18,6 @@ from sqlalchemy.engine import Engine
 
 from gitconf.clock import aware, iso, utcnow
 from gitconf.notify.events import CHANGED
-from gitconf.notify.subscriptions import cancel_pending
 from gitconf.store.db import insert_ignore
 from gitconf.store.outbox import (
     attempts,
@@ -27,6 +26,7 @@ from gitconf.store.outbox import (
     served_moves,
     subscriptions,
 )
+from gitconf.store.subscriptions import cancel_pending
 
 __all__ = ["Attempt", "Delivery", "Move", "NewMove", "Outbox"]
 
