@@ -218,7 +218,8 @@ def test_410_gone_disables_the_subscription(
 def test_a_delivery_is_dead_after_max_age(
     notify_server: Callable[..., Server], repo: Path, receivers: Callable[..., Receiver]
 ) -> None:
-    server = notify_server(delivery={"max_age": 0.3})
+    # Long enough for a retry even when one attempt takes 0.4 s on a loaded machine.
+    server = notify_server(delivery={"max_age": 1.5})
     client = server.app.test_client()
     down = receivers(lambda _i, _r: Reply(500))
     sub = subscribe(client, down.url, environments=["staging"], services=["search"])
