@@ -82,11 +82,14 @@ def _validators() -> tuple[Draft202012Validator, Draft202012Validator]:
     return Draft202012Validator(_PIN_SCHEMA), Draft202012Validator(_UNPIN_SCHEMA)
 
 
-def _caller(env: str) -> tuple[Principal, ServedRevision]:
+def release_caller(env: str, kind: str = "release") -> tuple[Principal, ServedRevision]:
+    """The caller of a release route on env and the served revision; 403 without the scope
+    (kind read: a release scope or a read scope of env), 404 for an unknown environment."""
     d = deps()
     principal = d.reader.principal(request.headers.get("Authorization"))
-    if not principal.may("release", env):
-        raise may_not(principal, "release", env)
+    allowed = principal.may("release", env) or (kind == "read" and principal.can_read(env))
+    if not allowed:
+        raise may_not(principal, kind, env)
     served = d.reader.revision(None)
     if env not in served.environments:
         raise ApiError(
@@ -189,7 +192,7 @@ def _apply(ctx: PinContext) -> None:
 def put_pin(ctx: PinContext, env: str) -> Response:
     """Pin env to an earlier published revision."""
     try:
-        principal, served = _caller(env)
+        principal, served = release_caller(env)
         doc = _body(f"PUT /v1/environments/{env}/pin", unpin=False)
         sha = _pinnable(ctx, env, served, doc["revision"])
         pin = ctx.pins.pin(env, sha, doc["reason"], principal.name)
@@ -206,7 +209,7 @@ def put_pin(ctx: PinContext, env: str) -> Response:
 def delete_pin(ctx: PinContext, env: str) -> Response:
     """Unpin env: it serves the head again."""
     try:
-        principal, _ = _caller(env)
+        principal, _ = release_caller(env)
         doc = _body(f"DELETE /v1/environments/{env}/pin", unpin=True)
         reason = doc.get("reason") or f"unpinned by {principal.name}"
         gone = ctx.pins.unpin(env, reason, principal.name)

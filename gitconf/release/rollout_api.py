@@ -20,9 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from gitconf.clock import utcnow
 from gitconf.jobs.poll import PollContext, Poller
 from gitconf.release import plan
+from gitconf.release.api import release_caller
 from gitconf.served import ServedRevision
 from gitconf.server.audit_api import actor, record
-from gitconf.server.auth import Principal, may_not
+from gitconf.server.auth import Principal
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import read_json
@@ -100,20 +101,7 @@ class RolloutContext:
 
 
 def _check(env: str, kind: str) -> tuple[Principal, ServedRevision]:
-    d = deps()
-    principal = d.reader.principal(request.headers.get("Authorization"))
-    allowed = principal.may("release", env) or (kind == "read" and principal.can_read(env))
-    if not allowed:
-        raise may_not(principal, kind, env)
-    served = d.reader.revision(None)
-    if env not in served.environments:
-        raise ApiError(
-            404,
-            "unknown_environment",
-            f"environment: unknown environment {env!r}; known: {', '.join(served.environments)}",
-            field="environment",
-        )
-    return principal, served
+    return release_caller(env, kind)
 
 
 def _row(ctx: RolloutContext, env: str) -> Rollout:

@@ -211,3 +211,29 @@ def test_an_idle_stream_sends_a_comment_every_heartbeat(monkeypatch: pytest.Monk
     asyncio.run(run())
     assert transport.sent[0].startswith(b"retry: 2000\n")
     assert watch.streams == 0
+
+
+def test_a_stream_of_named_configs_gets_what_glob_matching_gives() -> None:
+    # Streams of plain names look their configs up in the batch instead of matching every
+    # event (a fleet of one-config streams in a publish of every config); the same events,
+    # in the same order, as the glob path, and still only what the token may read.
+    from gitconf.server.watch import Batch, Event, _Stream
+
+    envs, services = ["dev", "prod", "prod-eu"], [f"svc-{i}" for i in range(40)]
+    events = tuple(
+        Event(e, s, f"id: x\nevent: config.changed\ndata: {e}/{s}\n\n".encode())
+        for s in services
+        for e in envs
+    )
+    batch = Batch("rev", None, events)
+    reader = Principal("r", ("read:prod*",))
+    cases = [(("prod",), ("svc-3",)), (("prod", "dev"), ("svc-7", "svc-1", "nope")), (("prod-eu",), ("svc-39", "svc-0"))]  # fmt: skip
+    for environments, names in cases:
+        named = _Stream(reader, environments, names)
+        assert named.configs is not None
+        globbed = _Stream(reader, environments, names)
+        globbed.configs = None  # the matching path
+        got = batch.for_stream(named)
+        assert got == Batch("rev", None, events).for_stream(globbed)
+        assert b"dev/" not in got  # read:prod* only
+    assert _Stream(reader, ("prod*",), ("svc-1",)).configs is None
