@@ -63,3 +63,22 @@ def test_if_none_match(header: str | None, matches: bool) -> None:
 
 def test_a_weak_etag_served_matches_its_strong_form() -> None:
     assert etag_matches(ETAG, f"W/{ETAG}")
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("application/yaml", "yaml"),
+        ("application/json, application/yaml", "yaml"),  # named at all: YAML, as before
+        ("application/yaml;q=0, application/json", "json"),  # refused by the client
+        ("application/json;q=0.5, application/yaml;q=0.9", "yaml"),
+        ("application/yaml;q=0.4, application/json;q=0.9", "json"),
+        ("text/yaml; q=0.8, */*;q=0.8", "yaml"),
+        ("application/json;q=0.9", "json"),
+        ("application/yaml;q=nonsense", "json"),
+    ],
+)
+def test_accept_q_values_are_weighed(accept: str, expected: str) -> None:
+    from gitconf.server.formats import negotiate
+
+    assert negotiate(None, accept) == expected
