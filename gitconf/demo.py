@@ -30,8 +30,10 @@ def _git(cwd: Path, *args: str) -> None:
         raise GitconfError(f"git {args[0]} failed: {exc.stderr.strip()}") from None
 
 
-def _make_repository(repo: Path) -> None:
-    """sample-repo/ copied to repo and committed as the first commit of branch main."""
+def _make_repository(repo: Path, remote: Path) -> None:
+    """sample-repo/ committed as the first commit of branch main in the work tree repo, and
+    pushed to the bare remote that gitconf serves (and pushes the change API's commits to:
+    Git pushes to a bare repository, never to a work tree's checked-out branch)."""
     shutil.copytree(data_dir("sample-repo"), repo)
     _git(repo, "init", "-q", "-b", "main")
     # So that the commits the banner suggests work on a machine with no git identity set.
@@ -39,6 +41,10 @@ def _make_repository(repo: Path) -> None:
     _git(repo, "config", "user.email", "demo@gitconf.invalid")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "gitconf demo: the sample repository")
+    _git(repo.parent, "init", "-q", "--bare", "-b", "main", str(remote))
+    _git(repo, "remote", "add", "origin", str(remote))
+    _git(repo, "push", "-q", "-u", "origin", "main")
+    _git(repo, "config", "pull.rebase", "true")
 
 
 def _free_port(preferred: int) -> int:
@@ -60,19 +66,19 @@ def _free_port(preferred: int) -> int:
 def demo(port: int, folder: str | None, poll_interval: float) -> None:
     """Copy the sample repository into a new Git repository and serve it."""
     root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="gitconf-demo-"))
-    repo = root / "config-repo"
-    if repo.exists():
+    repo, remote = root / "config-repo", root / "config.git"
+    if repo.exists() or remote.exists():
         click.echo(f"gitconf: {repo} exists; pass --dir to choose another folder", err=True)
         sys.exit(2)
     try:
-        _make_repository(repo)
+        _make_repository(repo, remote)
     except GitconfError as exc:
         click.echo(f"gitconf: {exc}", err=True)
         sys.exit(2)
     chosen = _free_port(port)
     settings = load_settings(
         {
-            "repo": str(repo),
+            "repo": str(remote),
             "listen": f"127.0.0.1:{chosen}",
             "poll_interval": poll_interval,
             "state_dir": str(root / "state"),
@@ -81,7 +87,7 @@ def demo(port: int, folder: str | None, poll_interval: float) -> None:
     )
     url = f"http://127.0.0.1:{chosen}"
     banner = f"""
-gitconf demo: serving {repo} (branch main) on {url}
+gitconf demo: serving {remote} (branch main) on {url}; your work clone is {repo}
 
 Open the dashboard: {url}/ui/
 
@@ -94,13 +100,17 @@ Try:
 Change a value and see it served within {poll_interval:g}s:
   cd {repo}
   sed -i 's/max: 30/max: 40/' environments/production-eu/payments.yaml
-  git commit -am 'raise the EU pool'
+  git commit -am 'raise the EU pool' && git push
   curl {url}/v1/config/production-eu/payments
 
 Break it and see the last good revision keep serving, with the error in /v1/status:
   sed -i 's/max: 40/max: lots/' environments/production-eu/payments.yaml
-  git commit -am 'break payments'
+  git commit -am 'break payments' && git push
   curl {url}/v1/status
+
+Or change a value through gitconf: it is validated first, then committed and pushed
+(git pull in the work clone afterwards to see the commit):
+  curl -X POST {url}/v1/changes -H 'Content-Type: application/json' -d '{{"base": "'"$(git -C {remote} rev-parse main)"'", "edits": [{{"environment": "production", "service": "payments", "set": {{"db.pool.max": 60}}}}]}}'
 
 Ctrl-C stops the server.
 """

@@ -400,6 +400,11 @@ class Mirror:
                     raise PushRejected(
                         f"{ref} moved on {redact(self.url)}: {text}", race=True
                     ) from None
+                if "non-bare" in lowered:
+                    text += (
+                        "; gitconf pushes changes to a remote or a bare repository: serve a bare "
+                        "clone (git clone --bare) and push your own commits to it"
+                    )
                 raise FetchError(f"pushing to {redact(self.url)}: {text}") from None
             refused = callbacks.refused.get(ref)
             if refused is not None:

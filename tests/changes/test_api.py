@@ -570,3 +570,14 @@ def test_changes_are_audited_with_their_author_and_keys_but_not_values(
     assert rows[0]["request_id"] == made.headers["X-Request-Id"]
     assert set(detail) == {"change", "commit", "branch", "files", "keys"}  # no values
     assert "writer-token" not in json.dumps(rows)
+
+
+def test_a_work_tree_served_directly_says_how_to_take_changes(
+    tmp_path: Path, make_server: Callable[..., Server]
+) -> None:
+    work = make_repo(tmp_path / "work", dict(BASE_FILES))
+    server = make_server(work)
+    assert server.poller.run_once() == "published"
+    reply = post(server, change(git(work, "rev-parse", "HEAD"), set={"db.pool.max": 74}), token="")
+    assert reply.status_code == 502
+    assert "serve a bare clone (git clone --bare)" in reply.get_json()["error"]["message"]
