@@ -14,7 +14,8 @@ COPY pyproject.toml README.md ./
 COPY gitconf ./gitconf
 COPY schemas ./schemas
 COPY sample-repo ./sample-repo
-RUN pip install . && rm -rf /src
+# Every server extra: replicas on PostgreSQL, SOPS secrets, RabbitMQ and NATS brokers.
+RUN pip install ".[postgres,secrets,amqp,nats]" && rm -rf /src
 
 RUN useradd --system --uid 10001 --home-dir /var/lib/gitconf --create-home gitconf
 USER gitconf
