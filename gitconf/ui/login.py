@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from flask import Response, g, redirect, request
 
@@ -42,9 +44,17 @@ def login_post() -> Response:
     if not context.auth.enabled:
         return _redirect("/ui/")
     g.ui_principal = None
+    client = request.remote_addr or "-"
+    wait = context.throttle.wait(client, time.monotonic())
+    if wait > 0:
+        error = f"Too many refused logins from your address: try again in {math.ceil(wait)} s."
+        response = page("login.html", status=429, error=error)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     token = request.form.get("token", "").strip()
     found = context.auth.session(token, context.codec.key) if token else None
     if found is None:
+        context.throttle.refused(client, time.monotonic())
         expired = context.auth.expired("Bearer " + token) if token else None
         if not token:
             error = "Enter a token: one of the tokens in the server's settings (tokens:)."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import Response, current_app, g, redirect, render_template, request
@@ -11,6 +11,7 @@ from gitconf.server.auth import ANONYMOUS_ADMIN, Auth, Principal
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.ui.session import COOKIE, Session, SessionCodec
+from gitconf.ui.throttle import LoginThrottle
 
 if TYPE_CHECKING:
     from gitconf.changes.api import ChangeContext
@@ -37,6 +38,7 @@ class UiContext:
     auth: Auth
     codec: SessionCodec
     changes: ChangeContext | None = None  # the change API (None: it is off)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
 
 def ui() -> UiContext:

@@ -201,3 +201,30 @@ def test_a_bearer_header_works_as_a_session(secured: tuple[Server, History]) -> 
     page = client.get("/ui/revisions", headers={"Authorization": "Bearer " + PROD})
     assert page.status_code == 200
     assert client.get("/ui/", headers={"Authorization": "Bearer wrong"}).status_code == 303
+
+
+def test_past_ten_refused_logins_a_minute_the_address_waits(
+    secured: tuple[Server, History],
+) -> None:
+    client = secured[0].app.test_client()
+    for _ in range(10):
+        assert login(client, "not-a-token-of-this-server").status_code == 401
+    held = login(client, ADMIN)  # even the right token waits: the address is throttled
+    assert held.status_code == 429
+    assert 0 < int(held.headers["Retry-After"]) <= 60
+    assert "Too many refused logins" in text(held)
+
+
+def test_the_throttle_forgets_refusals_after_its_window() -> None:
+    from gitconf.ui.throttle import LoginThrottle
+
+    throttle = LoginThrottle(limit=3, window=60.0, clients=2)
+    for at in (0.0, 1.0, 2.0):
+        assert throttle.wait("10.0.0.1", at) == 0.0
+        throttle.refused("10.0.0.1", at)
+    assert throttle.wait("10.0.0.1", 3.0) == 57.0  # until the first refusal is a minute old
+    assert throttle.wait("10.0.0.2", 3.0) == 0.0  # another address is not held
+    assert throttle.wait("10.0.0.1", 60.5) == 0.0  # the first one has aged out
+    throttle.refused("10.0.0.2", 61.0)
+    throttle.refused("10.0.0.3", 61.0)  # a third address: the oldest is forgotten
+    assert throttle.wait("10.0.0.1", 61.5) == 0.0
