@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy.exc import DataError
+
 from gitconf.clock import iso, utcnow
 from gitconf.store.audit import AuditPage, AuditRow, AuditTable
 
@@ -60,14 +62,28 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+MAX_TEXT = 1000  # characters of one string in a row (a request path, a reason)
+
+
+def clean(text: str) -> str:
+    """A string as a row holds it: control characters (NUL, which PostgreSQL's text refuses,
+    escapes) as U+FFFD, and at most MAX_TEXT characters: what a caller sent stays readable
+    and can never stop the writer."""
+    text = _CONTROL.sub("\ufffd", text)
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {
-            str(k): "[redacted]" if _SECRET_KEY.search(str(k)) else _scrub(v)
+            clean(str(k)): "[redacted]" if _SECRET_KEY.search(str(k)) else _scrub(v)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
+    if isinstance(value, str):
+        return clean(value)
     return value
 
 
@@ -101,11 +117,11 @@ class Audit:
         """Record one action (the hook every write calls); the row recorded."""
         row = AuditRow(
             utcnow(),
-            actor or "-",
-            action,
-            target,
-            result,
-            request_id,
+            clean(actor or "-"),
+            clean(action),
+            clean(target),
+            clean(result),
+            clean(request_id) if request_id else None,
             self.replica or None,
             _scrub(detail) if detail else None,
         )
@@ -174,7 +190,7 @@ class Audit:
             self._busy = True
         try:
             if batch:
-                self.table.append(batch)
+                self._append(batch)
             self.error = None
             return True
         except Exception as exc:
@@ -190,6 +206,23 @@ class Audit:
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
+
+    def _append(self, batch: list[AuditRow]) -> None:
+        """Write batch; if the store refuses it for its data (not for being down), row by row,
+        dropping (and logging) only the rows it refuses, so one cannot hold back the rest."""
+        try:
+            self.table.append(batch)
+        except DataError:
+            for row in batch:
+                try:
+                    self.table.append([row])
+                except DataError as exc:
+                    self.dropped += 1
+                    log.error(
+                        "an audit row the store refuses is dropped (%s): %s",
+                        str(exc).splitlines()[0],
+                        json.dumps(row.doc(), default=str),
+                    )
 
     def _prune(self) -> None:
         if self._pruned_at is not None and time.monotonic() - self._pruned_at < PRUNE_EVERY:

@@ -114,3 +114,63 @@ def test_a_request_id_is_taken_only_when_it_is_a_plain_token() -> None:
     assert valid_request_id("abc-1.2:3_x") == "abc-1.2:3_x"
     for bad in (None, "", "a b", "x" * 65, "é", "a\nb"):
         assert valid_request_id(bad) is None
+
+
+def test_what_a_caller_sent_cannot_stop_the_writer_on_postgresql(pg_url: str) -> None:
+    # A request path with a NUL (GET /v1/config/x%00/y, refused 401) once held back every
+    # later row: PostgreSQL's text refuses NUL, and the failed batch was retried forever.
+    engine = make_engine(pg_url)
+    create_schema(engine)
+    table = AuditTable(engine)
+    audit = Audit(table)
+    audit.record("-", "token.refused", "GET /v1/config/x\x00/y", "401 unauthorized",
+                 detail={"message": "bad\x00\x1b[31m", "long": "z" * 5000})  # fmt: skip
+    audit.record("ops", "pin.set", "production", "200")
+    assert audit.flush(10) and audit.error is None
+    rows = table.page().rows
+    assert [r["action"] for r in rows] == ["token.refused", "pin.set"]
+    assert rows[0]["target"] == "GET /v1/config/x\ufffd/y"
+    assert rows[0]["detail"]["message"] == "bad\ufffd\ufffd[31m"
+    assert len(rows[0]["detail"]["long"]) == 1000
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("limit=%C2%B2", "limit"), ("cursor=%D9%A3", "cursor"), ("actor=a%00", "actor"), ("action=" + "a" * 201, "action")],
+)  # fmt: skip
+def test_bad_audit_queries_are_400(tmp_path: Path, query: str, field: str) -> None:
+    from gitconf.bootstrap import build
+    from gitconf.testing import make_repo
+    from tests.conftest import BASE_FILES
+
+    repo = make_repo(tmp_path / "repo", dict(BASE_FILES))
+    server = build(load_settings({"repo": str(repo), "state_dir": str(tmp_path / "s")}, environ={}), environ={})  # fmt: skip
+    try:
+        assert server.poller.run_once() == "published"
+        reply = server.app.test_client().get(f"/v1/audit?{query}")
+        assert reply.status_code == 400, reply.get_data(as_text=True)
+        assert reply.get_json()["error"]["field"] == field
+    finally:
+        server.stop()
+
+
+def test_since_in_another_zone_means_the_same_instant(table: AuditTable) -> None:
+    audit = Audit(table)
+    audit.record("ops", "pin.set", "production", "200")
+    assert audit.flush(10)
+    hour_ago = (utcnow() - dt.timedelta(hours=1)).astimezone(dt.timezone(dt.timedelta(hours=5)))
+    in_an_hour = (utcnow() + dt.timedelta(hours=1)).astimezone(dt.timezone(dt.timedelta(hours=-5)))
+    from gitconf.server.audit_api import _since
+
+    assert len(table.page(since=_since(hour_ago.isoformat())).rows) == 1
+    assert table.page(since=_since(in_an_hour.isoformat())).rows == []
+
+
+def test_a_percent_in_the_action_filter_is_a_percent(table: AuditTable) -> None:
+    audit = Audit(table)
+    audit.record("ops", "pin.set", "production", "200")
+    assert audit.flush(10)
+    assert table.page(action="%").rows == []
+    assert table.page(action="_in").rows == []
+    assert len(table.page(action="pin").rows) == 1

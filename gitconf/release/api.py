@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 MAX_REASON = 1000
+# A reason is one line of text: no control characters (a newline would forge log lines, a NUL
+# is refused by PostgreSQL's text).
+REASON_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
 NOTE = 'send {"revision": "<commit>", "reason": "why"}; see docs/releases.md'
 _PIN_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -43,13 +46,25 @@ _PIN_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "revision": {"type": "string", "minLength": 4, "maxLength": 255},
-        "reason": {"type": "string", "minLength": 1, "maxLength": MAX_REASON},
+        "reason": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_REASON,
+            "pattern": REASON_PATTERN,
+        },
     },
 }
 _UNPIN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": MAX_REASON}},
+    "properties": {
+        "reason": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_REASON,
+            "pattern": REASON_PATTERN,
+        }
+    },
 }
 
 

@@ -144,11 +144,15 @@ def _reason() -> str | None:
     if not isinstance(doc, dict) or set(doc) - {"reason"}:
         raise ApiError(400, "invalid_action", 'the body may hold "reason" only', field="reason")
     reason = doc.get("reason")
-    if reason is not None and (not isinstance(reason, str) or not 0 < len(reason) <= MAX_REASON):
+    if reason is not None and (
+        not isinstance(reason, str)
+        or not 0 < len(reason) <= MAX_REASON
+        or any(ord(c) < 32 or c == "\x7f" for c in reason)
+    ):
         raise ApiError(
             400,
             "invalid_action",
-            f"reason: a string of 1 to {MAX_REASON} characters",
+            f"reason: one line of 1 to {MAX_REASON} characters, no control characters",
             field="reason",
         )
     return reason

@@ -103,14 +103,16 @@ def _since(text: str | None) -> dt.datetime | None:
             f"since: {text!r} is not an ISO 8601 time such as 2026-01-31T12:00:00Z",
             field="since",
         ) from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+    # In UTC, as the store keeps times: SQLite compares them as text, zone and all.
+    return (when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 def _int(name: str, default: int, low: int, high: int) -> int:
     text = request.args.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    # ASCII digits only: str.isdigit() takes '²', which int() refuses.
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not low <= int(text) <= high:
         raise ApiError(
             400,
             "bad_query",
@@ -118,6 +120,16 @@ def _int(name: str, default: int, low: int, high: int) -> int:
             field=name,
         )
     return int(text)
+
+
+def _text(name: str) -> str | None:
+    text = request.args.get(name) or None
+    if text is not None and (len(text) > 200 or any(ord(c) < 32 or c == "\x7f" for c in text)):
+        raise ApiError(
+            400, "bad_query", f"{name}: at most 200 characters, none of them control characters",
+            field=name,
+        )  # fmt: skip
+    return text
 
 
 def list_audit(audit: Audit) -> Response:
@@ -142,8 +154,8 @@ def list_audit(audit: Audit) -> Response:
         )
     page = audit.page(
         since=_since(request.args.get("since")),
-        actor=request.args.get("actor") or None,
-        action=request.args.get("action") or None,
+        actor=_text("actor"),
+        action=_text("action"),
         after=_int("cursor", 0, 0, 2**62),
         limit=_int("limit", 100, 1, MAX_LIMIT),
     )

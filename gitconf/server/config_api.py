@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, request
 
+from gitconf.release.bucket import instance_name
 from gitconf.served import Body, ServedRevision
 from gitconf.server.auth import Principal
 from gitconf.server.deps import deps
@@ -33,7 +34,7 @@ def config(env: str, service: str) -> Response:
         wait=args.get("wait"),
         if_none_match=request.headers.get("If-None-Match"),
         authorization=request.headers.get("Authorization"),
-        instance=request.headers.get("X-Gitconf-Instance"),
+        instance=instance_name(request.headers.get("X-Gitconf-Instance")),
     )
     return to_response(reply)
 

@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 
 from gitconf.metrics import Metrics
+from gitconf.release.bucket import instance_name
 from gitconf.served import ServedRevision
 from gitconf.server.errors import ApiError, error_parts
 from gitconf.server.formats import etag_matches, negotiate
@@ -239,7 +240,7 @@ class FastReads:
                 fmt=fmt,
                 if_none_match=header("if-none-match"),
                 authorization=authorization,
-                instance=header("x-gitconf-instance"),
+                instance=instance_name(header("x-gitconf-instance")),
             )
         except ApiError as exc:
             reply = Reply(*error_parts(exc))

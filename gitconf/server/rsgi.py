@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
 
+from gitconf.release.bucket import instance_name
 from gitconf.server.auth import may_not_read
 from gitconf.server.errors import ApiError, error_parts, internal_error
 from gitconf.server.fast import MEMO, FastReads
@@ -175,7 +176,7 @@ class GitconfRSGI:
             "HTTP_AUTHORIZATION": headers.get("authorization"),
             "HTTP_IF_NONE_MATCH": headers.get("if-none-match"),
             "HTTP_HOST": headers.get("host") or scope.authority,
-            "HTTP_X_GITCONF_INSTANCE": headers.get("x-gitconf-instance"),
+            "HTTP_X_GITCONF_INSTANCE": instance_name(headers.get("x-gitconf-instance")),
         }
         try:
             if method == "GET" or method == "HEAD":
@@ -249,7 +250,7 @@ class GitconfRSGI:
             services,
             headers.get("last-event-id"),
             proto.response_stream,
-            instance=headers.get("x-gitconf-instance"),
+            instance=instance_name(headers.get("x-gitconf-instance")),
         )
 
     def _refuse(self, environ: Mapping[str, Any]) -> None:

@@ -102,7 +102,10 @@ class AuditTable:
         if action:
             # `pin` matches pin.set and pin.clear: actions are dotted, filtered by prefix too.
             query = query.where(
-                sa.or_(audit_log.c.action == action, audit_log.c.action.startswith(action + "."))
+                sa.or_(
+                    audit_log.c.action == action,
+                    audit_log.c.action.startswith(action + ".", autoescape=True),
+                )
             )
         query = query.order_by(audit_log.c.id).limit(limit + 1)
         with self.engine.connect() as conn:
@@ -136,7 +139,10 @@ class AuditTable:
             query = query.where(audit_log.c.actor == actor)
         if action:
             query = query.where(
-                sa.or_(audit_log.c.action == action, audit_log.c.action.startswith(action + "."))
+                sa.or_(
+                    audit_log.c.action == action,
+                    audit_log.c.action.startswith(action + ".", autoescape=True),
+                )
             )
         query = query.order_by(audit_log.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
