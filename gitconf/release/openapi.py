@@ -85,6 +85,7 @@ _ROLLOUT: dict[str, Any] = {
                 "instance": {"type": "string"}, "revision": {"type": "string"},
                 "replica": {"type": ["string", "null"]}, "seen_at": {"type": "string", "format": "date-time"}}},
         },
+        "instances_truncated": {"type": "boolean", "description": "More instances were seen than the 10,000 listed (the first by name)."},
     },
 }  # fmt: skip
 

@@ -35,7 +35,8 @@ __all__ = ["RolloutContext", "make_blueprint"]
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 2.0  # seconds between writes of the instances seen
-MAX_SEEN = 100_000  # instances held between two writes; past it, the oldest wait for the next
+MAX_SEEN = 100_000  # instances held between two writes; past it, new ones wait for a later read
+MAX_LISTED = 10_000  # instances GET /v1/rollouts/<env> lists (instances_truncated says if more)
 MAX_REASON = 1000
 
 
@@ -124,7 +125,9 @@ def _doc(ctx: RolloutContext, row: Rollout, served: ServedRevision) -> dict[str,
         "unidentified": served.revision_of(row.environment),
         "head": served.revision,
     }
-    doc["instances"] = ctx.store.instances(row.id)
+    seen = ctx.store.instances(row.id, limit=MAX_LISTED + 1)
+    doc["instances"] = seen[:MAX_LISTED]
+    doc["instances_truncated"] = len(seen) > MAX_LISTED  # the first MAX_LISTED by name
     return doc
 
 
