@@ -100,8 +100,10 @@ class ServedRevision:
     # With pins: the head revision as compiled, every environment its own (None after a
     # restart, until it is needed and compiled again).
     unpinned: ServedRevision | None = field(default=None, repr=False, compare=False)
-    # What made this the served state when it was not a new commit: (pin | unpin, reason).
+    # What made this the served state when it was not a new commit: (pin | unpin, reason),
+    # and per environment when several moved at once (each event names its own).
     move: tuple[str, str | None] | None = None
+    moves: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     # The manifest's rollouts (gitconf.yaml `rollouts:`), and the rollouts environments are
     # in now: this state is their stable one (gitconf.release).
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)

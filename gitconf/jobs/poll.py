@@ -189,10 +189,12 @@ def _repin(ctx: PollContext, served: ServedRevision) -> str:
     """Serve the head with the store's pins and rollouts (a pin, unpin or promotion is
     announced with its reason)."""
     assert ctx.fetch is not None
-    move = release.move_of(ctx, served, release.pin_map(ctx, served))
+    moves = release.moves_of(ctx, served, release.pin_map(ctx, served))
+    move = moves[min(moves)] if moves else None
     try:
         with collector_paused():
             new = release.serve(ctx, plain_head(served, ctx.fetch), served, move)
+            new.moves = moves
             ctx.publisher.publish(new)
     except Exception as exc:
         log.exception("serving the pins failed")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "advance_rollouts",
     "move_of",
+    "moves_of",
     "pin_map",
     "pins_moved",
     "plan_rollouts",
@@ -88,26 +89,38 @@ def pins_moved(ctx: PollContext, served: ServedRevision) -> bool:
 def move_of(
     ctx: PollContext, served: ServedRevision, wanted: dict[str, str]
 ) -> tuple[str, str | None] | None:
-    """What a change of the pins is: a pin, an unpin or a promoted rollout (None: the pins
-    stay; a rollout's step or state changed)."""
+    """What a change of the pins is: a pin, an unpin or a promoted rollout, as its first
+    environment's (None: the pins stay; a rollout's step or state changed)."""
+    moves = moves_of(ctx, served, wanted)
+    return moves[min(moves)] if moves else None
+
+
+def moves_of(
+    ctx: PollContext, served: ServedRevision, wanted: dict[str, str]
+) -> dict[str, tuple[str, str | None]]:
+    """Each environment whose pin changes: (pin | unpin | promote, its reason)."""
     pinned = ctx.pinned or {}
-    moved = sorted(e for e, sha in wanted.items() if served.pinned.get(e) != sha)
-    if moved and moved[0] in pinned:
-        return "pin", pinned[moved[0]].reason
-    # Else an environment's pin was lifted (back to its rollout's stable, or to the head).
-    cleared = moved or sorted(set(served.pinned) - set(wanted))
-    if not cleared:
-        return None
-    row = (ctx.rolled or {}).get(cleared[0])
+    moves: dict[str, tuple[str, str | None]] = {}
+    for env in sorted(e for e, sha in wanted.items() if served.pinned.get(e) != sha):
+        # Pinned anew, else its pin was lifted back to its rollout's stable revision.
+        moves[env] = ("pin", pinned[env].reason) if env in pinned else _lifted(ctx, served, env)
+    for env in sorted(set(served.pinned) - set(wanted)):
+        moves[env] = _lifted(ctx, served, env)
+    return moves
+
+
+def _lifted(ctx: PollContext, served: ServedRevision, env: str) -> tuple[str, str | None]:
+    """An environment's pin was lifted: unpinned (with why), or its rollout promoted."""
+    row = (ctx.rolled or {}).get(env)
     if row is not None and row.state == "promoted" and row.candidate == served.revision:
         return "promote", row.last_reason or f"rollout {row.id} reached 100%"
     reason = None
     if ctx.pins is not None:
         try:
-            gone = ctx.pins.cleared().get(cleared[0])
+            gone = ctx.pins.cleared().get(env)
             reason = gone.cleared_reason if gone is not None else None
         except Exception as exc:
-            log.warning("cannot read why %s was unpinned: %s", cleared[0], exc)
+            log.warning("cannot read why %s was unpinned: %s", env, exc)
     return "unpin", reason
 
 

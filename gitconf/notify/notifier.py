@@ -449,6 +449,8 @@ class Notifier:
                 event_id = new_event_id()
                 revision = new.revision_of(change.environment)
                 previous = base.revision_of(change.environment)
+                # Several environments moved at once: each event names its own move.
+                action, why = new.moves.get(change.environment, (kind, reason))
                 event = changed_event(
                     change,
                     event_id=event_id,
@@ -458,8 +460,8 @@ class Notifier:
                     previous_revision=previous,
                     base_url=self.base_url,
                     include_config=sub.include_config,
-                    action=kind if kind != "publish" else None,
-                    reason=reason,
+                    action=action if action != "publish" else None,
+                    reason=why,
                 )
                 rows.append(
                     self._row(

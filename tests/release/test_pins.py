@@ -255,3 +255,35 @@ def test_a_pin_supersedes_the_change_a_subscriber_has_not_received_yet(
         (pinned.c1, "delivered"),
         (c3, "superseded"),
     ]
+
+
+def test_two_pins_moved_in_one_poll_each_announce_their_own_action_and_reason(
+    pinned: Pinned, receiver: Receiver
+) -> None:
+    # Another replica unpins production-eu and pins production between two polls here:
+    # one served move, whose events each say what happened to their environment.
+    server = pinned.server
+    client = server.app.test_client()
+    doc = {"url": receiver.url, "environments": ["production*"], "services": ["payments"]}
+    assert client.post("/v1/subscriptions", json=doc, headers=bearer(ADMIN)).status_code == 201
+    eu = client.put(
+        "/v1/environments/production-eu/pin",
+        json={"revision": pinned.c1, "reason": "eu pool"},
+        headers=bearer(ADMIN),
+    )
+    assert eu.status_code == 200, eu.get_json()
+    deliver_until(server, lambda: len(receiver.accepted()) == 1)
+    store = server.poll.pins
+    assert store is not None
+    store.unpin("production-eu", "eu fixed", "other-replica")
+    store.pin("production", pinned.c1, "prod pool regression", "other-replica")
+    server.poller.run_once()
+    deliver_until(server, lambda: len(receiver.accepted()) == 3)
+    moved = {
+        r.event["data"]["environment"]: (r.event["data"]["action"], r.event["data"]["reason"])
+        for r in receiver.accepted()[1:]
+    }
+    assert moved == {
+        "production": ("pin", "prod pool regression"),
+        "production-eu": ("unpin", "eu fixed"),
+    }
