@@ -204,6 +204,22 @@ def _apply(ctx: PinContext) -> None:
     ctx.poller.request()
 
 
+def _announce_split(
+    env: str, before: ServedRevision | None, after: ServedRevision | None, kind: str, reason: str
+) -> None:
+    """A pin or unpin of an environment in a rollout also moves its canary instances (from
+    the candidate to the pin, or back): announce that side as the abort path does. The
+    stable side is announced by the publish like any pin."""
+    notifier = deps().notifier
+    if notifier is None or before is None or after is None:
+        return
+    was, now = before.live.get(env), after.live.get(env)
+    if was is not None and now is None:
+        notifier.announce(was.candidate, after, [env], kind, reason)
+    elif was is None and now is not None:
+        notifier.announce(before, now.candidate, [env], kind, reason)
+
+
 def put_pin(ctx: PinContext, env: str) -> Response:
     """Pin env to an earlier published revision."""
     try:
@@ -212,6 +228,7 @@ def put_pin(ctx: PinContext, env: str) -> Response:
         sha = _pinnable(ctx, env, served, doc["revision"])
         pin = ctx.pins.pin(env, sha, doc["reason"], principal.name)
         _apply(ctx)
+        _announce_split(env, served, ctx.poll.publisher.served, "pin", doc["reason"])
     except ApiError as exc:
         record("pin.set", env, f"{exc.status} {exc.code}", who=actor(exc))
         raise
@@ -224,7 +241,7 @@ def put_pin(ctx: PinContext, env: str) -> Response:
 def delete_pin(ctx: PinContext, env: str) -> Response:
     """Unpin env: it serves the head again."""
     try:
-        principal, _ = release_caller(env)
+        principal, served = release_caller(env)
         doc = _body(f"DELETE /v1/environments/{env}/pin", unpin=True)
         reason = doc.get("reason") or f"unpinned by {principal.name}"
         gone = ctx.pins.unpin(env, reason, principal.name)
@@ -233,6 +250,7 @@ def delete_pin(ctx: PinContext, env: str) -> Response:
                 404, "not_pinned", f"environment: {env!r} is not pinned", field="environment"
             )
         _apply(ctx)
+        _announce_split(env, served, ctx.poll.publisher.served, "unpin", reason)
     except ApiError as exc:
         record("pin.clear", env, f"{exc.status} {exc.code}", who=actor(exc))
         raise

@@ -292,3 +292,35 @@ def test_a_pin_wins_over_a_rollout_and_its_unpin_returns_to_the_rollout(
     deliver_until(rolling.server, lambda: len(receiver.accepted()) == 2)
     moves = [(e.event["data"]["action"], e.event["data"]["revision"]) for e in receiver.accepted()]
     assert moves == [("pin", c2), ("unpin", rolling.c1)]
+
+
+def test_a_pin_during_a_rollout_announces_the_canaries_move_and_the_unpin_their_return(
+    rolling: Rolling, receiver: Receiver
+) -> None:
+    client = rolling.server.app.test_client()
+    doc = {"url": receiver.url, "environments": ["production"], "services": ["payments"]}
+    assert client.post("/v1/subscriptions", json=doc, headers=bearer(ADMIN)).status_code == 201
+    canaries = rolling.on_candidate()
+    assert canaries
+    pinned = client.put(
+        "/v1/environments/production/pin",
+        json={"revision": rolling.c1, "reason": "candidate looks wrong"},
+        headers=bearer(RELEASER),
+    )
+    assert pinned.status_code == 200, pinned.get_json()
+    assert rolling.on_candidate() == set()  # the canaries are on the pin now
+    deliver_until(rolling.server, lambda: len(receiver.accepted()) == 1)
+    first = receiver.accepted()[0].event["data"]
+    assert (first["action"], first["reason"], first["revision"], first["previous_revision"]) == (
+        "pin", "candidate looks wrong", rolling.c1, rolling.c2,
+    )  # fmt: skip
+    unpinned = client.delete(
+        "/v1/environments/production/pin", json={"reason": "false alarm"}, headers=bearer(RELEASER)
+    )
+    assert unpinned.status_code == 200, unpinned.get_json()
+    assert rolling.on_candidate() == canaries  # the same instances, back on the candidate
+    deliver_until(rolling.server, lambda: len(receiver.accepted()) == 2)
+    second = receiver.accepted()[1].event["data"]
+    assert (second["action"], second["reason"], second["revision"], second["previous_revision"]) == (
+        "unpin", "false alarm", rolling.c2, rolling.c1,
+    )  # fmt: skip
