@@ -208,10 +208,15 @@ def _announce_split(
     env: str, before: ServedRevision | None, after: ServedRevision | None, kind: str, reason: str
 ) -> None:
     """A pin or unpin of an environment in a rollout also moves its canary instances (from
-    the candidate to the pin, or back): announce that side as the abort path does. The
-    stable side is announced by the publish like any pin."""
+    the candidate to the pin, or back). When the stable side stays (a pin to the rollout's
+    own stable revision), nothing else announces it: announce that side as the abort path
+    does. Otherwise the publish announces the stable side like any pin."""
     notifier = deps().notifier
     if notifier is None or before is None or after is None:
+        return
+    if before.revision_of(env) != after.revision_of(env):
+        # The stable side moved too, and its event is the one the subscribers get (the
+        # outbox keeps the newest undelivered event of a config): nothing more to say.
         return
     was, now = before.live.get(env), after.live.get(env)
     if was is not None and now is None:
