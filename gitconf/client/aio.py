@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from gitconf.client.backoff import Backoff
 from gitconf.client.changes import Change
 from gitconf.client.protocol import (
     MAX_RESPONSE,
@@ -25,7 +24,6 @@ from gitconf.client.protocol import (
     encode_request,
     parse_response,
     request_headers,
-    ssl_context,
 )
 from gitconf.client.state import ClientOptions, WatchState, describe
 
@@ -43,58 +41,10 @@ class AsyncConfigClient(ClientOptions):
     callback may be a coroutine function), `await close()` or `async with`.
     """
 
-    def __init__(
-        self,
-        url: str,
-        environment: str,
-        service: str,
-        *,
-        token: str | None = None,
-        cache_dir: str | None = None,
-        instance: str | None = None,
-        timeout: float = 10.0,
-        ca_bundle: str | None = None,
-        verify: bool = True,
-        cache_secrets: bool = False,
-        backoff: Backoff | None = None,
-    ) -> None:
-        super().__init__(
-            url,
-            environment,
-            service,
-            token=token,
-            cache_dir=cache_dir,
-            instance=instance,
-            timeout=timeout,
-            ca_bundle=ca_bundle,
-            verify=verify,
-            cache_secrets=cache_secrets,
-            backoff=backoff,
-        )
-        self._context = ssl_context(ca_bundle, verify) if self.endpoint.scheme == "https" else None
+    def _setup(self) -> None:
         self._callbacks: list[AsyncCallback] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-
-    @property
-    def url(self) -> str:
-        """The config's URL."""
-        return self.endpoint.url
-
-    @property
-    def stale(self) -> bool:
-        """Whether the last attempt to reach the server failed, so the copy may be outdated."""
-        return self.holder.stale
-
-    @property
-    def revision(self) -> str | None:
-        """The revision of the copy held (X-Gitconf-Revision)."""
-        return self.holder.revision
-
-    @property
-    def etag(self) -> str | None:
-        """The ETag of the copy held."""
-        return self.holder.etag
 
     async def _exchange(self, target: str, headers: dict[str, str], timeout: float) -> Response:
         host, port = self.endpoint.host, self.endpoint.port

@@ -263,7 +263,7 @@ class ClientOptions:
         cache_secrets: bool = False,
         backoff: Backoff | None = None,
     ) -> None:
-        from gitconf.client.protocol import default_instance, encode_request
+        from gitconf.client.protocol import default_instance, encode_request, ssl_context
 
         self.endpoint = Endpoint.of(url, environment, service)
         self.environment = environment
@@ -278,3 +278,28 @@ class ClientOptions:
         encode_request(self.endpoint, "/", request_headers(token, self.instance, None))
         cache = DiskCache(cache_dir) if cache_dir is not None else None
         self.holder = Holder(self.endpoint, environment, service, cache, cache_secrets)
+        self._context = ssl_context(ca_bundle, verify) if self.endpoint.scheme == "https" else None
+        self._setup()
+
+    def _setup(self) -> None:
+        """What a client adds to the options (its session, its watch's state)."""
+
+    @property
+    def url(self) -> str:
+        """The config's URL."""
+        return self.endpoint.url
+
+    @property
+    def stale(self) -> bool:
+        """Whether the last attempt to reach the server failed, so the copy may be outdated."""
+        return self.holder.stale
+
+    @property
+    def revision(self) -> str | None:
+        """The revision of the copy held (X-Gitconf-Revision)."""
+        return self.holder.revision
+
+    @property
+    def etag(self) -> str | None:
+        """The ETag of the copy held."""
+        return self.holder.etag

@@ -16,7 +16,6 @@ from typing import Any
 
 import requests
 
-from gitconf.client.backoff import Backoff
 from gitconf.client.changes import Change
 from gitconf.client.protocol import (
     MAX_RESPONSE,
@@ -28,7 +27,6 @@ from gitconf.client.protocol import (
     encode_request,
     parse_response,
     request_headers,
-    ssl_context,
 )
 from gitconf.client.state import ClientOptions, WatchState, describe
 
@@ -108,65 +106,17 @@ class ConfigClient(ClientOptions):
     calls callbacks with each change. Thread-safe; `close()` (or `with`) stops the watch.
     """
 
-    def __init__(
-        self,
-        url: str,
-        environment: str,
-        service: str,
-        *,
-        token: str | None = None,
-        cache_dir: str | None = None,
-        instance: str | None = None,
-        timeout: float = 10.0,
-        ca_bundle: str | None = None,
-        verify: bool = True,
-        cache_secrets: bool = False,
-        backoff: Backoff | None = None,
-    ) -> None:
-        super().__init__(
-            url,
-            environment,
-            service,
-            token=token,
-            cache_dir=cache_dir,
-            instance=instance,
-            timeout=timeout,
-            ca_bundle=ca_bundle,
-            verify=verify,
-            cache_secrets=cache_secrets,
-            backoff=backoff,
-        )
+    def _setup(self) -> None:
         self._session = requests.Session()
         # No proxies, netrc or REQUESTS_CA_BUNDLE from the environment: get() and the watch
         # must reach the server the same way, and the watch's socket connects directly.
         self._session.trust_env = False
-        self._session.verify = (ca_bundle or True) if verify else False
-        self._context = ssl_context(ca_bundle, verify) if self.endpoint.scheme == "https" else None
+        self._session.verify = (self.ca_bundle or True) if self.verify else False
         self._callbacks: list[Callback] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._line = _Line()
         self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The config's URL."""
-        return self.endpoint.url
-
-    @property
-    def stale(self) -> bool:
-        """Whether the last attempt to reach the server failed, so the copy may be outdated."""
-        return self.holder.stale
-
-    @property
-    def revision(self) -> str | None:
-        """The revision of the copy held (X-Gitconf-Revision)."""
-        return self.holder.revision
-
-    @property
-    def etag(self) -> str | None:
-        """The ETag of the copy held."""
-        return self.holder.etag
 
     def get(self) -> Any:
         """The config; the cached copy (stale) if the server is down; else ConfigUnavailable."""
