@@ -40,6 +40,7 @@ from gitconf.server.auth import Principal, may_not, visible_problems
 from gitconf.server.deps import deps
 from gitconf.server.errors import ApiError
 from gitconf.server.jsonbody import check_body, read_object
+from gitconf.server.refs import worker_busy, worker_died
 from gitconf.server.responses import json_response
 from gitconf.worker.messages import ApplyChange, ChangeApplied, ChangeRefused, Failed
 from gitconf.worker.proxy import CompileWorker, WorkerBusy, WorkerDied, limit_problem
@@ -166,16 +167,10 @@ def _worker_reply(
     try:
         reply = ctx.compiler.call(ApplyChange(head, edits), wait=WORKER_WAIT)
     except WorkerBusy:
-        raise ApiError(
-            503, "compile_worker_busy", "the compile worker is busy with a long compile; try again",
-            headers={"Retry-After": "10"},
-        ) from None  # fmt: skip
+        raise worker_busy("a change") from None
     except WorkerDied as died:
         if died.limit is None:
-            raise ApiError(
-                503, "compile_worker_failed", f"the compile worker ended: {died.reason}",
-                headers={"Retry-After": "5"},
-            ) from None  # fmt: skip
+            raise worker_died(died, "while applying the change") from None
         problem = limit_problem(died, ctx.compiler.timeout, ctx.compiler.max_memory)
         raise ApiError(
             422, "invalid_change", f"the change was not applied: {problem.message}",

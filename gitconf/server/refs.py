@@ -24,7 +24,7 @@ from gitconf.worker.messages import (
 )
 from gitconf.worker.proxy import CompileWorker, WorkerBusy, WorkerDied, limit_problem
 
-__all__ = ["RefCache", "worker_explainer"]
+__all__ = ["RefCache", "worker_busy", "worker_died", "worker_explainer"]
 
 REF_WAIT = 30.0  # seconds a ?ref= read waits for the compile worker before a 503
 EXPLAIN_WAIT = 10.0  # likewise for an explain of the served revision
@@ -32,11 +32,24 @@ REF_CACHE_BYTES = 64 * 1024 * 1024
 REJECTIONS_KEPT = 64
 
 
-def _busy(what: str) -> ApiError:
+def worker_busy(what: str) -> ApiError:
+    """The 503 of a request that waited too long for the compile worker."""
     return ApiError(
         503,
         "compile_worker_busy",
         f"{what} needs the compile worker, which is busy compiling another revision; retry shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
+def worker_died(died: WorkerDied, doing: str = "") -> ApiError:
+    """The 503 of a request whose compile worker ended while answering it (doing: `while
+    compiling 1a2b3c4d5e6f`)."""
+    during = f" {doing}" if doing else ""
+    return ApiError(
+        503,
+        "compile_worker_failed",
+        f"the compile worker ended{during}: {died.reason}",
         headers={"Retry-After": "5"},
     )
 
@@ -50,14 +63,9 @@ def worker_explainer(compiler: CompileWorker | None) -> Callable[[str, str, str]
         try:
             reply = compiler.call(Explain(sha, env, service), wait=EXPLAIN_WAIT)
         except WorkerBusy:
-            raise _busy(f"the provenance of {env}/{service}") from None
+            raise worker_busy(f"the provenance of {env}/{service}") from None
         except WorkerDied as died:
-            raise ApiError(
-                503,
-                "compile_worker_failed",
-                f"the compile worker ended while explaining {env}/{service}: {died.reason}",
-                headers={"Retry-After": "5"},
-            ) from None
+            raise worker_died(died, f"while explaining {env}/{service}") from None
         if isinstance(reply, Failed):
             raise ApiError(500, "explain_failed", f"explaining {env}/{service}: {reply.message}")
         return reply if isinstance(reply, bytes) else None
@@ -137,7 +145,7 @@ class RefCache:
                     break
             # Another request compiles this commit now: wait for it, then look again.
             if not flight.wait(REF_WAIT):
-                raise _busy(f"revision {sha[:12]}")
+                raise worker_busy(f"revision {sha[:12]}")
         try:
             compiled = self._compile(sha)
         finally:
@@ -152,15 +160,10 @@ class RefCache:
         try:
             reply = self.compiler.call(Revision(sha), wait=REF_WAIT)
         except WorkerBusy:
-            raise _busy(f"revision {sha[:12]}") from None
+            raise worker_busy(f"revision {sha[:12]}") from None
         except WorkerDied as died:
             if died.limit is None:
-                raise ApiError(
-                    503,
-                    "compile_worker_failed",
-                    f"the compile worker ended while compiling {sha[:12]}: {died.reason}",
-                    headers={"Retry-After": "5"},
-                ) from None
+                raise worker_died(died, f"while compiling {sha[:12]}") from None
             reply = Refused(
                 sha, [limit_problem(died, self.compiler.timeout, self.compiler.max_memory)]
             )
@@ -192,15 +195,9 @@ class RefCache:
         try:
             reply = self.compiler.call(BaseLayers(sha, service), wait=REF_WAIT)
         except WorkerBusy:
-            raise _busy(f"the base layers of {service}") from None
+            raise worker_busy(f"the base layers of {service}") from None
         except WorkerDied as died:
-            raise ApiError(
-                503,
-                "compile_worker_failed",
-                f"the compile worker ended while merging the base layers of {service}: "
-                f"{died.reason}",
-                headers={"Retry-After": "5"},
-            ) from None
+            raise worker_died(died, f"while merging the base layers of {service}") from None
         if isinstance(reply, Failed):
             raise ApiError(
                 500, "base_failed", f"merging the base layers of {service}: {reply.message}"
@@ -213,12 +210,9 @@ class RefCache:
         try:
             reply = self.compiler.call(DiffBetween(old, new), wait=REF_WAIT)
         except WorkerBusy:
-            raise _busy("a diff") from None
+            raise worker_busy("a diff") from None
         except WorkerDied as died:
-            raise ApiError(
-                503, "compile_worker_failed", f"the compile worker ended: {died.reason}",
-                headers={"Retry-After": "5"},
-            ) from None  # fmt: skip
+            raise worker_died(died) from None
         if isinstance(reply, Refused):
             raise ApiError(
                 422,
