@@ -16,7 +16,7 @@ from gitconf.changes.errors import BaseInvalid, EncryptedLayer, UnknownConfig
 from gitconf.changes.layers import choose_layer
 from gitconf.core.compile import NO_KEYS, CompileCache, SecretReading, compile_fileset
 from gitconf.core.diff import ConfigChange, diff_revisions
-from gitconf.core.layers import discover
+from gitconf.core.layers import Layout, discover
 from gitconf.core.model import CompiledRevision, FileSet
 from gitconf.core.parse import parse_yaml
 from gitconf.errors import Problem
@@ -145,7 +145,11 @@ def apply_change(
     )
     if not edited:
         return ChangeResult(after, (), [], before, [], before)
-    reach = _reach(before, new_files, changed)
+    # The layout is read again only when the change created a file (a new layer).
+    after_layout = (
+        layout if new_files.keys() == files.files.keys() else discover(list(new_files))[0]
+    )
+    reach = _reach(before, after_layout, changed)
     result = compile_fileset(after, cache, secrets)
     if result.revision is None:
         return ChangeResult(after, tuple(edited), result.problems, None, [], before, reach)
@@ -154,10 +158,9 @@ def apply_change(
 
 
 def _reach(
-    before: CompiledRevision, files: Mapping[str, bytes], changed: set[str]
+    before: CompiledRevision, layout: Layout, changed: set[str]
 ) -> tuple[tuple[str, str], ...]:
     """Every (environment, service) whose layer stack, after the change, holds a changed file."""
-    layout, _ = discover(list(files))
     return tuple(
         (env, service)
         for env in before.environments

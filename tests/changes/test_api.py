@@ -581,3 +581,17 @@ def test_a_work_tree_served_directly_says_how_to_take_changes(
     reply = post(server, change(git(work, "rev-parse", "HEAD"), set={"db.pool.max": 74}), token="")
     assert reply.status_code == 502
     assert "serve a bare clone (git clone --bare)" in reply.get_json()["error"]["message"]
+
+
+def test_a_new_layer_file_needs_write_on_every_config_it_will_feed(
+    serve: Callable[..., Server], remote: Path
+) -> None:
+    # environments/production/search.yaml does not exist yet: created, it feeds
+    # production-eu's search too (production-eu extends production).
+    server = serve(tokens=[{"name": "p", "token": "prod-search-token-1", "scopes": ["write:production/search"]}])  # fmt: skip
+    base = head_of(remote)
+    body = {"base": base, "edits": [{"environment": "production", "service": "search", "set": {"shards": ["p1"]}}]}  # fmt: skip
+    reply = post(server, body, token="prod-search-token-1")
+    assert reply.status_code == 403, reply.get_data(as_text=True)
+    assert "write:production-eu/search" in reply.get_json()["error"]["message"]
+    assert head_of(remote) == base
