@@ -94,57 +94,23 @@ class AuditTable:
         limit: int = 100,
     ) -> AuditPage:
         """Rows after the cursor `after` (an id), oldest first, filtered; at most limit."""
-        query = sa.select(audit_log).where(audit_log.c.id > after)
+        query = _filtered(sa.select(audit_log).where(audit_log.c.id > after), actor, action)
         if since is not None:
             query = query.where(audit_log.c.at >= since)
-        if actor:
-            query = query.where(audit_log.c.actor == actor)
-        if action:
-            # `pin` matches pin.set and pin.clear: actions are dotted, filtered by prefix too.
-            query = query.where(
-                sa.or_(
-                    audit_log.c.action == action,
-                    audit_log.c.action.startswith(action + ".", autoescape=True),
-                )
-            )
-        query = query.order_by(audit_log.c.id).limit(limit + 1)
-        with self.engine.connect() as conn:
-            found = conn.execute(query).mappings().all()
+        found = self._rows(query.order_by(audit_log.c.id).limit(limit + 1))
         more = len(found) > limit
         found = found[:limit]
-        rows = [
-            {
-                "id": r["id"],
-                **AuditRow(
-                    r["at"],
-                    r["actor"],
-                    r["action"],
-                    r["target"],
-                    r["result"],
-                    r["request_id"],
-                    r["replica"],
-                    r["detail"],
-                ).doc(),
-            }
-            for r in found
-        ]
-        return AuditPage(rows, found[-1]["id"] if more and found else None)
+        return AuditPage(found, found[-1]["id"] if more and found else None)
 
     def latest(
         self, *, actor: str | None = None, action: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """The newest rows first (the dashboard's page), filtered as page() filters."""
-        query = sa.select(audit_log)
-        if actor:
-            query = query.where(audit_log.c.actor == actor)
-        if action:
-            query = query.where(
-                sa.or_(
-                    audit_log.c.action == action,
-                    audit_log.c.action.startswith(action + ".", autoescape=True),
-                )
-            )
-        query = query.order_by(audit_log.c.id.desc()).limit(limit)
+        query = _filtered(sa.select(audit_log), actor, action)
+        return self._rows(query.order_by(audit_log.c.id.desc()).limit(limit))
+
+    def _rows(self, query: sa.Select[Any]) -> list[dict[str, Any]]:
+        """The rows a query selects, as GET /v1/audit shows them (with their ids)."""
         with self.engine.connect() as conn:
             found = conn.execute(query).mappings().all()
         return [
@@ -158,3 +124,18 @@ class AuditTable:
         with self.engine.begin() as conn:
             removed: int = conn.execute(audit_log.delete().where(audit_log.c.at < before)).rowcount
         return removed
+
+
+def _filtered(query: sa.Select[Any], actor: str | None, action: str | None) -> sa.Select[Any]:
+    """query of the rows of actor (exactly) and of action: `pin` matches pin.set and
+    pin.clear too (actions are dotted; % and _ in it are literal)."""
+    if actor:
+        query = query.where(audit_log.c.actor == actor)
+    if action:
+        query = query.where(
+            sa.or_(
+                audit_log.c.action == action,
+                audit_log.c.action.startswith(action + ".", autoescape=True),
+            )
+        )
+    return query
