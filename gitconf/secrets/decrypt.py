@@ -9,6 +9,7 @@ Any failure is a Problem at the file's line and column: nothing of the file is u
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from gitconf.core.model import KeyPath, Node, format_path
@@ -228,10 +229,16 @@ def read_yaml(path: str, data: bytes, keyring: Keyring | None) -> SecretParse:
     without SOPS metadata); a SOPS file as its decrypted tree, each value at the line and
     column of its ENC[...] scalar, without the `sops:` key.
     """
+    return parse_sops(path, data, lambda tree: decrypt_tree(path, tree, keyring))
+
+
+def parse_sops(path: str, data: bytes, sops: Callable[[Node], SecretParse]) -> SecretParse:
+    """Parse one config file with gitconf's parser; a SOPS file's tree goes to sops (decrypt
+    it, or check it without a key); a plaintext one is refused if it holds ENC[...] values."""
     tree, problems = parse_yaml(path, data)
     if tree is None:
         return SecretParse(None, problems)
     if not is_sops_tree(tree):
         stray = stray_values(path, data, tree)
         return SecretParse(None, stray) if stray else SecretParse(tree, [])
-    return decrypt_tree(path, tree, keyring)
+    return sops(tree)

@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from gitconf.core.model import Node
-from gitconf.core.parse import parse_yaml
-from gitconf.secrets.decrypt import SecretParse, Skipped, stray_values
-from gitconf.secrets.metadata import is_sops_tree, parse_metadata
+from gitconf.secrets.decrypt import SecretParse, Skipped, parse_sops
+from gitconf.secrets.metadata import parse_metadata
 from gitconf.secrets.sops import STAND_INS, EncValue
 from gitconf.secrets.walk import walk
 
@@ -49,10 +48,4 @@ def check_tree(path: str, tree: Node) -> SecretParse:
 
 def check_yaml(path: str, data: bytes) -> SecretParse:
     """Parse one config file and, if it is a SOPS file, check it without a key (check_tree)."""
-    tree, problems = parse_yaml(path, data)
-    if tree is None:
-        return SecretParse(None, problems)
-    if not is_sops_tree(tree):
-        stray = stray_values(path, data, tree)
-        return SecretParse(None, stray) if stray else SecretParse(tree, [])
-    return check_tree(path, tree)
+    return parse_sops(path, data, lambda tree: check_tree(path, tree))
